@@ -1,0 +1,202 @@
+"""Settings: defaults in code < a TOML file (``MSPMON_CONFIG``) < ``MSPMON_<KEY>`` variables.
+
+Everything is validated once, when the settings are loaded, so a typo in a key or a
+bad value stops the program at start with a message naming the key, instead of
+surfacing hours later inside a scheduled job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENV_PREFIX = "MSPMON_"
+CONFIG_PATH_VARIABLE = "MSPMON_CONFIG"
+TEST_PREFIX = "MSPMON_TEST_"  # reserved for the test suite's own variables
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SMTP_SECURITY_MODES = ("none", "starttls", "ssl")
+PERIODS = ("week", "day")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated, immutable configuration of one mspmon process."""
+
+    database_url: str = "sqlite:///mspmon.db"
+    # Dimension columns of the import files; empty means "every column after the
+    # canonical ones is a dimension".
+    dimensions: tuple[str, ...] = ()
+    anonymity_min_responses: int = 5
+    timezone: str = "UTC"
+    period: str = "week"
+    ingest_batch_rows: int = 20_000
+    max_errors_listed: int = 20
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: str = "none"
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_sender: str = "mspmon@localhost"
+    smtp_timeout_seconds: float = 30.0
+    digest_weekday: str = "mon"
+    digest_hour: int = 7
+    secret_key: str = field(default="", repr=False)
+    base_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _parse_list(value: Any) -> tuple[str, ...]:
+    """Lists come as TOML arrays or as comma-separated environment values."""
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+        return tuple(item for item in items if item)
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return tuple(item.strip() for item in value)
+    raise ValueError(f"expected a list of strings, got {value!r}")
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    """Convert a TOML value or an environment string to the field's type."""
+    if kind == "tuple[str, ...]":
+        return _parse_list(value)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"expected an integer, got {value!r}")
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if kind == "bool":
+        return value if isinstance(value, bool) else _parse_bool(str(value))
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+
+
+def _check_range(low: float, high: float | None = None) -> Callable[[float], None]:
+    def check(value: float) -> None:
+        if value < low or (high is not None and value > high):
+            upper = f" and <= {high}" if high is not None else ""
+            raise ValueError(f"must be >= {low}{upper}, got {value}")
+
+    return check
+
+
+def _check_choice(choices: tuple[str, ...]) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+
+    return check
+
+
+def _check_database_url(url: str) -> None:
+    if not url.startswith(("sqlite:", "postgresql")):
+        raise ValueError(f"only sqlite:// and postgresql:// URLs are supported, got {url!r}")
+
+
+def _check_dimensions(names: tuple[str, ...]) -> None:
+    if len(set(names)) != len(names):
+        raise ValueError("dimension names must be unique")
+
+
+_CHECKS: dict[str, Callable[[Any], None]] = {
+    "database_url": _check_database_url,
+    "dimensions": _check_dimensions,
+    "anonymity_min_responses": _check_range(1),
+    "timezone": _check_zone,
+    "period": _check_choice(PERIODS),
+    "ingest_batch_rows": _check_range(100, 1_000_000),
+    "max_errors_listed": _check_range(1),
+    "smtp_port": _check_range(1, 65535),
+    "smtp_security": _check_choice(SMTP_SECURITY_MODES),
+    "smtp_timeout_seconds": _check_range(0.1, 600),
+    "digest_weekday": _check_choice(WEEKDAYS),
+    "digest_hour": _check_range(0, 23),
+}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{CONFIG_PATH_VARIABLE}: file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    # Allow either top-level keys or an [mspmon] table.
+    return dict(data.get("mspmon", data))
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build validated settings from defaults, the TOML file, the environment and overrides.
+
+    ``overrides`` are for tests and for commands that set a value themselves (the
+    demo points ``database_url`` at its own folder); they win over everything.
+    """
+    environ = os.environ if environ is None else environ
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    raw: dict[str, tuple[str, Any]] = {}
+
+    config_path = environ.get(CONFIG_PATH_VARIABLE)
+    if config_path:
+        for key, value in _read_toml(Path(config_path)).items():
+            if key not in fields:
+                raise ConfigError(f"{config_path}: unknown setting {key!r}")
+            raw[key] = (f"{config_path}: {key}", value)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_PATH_VARIABLE:
+            continue
+        if name.startswith(TEST_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown setting (known: {', '.join(sorted(fields))})")
+        raw[key] = (name, value)
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise ConfigError(f"override {key!r}: unknown setting")
+        raw[key] = (key, value)
+
+    values: dict[str, Any] = {}
+    for key, (origin, value) in raw.items():
+        try:
+            converted = _coerce(fields[key].type, value)
+            if key in _CHECKS:
+                _CHECKS[key](converted)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}: {exc}") from exc
+        values[key] = converted
+    return Settings(**values)

@@ -1,0 +1,259 @@
+"""The ``mspmon`` command line.
+
+Plain click rather than ``flask.cli.FlaskGroup``: most commands (ingest, analysis,
+the scheduler) have nothing to do with the web application and should not build it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+
+from config import ConfigError, Settings, load_settings
+from monitor import db, store
+from monitor.ingest import ingest_files
+from monitor.models import DEFAULT_BASELINE_WEEKS, DEFAULT_OBSERVATION_WEEKS, Transition
+
+_SCOPE = re.compile(r"^\s*([^=]+?)\s*=\s*(.+?)\s*$")
+
+
+@dataclass
+class AppContext:
+    """What every command needs, built once from the validated settings."""
+
+    settings: Settings
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.settings.database_url)
+        return self._engine
+
+    def ready_engine(self) -> Engine:
+        """The engine, after checking that migrations have been applied."""
+        try:
+            db.require_current_schema(self.engine)
+        except db.SchemaOutOfDate as exc:
+            raise click.ClickException(str(exc)) from None
+        return self.engine
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def _print_json(payload: Any) -> None:
+    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mspmon")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """mspmon: employee experience through an IT service desk transition.
+
+    Settings come from MSPMON_CONFIG (a TOML file) and MSPMON_<KEY> variables;
+    the database is MSPMON_DATABASE_URL (default: ./mspmon.db).
+    """
+    try:
+        ctx.obj = AppContext(load_settings())
+    except ConfigError as exc:
+        raise click.UsageError(f"configuration: {exc}") from None
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_app
+def db_upgrade(app: AppContext, revision: str) -> None:
+    """Create or migrate the schema to the newest revision; safe to repeat."""
+    db.upgrade(app.engine, revision)
+    click.echo(f"database at revision {db.current_revision(app.engine)}")
+
+
+@db_group.command("current")
+@pass_app
+def db_current(app: AppContext) -> None:
+    """Show the schema revision of the database and the newest one available."""
+    click.echo(f"current: {db.current_revision(app.engine) or 'none'}; newest: {db.head_revision()}")
+
+
+@main.command("init-db")
+@pass_app
+def init_db(app: AppContext) -> None:
+    """Same as `db upgrade`: create the schema of a new database."""
+    db.upgrade(app.engine)
+    click.echo(f"database ready at revision {db.current_revision(app.engine)}")
+
+
+class _ProgressBar:
+    """A tqdm bar over the characters of each file, shown only on an interactive terminal."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._path: Path | None = None
+
+    def __call__(self, path: Path, position: int) -> None:
+        if path != self._path:
+            from tqdm import tqdm
+
+            self.close()
+            self._path = path
+            self._bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name)
+        self._bar.update(position - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--source", default="default", show_default=True, help="Name of the survey source; response ids are unique per source.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows; write rejected rows to a rejects file next to each input.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object with the counts and errors.")
+@pass_app
+def ingest(app: AppContext, paths: tuple[Path, ...], source: str, skip_invalid: bool, as_json: bool) -> None:
+    """Import survey responses from canonical CSV or JSON-lines files.
+
+    All-or-nothing by default: if any row is invalid nothing is written and the
+    command exits with status 1. Importing the same file again changes nothing.
+    """
+    engine = app.ready_engine()
+    progress = _ProgressBar() if sys.stderr.isatty() and not as_json else None
+    try:
+        report = ingest_files(
+            engine, paths, app.settings, source=source, skip_invalid=skip_invalid, on_progress=progress
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        click.echo(report.summary())
+    if not report.committed:
+        sys.exit(1)
+
+
+@main.group("transitions")
+def transitions_group() -> None:
+    """IT changes to track, each with a go-live date and an optional scope."""
+
+
+def _parse_scope(items: tuple[str, ...]) -> dict[str, list[str]]:
+    scope: dict[str, list[str]] = {}
+    for item in items:
+        match = _SCOPE.match(item)
+        if not match:
+            raise click.BadParameter(f"expected dimension=value, got {item!r}", param_hint="--scope")
+        values = scope.setdefault(match.group(1), [])
+        if match.group(2) not in values:
+            values.append(match.group(2))
+    return scope
+
+
+def _transition_dict(transition: Transition) -> dict[str, Any]:
+    return {
+        "name": transition.name,
+        "go_live": transition.go_live.isoformat(),
+        "scope": transition.scope,
+        "description": transition.description,
+        "baseline_weeks": transition.baseline_weeks,
+        "observation_weeks": transition.observation_weeks,
+    }
+
+
+@transitions_group.command("add")
+@click.argument("name")
+@click.option("--go-live", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Go-live date, YYYY-MM-DD.")
+@click.option("--scope", "scope_items", multiple=True, metavar="DIM=VALUE", help="Limit to responses with this dimension value; repeat for more (values of one dimension are alternatives).")
+@click.option("--description", default="", help="What changed.")
+@click.option("--baseline-weeks", type=click.IntRange(1, 104), default=DEFAULT_BASELINE_WEEKS, show_default=True)
+@click.option("--observation-weeks", type=click.IntRange(1, 104), default=DEFAULT_OBSERVATION_WEEKS, show_default=True)
+@pass_app
+def transitions_add(
+    app: AppContext,
+    name: str,
+    go_live: dt.datetime,
+    scope_items: tuple[str, ...],
+    description: str,
+    baseline_weeks: int,
+    observation_weeks: int,
+) -> None:
+    """Register a transition NAME going live on --go-live."""
+    if not name.strip():
+        raise click.BadParameter("must not be empty", param_hint="NAME")
+    scope = _parse_scope(scope_items)
+    engine = app.ready_engine()
+    with db.session_scope(engine) as session:
+        if store.find_transition(session, name) is not None:
+            raise click.ClickException(f"a transition named {name!r} already exists")
+        known = store.dimension_slots(session)
+        for dimension, values in scope.items():
+            if dimension not in known:
+                click.echo(f"warning: no data has dimension {dimension!r} yet", err=True)
+                continue
+            seen = set(store.dimension_values(session, dimension))
+            for value in values:
+                if value not in seen:
+                    click.echo(f"warning: no response has {dimension}={value} yet", err=True)
+        store.add_transition(
+            session,
+            Transition(
+                name=name.strip(),
+                go_live=go_live.date(),
+                scope=scope,
+                description=description,
+                baseline_weeks=baseline_weeks,
+                observation_weeks=observation_weeks,
+                created_at=dt.datetime.now(dt.UTC),
+            ),
+        )
+    click.echo(f"transition {name!r} added, go-live {go_live.date().isoformat()}")
+
+
+@transitions_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@pass_app
+def transitions_list(app: AppContext, as_json: bool) -> None:
+    """List the registered transitions."""
+    engine = app.ready_engine()
+    with db.session_scope(engine) as session:
+        rows = [_transition_dict(t) for t in store.list_transitions(session)]
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        click.echo("no transitions yet: add one with `mspmon transitions add NAME --go-live YYYY-MM-DD`")
+        return
+    for row in rows:
+        scope = "; ".join(f"{k} in {', '.join(v)}" for k, v in row["scope"].items()) or "everyone"
+        click.echo(
+            f"{row['name']}  go-live {row['go_live']}  scope: {scope}  "
+            f"baseline {row['baseline_weeks']} w, observation {row['observation_weeks']} w"
+        )
+
+
+@main.command("demo")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("mspmon-demo"), show_default=True, help="Folder for the demo database and files (recreated).")
+@click.option("--rows", type=click.IntRange(1000, 5_000_000), default=60_000, show_default=True, help="Responses to generate.")
+@click.option("--seed", type=int, default=42, show_default=True)
+def demo(directory: Path, rows: int, seed: int) -> None:
+    """Generate two years of realistic survey data into a fresh SQLite database."""
+    from monitor.demo import run_demo
+
+    run_demo(directory, rows=rows, seed=seed, echo=click.echo)

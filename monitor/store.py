@@ -1,0 +1,184 @@
+"""Queries on the store. Other modules ask for data through these functions.
+
+Bulk paths use SQLAlchemy Core on a ``Connection`` (one transaction per import); the
+small entity tables use the ORM through a ``Session``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from monitor.models import (
+    DIMENSION_SLOTS,
+    MAX_FACTORS,
+    Dimension,
+    DimensionValue,
+    Factor,
+    ImportRun,
+    Transition,
+    responses,
+    slot_column,
+)
+
+LOOKUP_CHUNK = 5_000  # stays under SQLite's bound-parameter limit
+
+
+class RegistryFull(ValueError):
+    """No free dimension slot or factor bit is left; the message says which."""
+
+
+@dataclass
+class Registry:
+    """Dictionary encodings of dimensions, their values and factors, cached per import.
+
+    New names are inserted on first sight inside the caller's transaction, so a
+    rolled-back import leaves no trace here either.
+    """
+
+    slots: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (id, slot)
+    values: dict[tuple[int, str], int] = field(default_factory=dict)  # (dim id, value) -> id
+    factor_bits: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, connection: Connection) -> Registry:
+        registry = cls()
+        for dim_id, name, slot in connection.execute(
+            select(Dimension.id, Dimension.name, Dimension.slot)
+        ):
+            registry.slots[name] = (dim_id, slot)
+        for value_id, dim_id, value in connection.execute(
+            select(DimensionValue.id, DimensionValue.dimension_id, DimensionValue.value)
+        ):
+            registry.values[(dim_id, value)] = value_id
+        for name, bit in connection.execute(select(Factor.name, Factor.bit)):
+            registry.factor_bits[name] = bit
+        return registry
+
+    def dimension(self, connection: Connection, name: str, now: dt.datetime) -> tuple[int, int]:
+        """(id, slot) of a dimension, registering it in the next free slot if new."""
+        known = self.slots.get(name)
+        if known is not None:
+            return known
+        used = {slot for _, slot in self.slots.values()}
+        free = [slot for slot in range(1, DIMENSION_SLOTS + 1) if slot not in used]
+        if not free:
+            raise RegistryFull(
+                f"dimension {name!r} cannot be added: all {DIMENSION_SLOTS} dimension slots "
+                f"are used ({', '.join(sorted(self.slots))})"
+            )
+        dim_id = connection.execute(
+            insert(Dimension).values(name=name, slot=free[0], created_at=now).returning(Dimension.id)
+        ).scalar_one()
+        self.slots[name] = (dim_id, free[0])
+        return self.slots[name]
+
+    def value_code(self, connection: Connection, dim_id: int, value: str, now: dt.datetime) -> int:
+        code = self.values.get((dim_id, value))
+        if code is None:
+            code = connection.execute(
+                insert(DimensionValue)
+                .values(dimension_id=dim_id, value=value, first_seen_at=now)
+                .returning(DimensionValue.id)
+            ).scalar_one()
+            self.values[(dim_id, value)] = code
+        return code
+
+    def factor_mask(self, connection: Connection, names: Iterable[str]) -> int:
+        mask = 0
+        for name in names:
+            bit = self.factor_bits.get(name)
+            if bit is None:
+                if len(self.factor_bits) >= MAX_FACTORS:
+                    raise RegistryFull(
+                        f"factor {name!r} cannot be added: {MAX_FACTORS} distinct factors "
+                        "are already known"
+                    )
+                bit = len(self.factor_bits)
+                connection.execute(insert(Factor).values(name=name, bit=bit))
+                self.factor_bits[name] = bit
+            mask |= 1 << bit
+        return mask
+
+
+def existing_responses(
+    connection: Connection, source: str, response_ids: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """Map response_id -> (primary key, content hash) for the ids already stored."""
+    found: dict[str, tuple[int, int]] = {}
+    query = select(responses.c.response_id, responses.c.id, responses.c.content_hash).where(
+        responses.c.source == source, responses.c.response_id.in_(bindparam("ids", expanding=True))
+    )
+    for start in range(0, len(response_ids), LOOKUP_CHUNK):
+        chunk = list(response_ids[start : start + LOOKUP_CHUNK])
+        for response_id, pk, digest in connection.execute(query, {"ids": chunk}):
+            found[response_id] = (pk, digest)
+    return found
+
+
+def insert_responses(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(insert(responses), rows)
+
+
+def update_responses(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Replace the content of stored responses; each row carries its key as ``pk``."""
+    if not rows:
+        return
+    columns = [name for name in rows[0] if name not in ("pk", "source", "response_id")]
+    statement = (
+        update(responses)
+        .where(responses.c.id == bindparam("pk"))
+        .values({name: bindparam(f"new_{name}") for name in columns})
+    )
+    params = [{"pk": row["pk"], **{f"new_{name}": row[name] for name in columns}} for row in rows]
+    connection.execute(statement, params)
+
+
+def record_import_run(session: Session, run: ImportRun) -> None:
+    session.add(run)
+
+
+def count_responses(connection: Connection, source: str | None = None) -> int:
+    query = select(func.count()).select_from(responses)
+    if source is not None:
+        query = query.where(responses.c.source == source)
+    return connection.execute(query).scalar_one()
+
+
+def dimension_slots(session: Session) -> dict[str, str]:
+    """Map each registered dimension's name to its slot column in ``responses``."""
+    return {
+        name: slot_column(slot)
+        for name, slot in session.execute(select(Dimension.name, Dimension.slot).order_by(Dimension.slot))
+    }
+
+
+def add_transition(session: Session, transition: Transition) -> Transition:
+    session.add(transition)
+    session.flush()
+    return transition
+
+
+def list_transitions(session: Session) -> list[Transition]:
+    return list(session.scalars(select(Transition).order_by(Transition.go_live, Transition.name)))
+
+
+def find_transition(session: Session, name: str) -> Transition | None:
+    return session.scalars(select(Transition).where(Transition.name == name)).one_or_none()
+
+
+def dimension_values(session: Session, name: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(DimensionValue.value)
+            .join(Dimension)
+            .where(Dimension.name == name)
+            .order_by(DimensionValue.value)
+        )
+    )
