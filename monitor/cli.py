@@ -38,6 +38,11 @@ class AppContext:
             self._engine = db.make_engine(self.settings.database_url)
         return self._engine
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     def ready_engine(self) -> Engine:
         """The engine, after checking that migrations have been applied."""
         try:
@@ -67,6 +72,7 @@ def main(ctx: click.Context) -> None:
         ctx.obj = AppContext(load_settings())
     except ConfigError as exc:
         raise click.UsageError(f"configuration: {exc}") from None
+    ctx.call_on_close(ctx.obj.close)
 
 
 @main.group("db")

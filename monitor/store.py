@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import (
@@ -27,6 +27,18 @@ from monitor.models import (
 )
 
 LOOKUP_CHUNK = 5_000  # stays under SQLite's bound-parameter limit
+FIRST_MONDAY = 4  # 1970-01-05, day 4 since the epoch, starts week 0
+
+
+def period_index(period: str) -> ColumnElement[int]:
+    """Period number of each response: days or Monday-based weeks since 1970-01-05.
+
+    Integer arithmetic on ``local_day`` gives the same answer on every backend
+    without date functions, and is cheap inside a GROUP BY.
+    """
+    if period == "day":
+        return responses.c.local_day
+    return (responses.c.local_day - FIRST_MONDAY) // 7
 
 
 class RegistryFull(ValueError):

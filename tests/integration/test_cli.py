@@ -1,0 +1,90 @@
+"""The command line as a user runs it, on both backends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from monitor.cli import main
+from monitor.readers import CANONICAL_COLUMNS
+
+HEADER = ",".join(CANONICAL_COLUMNS) + ",country"
+
+
+def _csv(tmp_path: Path, *rows: str) -> Path:
+    path = tmp_path / "in.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_help_lists_every_command():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("db", "ingest", "transitions", "demo", "init-db"):
+        assert command in result.output
+    for path in (["db", "--help"], ["ingest", "--help"], ["transitions", "add", "--help"], ["demo", "--help"]):
+        assert CliRunner().invoke(main, path).exit_code == 0
+
+
+def test_ingest_json_prints_exactly_one_object(cli, tmp_path):
+    path = _csv(tmp_path, "R1,2025-03-04T09:00:00Z,I,incident,9,5,,,Finland")
+    result = cli.invoke(main, ["ingest", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert {k: payload[k] for k in ("inserted", "updated", "unchanged", "rejected", "errors")} == {
+        "inserted": 1, "updated": 0, "unchanged": 0, "rejected": 0, "errors": []
+    }
+    again = json.loads(cli.invoke(main, ["ingest", str(path), "--json"]).stdout)
+    assert again["unchanged"] == 1 and again["inserted"] == 0
+
+
+def test_failed_ingest_exits_non_zero_and_says_where(cli, tmp_path):
+    path = _csv(tmp_path, "R1,2025-03-04T09:00:00Z,I,incident,11,5,,,Finland")
+    result = cli.invoke(main, ["ingest", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:2 [rating]" in result.output
+    assert "Nothing was written" in result.output
+    payload = json.loads(cli.invoke(main, ["ingest", str(path), "--json"]).stdout)
+    assert payload["errors"][0] == {"file": str(path), "line": 2, "column": "rating", "message": "must be from 0 to 10, got 11"}
+
+
+def test_skip_invalid_prints_the_rejects_path(cli, tmp_path):
+    path = _csv(tmp_path, "R1,2025-03-04T09:00:00Z,I,incident,11,5,,,Finland", "R2,2025-03-04T09:00:00Z,I,incident,10,5,,,Finland")
+    result = cli.invoke(main, ["ingest", str(path), "--skip-invalid"])
+    assert result.exit_code == 0
+    assert str(tmp_path / "in.rejects.csv") in result.output
+    assert "1 inserted" in result.output and "1 rejected" in result.output
+
+
+def test_transitions_add_and_list(cli, tmp_path):
+    cli.invoke(main, ["ingest", str(_csv(tmp_path, "R1,2025-03-04T09:00:00Z,I,incident,9,5,,,Finland"))])
+    added = cli.invoke(main, ["transitions", "add", "MSP go-live", "--go-live", "2025-09-01", "--scope", "country=Finland", "--scope", "country = Sweden", "--description", "Desk to MSP"])
+    assert added.exit_code == 0, added.output
+    assert "no response has country=Sweden" in added.stderr
+    listed = json.loads(cli.invoke(main, ["transitions", "list", "--json"]).stdout)
+    assert listed == [{
+        "name": "MSP go-live", "go_live": "2025-09-01", "scope": {"country": ["Finland", "Sweden"]},
+        "description": "Desk to MSP", "baseline_weeks": 12, "observation_weeks": 12,
+    }]
+    duplicate = cli.invoke(main, ["transitions", "add", "MSP go-live", "--go-live", "2025-09-01"])
+    assert duplicate.exit_code != 0 and "already exists" in duplicate.output
+    bad_date = cli.invoke(main, ["transitions", "add", "X", "--go-live", "01/09/2025"])
+    assert bad_date.exit_code == 2 and "--go-live" in bad_date.output
+    bad_scope = cli.invoke(main, ["transitions", "add", "Y", "--go-live", "2025-09-01", "--scope", "Finland"])
+    assert bad_scope.exit_code == 2 and "dimension=value" in bad_scope.output
+
+
+def test_commands_refuse_an_unmigrated_database(tmp_path):
+    runner = CliRunner(env={"MSPMON_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}", "MSPMON_CONFIG": None})
+    result = runner.invoke(main, ["transitions", "list"])
+    assert result.exit_code == 1 and "mspmon db upgrade" in result.output
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(main, ["transitions", "list"]).exit_code == 0
+
+
+def test_bad_configuration_is_a_usage_error(tmp_path):
+    runner = CliRunner(env={"MSPMON_ANONYMITY_MIN_RESPONSES": "many", "MSPMON_CONFIG": None})
+    result = runner.invoke(main, ["transitions", "list"])
+    assert result.exit_code == 2 and "MSPMON_ANONYMITY_MIN_RESPONSES" in result.output
