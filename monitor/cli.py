@@ -105,7 +105,7 @@ def init_db(app: AppContext) -> None:
 
 
 class _ProgressBar:
-    """A tqdm bar over the characters of each file, shown only on an interactive terminal."""
+    """A tqdm counter of the records read from each file, only on an interactive terminal."""
 
     def __init__(self) -> None:
         self._bar: Any = None
@@ -117,7 +117,7 @@ class _ProgressBar:
 
             self.close()
             self._path = path
-            self._bar = tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name)
+            self._bar = tqdm(unit=" rows", unit_scale=True, desc=path.name)
         self._bar.update(position - self._bar.n)
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """Import survey responses from files (and, through the same path, from the API).
 
-An import streams records in batches inside one database transaction:
+An import streams batches of records inside one database transaction:
 
 * all-or-nothing by default: one bad row anywhere and the transaction is rolled back,
   so the store is exactly as it was; the report lists the first errors;
@@ -16,25 +16,33 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
 
 from config import Settings
 from monitor import store
 from monitor.db import session_scope
-from monitor.models import DIMENSION_SLOTS, ImportRun, ImportStatus, slot_column
-from monitor.readers import CANONICAL_COLUMNS, FileFormatError, RawRecord, iter_file
-from monitor.records import CleanRecord, FieldError, validate_record
+from monitor.models import ImportRun, ImportStatus
+from monitor.readers import (
+    CANONICAL_COLUMNS,
+    FileFormatError,
+    RecordBatch,
+    locate_records,
+    read_batches,
+)
+from monitor.records import NormalisedFactors, validate_batch
+from monitor.writer import BatchWriter
 
 _CANONICAL = frozenset(CANONICAL_COLUMNS)
-_EMPTY_SLOTS = {slot_column(slot): None for slot in range(1, DIMENSION_SLOTS + 1)}
 
 
 @dataclass(frozen=True)
 class RecordError:
-    """One reason a record (or a whole file) was refused."""
+    """One reason a record (or a whole file) was refused, where it is and why."""
 
     file: str
     line: int
@@ -86,175 +94,146 @@ class IngestReport:
         return "\n".join(lines)
 
 
-class _Rollback(Exception):
-    """Unwinds the import transaction when the import must leave no trace."""
+@dataclass(frozen=True)
+class _Pending:
+    """An error known by record ordinal; its physical line is looked up at the end."""
+
+    record: int
+    column: str
+    message: str
+    # For duplicates: the ordinal of the first occurrence, named in the message.
+    first: int | None = None
 
 
-class _RejectsWriter:
-    """Copies rejected records verbatim next to the input, with their reasons beside.
-
-    Files are written under a temporary name and only renamed into place when the
-    import commits, so a failed import leaves no misleading rejects file.
-    """
-
-    def __init__(self) -> None:
-        self._open: dict[Path, tuple[TextIO, TextIO, Path, Path]] = {}
-
-    @staticmethod
-    def target(path: Path) -> tuple[Path, Path]:
-        rows = path.with_name(f"{path.stem}.rejects{path.suffix}")
-        return rows, path.with_name(f"{path.stem}.rejects.errors.csv")
-
-    def write(self, path: Path, header: str, record: RawRecord, errors: list[RecordError]) -> None:
-        if path not in self._open:
-            rows_path, errors_path = self.target(path)
-            rows_tmp, errors_tmp = (p.with_name(p.name + ".partial") for p in (rows_path, errors_path))
-            rows_file = rows_tmp.open("w", encoding="utf-8", newline="")
-            errors_file = errors_tmp.open("w", encoding="utf-8", newline="")
-            rows_file.write(header)
-            errors_file.write("line,column,message\n")
-            self._open[path] = (rows_file, errors_file, rows_tmp, errors_tmp)
-        rows_file, errors_file = self._open[path][:2]
-        rows_file.write(record.text if record.text.endswith("\n") else record.text + "\n")
-        for error in errors:
-            message = error.message.replace('"', '""')
-            errors_file.write(f'{error.line},{error.column},"{message}"\n')
-
-    def finish(self, keep: bool) -> list[Path]:
-        kept = []
-        for path, (rows_file, errors_file, rows_tmp, errors_tmp) in self._open.items():
-            rows_file.close()
-            errors_file.close()
-            rows_path, errors_path = self.target(path)
-            if keep:
-                rows_tmp.replace(rows_path)
-                errors_tmp.replace(errors_path)
-                kept.append(rows_path)
-            else:
-                rows_tmp.unlink()
-                errors_tmp.unlink()
-        return kept
-
-
-def _file_header(path: Path) -> str:
-    """The header line to repeat at the top of a CSV rejects file (none for JSON lines)."""
-    if path.suffix.lower() != ".csv":
-        return ""
-    with path.open("r", encoding="utf-8-sig", newline="") as handle:
-        return handle.readline()
+ProgressCallback = Callable[[Path, int], None]
 
 
 @dataclass
 class _Import:
-    """State of one running import; see ``ingest_files``."""
+    """Validation side of one running import; the writer thread does the database."""
 
-    connection: Connection
+    writer: BatchWriter
     settings: Settings
-    source: str
     skip_invalid: bool
     now: dt.datetime
     report: IngestReport = field(default_factory=IngestReport)
-    registry: store.Registry = field(init=False)
-    seen: dict[str, tuple[str, int]] = field(default_factory=dict)
-    batch: list[CleanRecord] = field(default_factory=list)
-    rejects: _RejectsWriter = field(default_factory=_RejectsWriter)
-    fatal: bool = False
+    pending: dict[Path, list[_Pending]] = field(default_factory=dict)
+    seen: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    factor_cache: dict[str, NormalisedFactors] = field(default_factory=dict)
+    file_failed: bool = False
 
     def __post_init__(self) -> None:
-        self.registry = store.Registry.load(self.connection)
         self.zone = ZoneInfo(self.settings.timezone)
 
     @property
     def writing(self) -> bool:
         """After the first error an all-or-nothing import only validates the rest."""
-        return not self.fatal and (self.skip_invalid or self.report.rejected == 0)
+        return (
+            not self.file_failed
+            and self.writer.error is None
+            and (self.skip_invalid or self.report.rejected == 0)
+        )
 
-    def add_error(self, error: RecordError) -> None:
-        self.report.error_count += 1
-        if len(self.report.errors) < self.settings.max_errors_listed:
-            self.report.errors.append(error)
+    def reject(self, path: Path, errors: list[_Pending]) -> None:
+        self.pending.setdefault(path, []).extend(errors)
+        self.report.rejected += len({error.record for error in errors})
+        self.report.error_count += len(errors)
 
-    def reject(self, path: Path, header: str, record: RawRecord, problems: list[FieldError]) -> None:
-        errors = [RecordError(str(path), record.line, p.column, p.message) for p in problems]
-        for error in errors:
-            self.add_error(error)
-        self.report.rejected += 1
-        if self.skip_invalid:
-            self.rejects.write(path, header, record, errors)
-
-    def take(self, path: Path, header: str, record: RawRecord) -> None:
-        if record.problem is not None:
-            self.reject(path, header, record, [FieldError(*record.problem)])
+    def take(self, batch: RecordBatch) -> None:
+        self.reject(batch.path, [_Pending(p.record, p.column, p.message) for p in batch.problems])
+        if batch.table.num_rows == 0:
             return
-        dimensions = tuple(name for name in record.values if name not in _CANONICAL)
-        result = validate_record(record.values, dimensions, self.zone, self.now)
-        if isinstance(result, list):
-            self.reject(path, header, record, result)
-            return
-        first = self.seen.get(result.response_id)
-        if first is not None:
-            message = f"duplicate response_id {result.response_id!r}: first on {first[0]}:{first[1]}"
-            self.reject(path, header, record, [FieldError("response_id", message)])
-            return
-        self.seen[result.response_id] = (str(path), record.line)
-        if self.writing:
-            self.batch.append(result)
-            if len(self.batch) >= self.settings.ingest_batch_rows:
-                self.flush()
+        dimensions = tuple(name for name in batch.table.column_names if name not in _CANONICAL)
+        result = validate_batch(batch.table, dimensions, self.zone, self.now, self.factor_cache)
+        self.reject(
+            batch.path,
+            [_Pending(int(batch.records[e.position]), e.column, e.message) for e in result.errors],
+        )
+        columns = result.columns
+        keep = self._first_occurrences(batch.path, columns["response_id"], batch.records[result.valid])
+        if not keep.all():
+            columns = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in columns.items()}
+        if self.writing and columns["response_id"]:
+            self.writer.put(columns, dimensions)
 
-    def row(self, record: CleanRecord, mask: int) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "source": self.source,
-            "response_id": record.response_id,
-            "submitted_at": record.submitted_at,
-            "local_day": record.local_day,
-            "ticket_id": record.ticket_id,
-            "ticket_type": record.ticket_type,
-            "rating": record.rating,
-            "lost_time_minutes": record.lost_time_minutes,
-            "factors": list(record.factors),
-            "factor_mask": mask,
-            "comment": record.comment,
-            **_EMPTY_SLOTS,
-            "content_hash": record.content_hash,
-            "ingested_at": self.now,
-        }
-        for name, value in record.dimensions.items():
-            dim_id, slot = self.registry.dimension(self.connection, name, self.now)
-            if value is not None:
-                row[slot_column(slot)] = self.registry.value_code(self.connection, dim_id, value, self.now)
-        return row
+    def _first_occurrences(self, path: Path, ids: list[str], records: np.ndarray) -> np.ndarray:
+        """Mask of rows whose response_id was not seen earlier in this import."""
+        keep = np.ones(len(ids), dtype=bool)
+        errors = []
+        numbers = records.tolist()
+        for index, rid in enumerate(ids):
+            first = self.seen.setdefault(rid, (path, numbers[index]))
+            if first[1] != numbers[index] or first[0] is not path:
+                keep[index] = False
+                message = f"duplicate response_id {rid!r}"
+                if first[0] != path:
+                    message += f" (first in {first[0]})"
+                errors.append(_Pending(numbers[index], "response_id", message, first[1] if first[0] == path else None))
+        self.reject(path, errors)
+        return keep
 
-    def flush(self) -> None:
-        batch, self.batch = self.batch, []
-        if not batch or not self.writing:
-            return
-        known = store.existing_responses(self.connection, self.source, [r.response_id for r in batch])
-        new_rows, changed_rows = [], []
-        for record in batch:
-            previous = known.get(record.response_id)
-            if previous is not None and previous[1] == record.content_hash:
-                self.report.unchanged += 1
-                continue
-            row = self.row(record, self.registry.factor_mask(self.connection, record.factors))
-            if previous is None:
-                new_rows.append(row)
-            else:
-                changed_rows.append({**row, "pk": previous[0]})
-        store.insert_responses(self.connection, new_rows)
-        store.update_responses(self.connection, changed_rows)
-        self.report.inserted += len(new_rows)
-        self.report.updated += len(changed_rows)
-
-    def file_failed(self, error: FileFormatError | store.RegistryFull, path: Path) -> None:
+    def fail_file(self, path: Path, error: FileFormatError | store.RegistryFull) -> None:
         if isinstance(error, FileFormatError):
-            self.add_error(RecordError(str(error.path), error.line, error.column, error.message))
+            self.pending.setdefault(path, []).append(_Pending(-error.line, error.column, error.message))
         else:
-            self.add_error(RecordError(str(path), 0, "", str(error)))
-        self.fatal = True
+            self.pending.setdefault(path, []).append(_Pending(0, "", str(error)))
+        self.report.error_count += 1
+        self.file_failed = True
 
 
-ProgressCallback = Callable[[Path, int], None]
+def _finish_errors(state: _Import, keep_rejects: bool) -> list[Path]:
+    """Turn pending errors into located ones; write rejects files when keeping them.
+
+    Ordinals become physical lines with a second pass over each file that had errors;
+    file-level errors carry their line already (stored negated).
+    """
+    limit = state.settings.max_errors_listed
+    kept: list[Path] = []
+    for path, errors in state.pending.items():
+        if not errors:
+            continue
+        listed_room = max(limit - len(state.report.errors), 0)
+        write_rejects = keep_rejects and state.skip_invalid
+        wanted_errors = errors if write_rejects else errors[:listed_room]
+        wanted = {e.record for e in wanted_errors if e.record > 0} | {
+            e.first for e in wanted_errors if e.first is not None
+        }
+        header, located = locate_records(path, wanted) if wanted and path.is_file() else ("", {})
+
+        def line_of(record: int) -> int:
+            if record <= 0:
+                return -record
+            return located[record].line if record in located else record
+
+        resolved = [
+            RecordError(
+                str(path),
+                line_of(e.record),
+                e.column,
+                e.message + (f": first on line {line_of(e.first)}" if e.first is not None else ""),
+            )
+            for e in wanted_errors
+        ]
+        state.report.errors.extend(resolved[:listed_room])
+        if write_rejects:
+            kept.append(_write_rejects(path, header, located, errors, resolved))
+    return kept
+
+
+def _write_rejects(
+    path: Path, header: str, located: dict[int, Any], errors: list[_Pending], resolved: list[RecordError]
+) -> Path:
+    rows_path = path.with_name(f"{path.stem}.rejects{path.suffix}")
+    errors_path = path.with_name(f"{path.stem}.rejects.errors.csv")
+    records = sorted({e.record for e in errors if e.record > 0})
+    with rows_path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(header)
+        for record in records:
+            text = located[record].text
+            handle.write(text if text.endswith("\n") else text + "\n")
+    frame = pd.DataFrame([(e.line, e.column, e.message) for e in resolved], columns=["line", "column", "message"])
+    frame.to_csv(errors_path, index=False)
+    return rows_path
 
 
 def ingest_files(
@@ -269,53 +248,65 @@ def ingest_files(
 ) -> IngestReport:
     """Import CSV / JSON-lines files as one transaction and report what happened.
 
-    ``on_progress`` receives each file and the number of characters consumed in it
-    so far (for a progress bar); ``now`` is the import's clock (tests replay any day).
+    ``on_progress`` receives each file and the number of records read from it so
+    far; ``now`` is the import's clock (tests replay any day).
     """
     paths = [Path(path) for path in paths]
-    now = now or dt.datetime.now(dt.UTC)
-    state: _Import | None = None
+    return _run_import(
+        engine,
+        settings,
+        source=source,
+        skip_invalid=skip_invalid,
+        now=now or dt.datetime.now(dt.UTC),
+        labels=[str(path) for path in paths],
+        batches=lambda state: _file_batches(state, paths, on_progress),
+    )
+
+
+def _file_batches(state: _Import, paths: list[Path], on_progress: ProgressCallback | None) -> Iterator[RecordBatch]:
+    for path in paths:
+        read = 0
+        try:
+            for batch in read_batches(path, state.settings.dimensions, state.settings.ingest_batch_rows):
+                yield batch
+                read += len(batch.records)
+                if on_progress is not None:
+                    on_progress(path, read)
+        except FileFormatError as error:
+            state.fail_file(path, error)
+
+
+def _run_import(
+    engine: Engine,
+    settings: Settings,
+    *,
+    source: str,
+    skip_invalid: bool,
+    now: dt.datetime,
+    labels: list[str],
+    batches: Callable[[_Import], Iterator[RecordBatch]],
+) -> IngestReport:
+    state = _Import(BatchWriter(engine, source, now), settings, skip_invalid, now)
     try:
-        with engine.begin() as connection:
-            state = _Import(connection, settings, source, skip_invalid, now)
-            for path in paths:
-                _import_file(state, path, on_progress)
-            try:
-                state.flush()
-            except store.RegistryFull as error:
-                state.file_failed(error, paths[-1])
-            if state.fatal or (state.report.rejected and not skip_invalid):
-                raise _Rollback
-    except _Rollback:
-        pass
-    assert state is not None
+        for batch in batches(state):
+            state.take(batch)
+    finally:
+        committed = state.writer.finish(commit=state.writing)
+    if isinstance(state.writer.error, store.RegistryFull):
+        state.fail_file(Path(labels[-1]), state.writer.error)
+    elif state.writer.error is not None:
+        raise state.writer.error
     report = state.report
-    report.committed = not state.fatal and (skip_invalid or report.rejected == 0)
-    if not report.committed:
-        report.inserted = report.updated = report.unchanged = 0
-    report.rejects_files = state.rejects.finish(keep=report.committed)
-    _record_run(engine, source, paths, report, now)
+    report.committed = committed
+    if committed:
+        counts = state.writer.counts
+        report.inserted, report.updated, report.unchanged = counts.inserted, counts.updated, counts.unchanged
+    report.rejects_files = _finish_errors(state, keep_rejects=committed)
+    _record_run(engine, source, labels, report, now)
     return report
 
 
-def _import_file(state: _Import, path: Path, on_progress: ProgressCallback | None) -> None:
-    progress = [0]
-    try:
-        header = _file_header(path) if path.is_file() and state.skip_invalid else ""
-        records: Iterator[RawRecord] = iter_file(path, state.settings.dimensions, progress)
-        for count, record in enumerate(records):
-            state.take(path, header, record)
-            if on_progress is not None and count % 1000 == 0:
-                on_progress(path, progress[0])
-    except (FileFormatError, store.RegistryFull) as error:
-        state.file_failed(error, path)
-    except UnicodeDecodeError as error:
-        state.file_failed(FileFormatError(path, 1, f"not valid UTF-8 text: {error.reason}"), path)
-
-
-def _record_run(
-    engine: Engine, source: str, paths: list[Path], report: IngestReport, started: dt.datetime
-) -> None:
+def _record_run(engine: Engine, source: str, labels: list[str], report: IngestReport, started: dt.datetime) -> None:
     """Keep a row per import, failed ones included: data health reads them later."""
     if not report.committed:
         status = ImportStatus.FAILED
@@ -325,7 +316,7 @@ def _record_run(
         status = ImportStatus.SUCCEEDED
     run = ImportRun(
         source=source,
-        paths=[str(path) for path in paths],
+        paths=labels,
         status=status,
         inserted=report.inserted,
         updated=report.updated,

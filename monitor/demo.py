@@ -1,0 +1,59 @@
+"""``mspmon demo``: a fresh SQLite database with two years of realistic survey data.
+
+The demo is the main job a new user runs first, so it goes through the same public
+paths as real use: generate a CSV, import it with ``ingest_files``, register the
+transition, and say where to look next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from config import load_settings
+from monitor import db, store
+from monitor.ingest import ingest_files
+from monitor.models import Transition
+from monitor.synthetic import default_scenario, write_csv
+
+DEMO_TRANSITION = "Service desk to MSP"
+
+
+def run_demo(directory: Path, *, rows: int, seed: int, echo: Callable[[str], None]) -> Path:
+    """Build the demo in ``directory`` (wiped first) and return the database path."""
+    directory = directory.resolve()
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    database = directory / "mspmon.db"
+    settings = load_settings(overrides={"database_url": f"sqlite:///{database}"})
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+
+    scenario = default_scenario()
+    csv_path = write_csv(directory / "responses.csv", rows, seed=seed, scenario=scenario)
+    echo(f"generated {rows:,} survey responses in {csv_path}")
+    report = ingest_files(engine, [csv_path], settings, source="demo")
+    if not report.committed:
+        raise RuntimeError(f"demo data failed to import:\n{report.summary()}")
+    echo(f"imported: {report.summary()}")
+
+    with db.session_scope(engine) as session:
+        store.add_transition(
+            session,
+            Transition(
+                name=DEMO_TRANSITION,
+                go_live=scenario.go_live,
+                scope={},
+                description="In-house service desk handed over to a managed service provider.",
+                created_at=dt.datetime.now(dt.UTC),
+            ),
+        )
+    echo(f"transition {DEMO_TRANSITION!r} registered, go-live {scenario.go_live.isoformat()}")
+    echo("")
+    echo(f"Database: {database}")
+    echo(f"Try:  MSPMON_DATABASE_URL=sqlite:///{database} mspmon transitions list")
+    engine.dispose()
+    return database
