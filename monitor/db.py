@@ -28,6 +28,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB of page cache: index pages of a million-row import stay in memory.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

@@ -16,12 +16,28 @@ from config import load_settings
 from monitor import db, store
 from monitor.ingest import ingest_files
 from monitor.models import Transition
-from monitor.synthetic import default_scenario, write_csv
+from monitor.synthetic import Scenario, default_scenario, write_csv
 
 DEMO_TRANSITION = "Service desk to MSP"
+DEMO_WEEKS = 104
 
 
-def run_demo(directory: Path, *, rows: int, seed: int, echo: Callable[[str], None]) -> Path:
+def demo_scenario(today: dt.date) -> Scenario:
+    """Two years of weeks ending with the last complete week before ``today``.
+
+    The go-live sits where the reference scenario has it (43 weeks in), so the
+    demo always shows a recent transition whatever day it is run.
+    """
+    this_monday = today - dt.timedelta(days=today.weekday())
+    start = this_monday - dt.timedelta(weeks=DEMO_WEEKS)
+    reference = default_scenario()
+    go_live = start + (reference.go_live - reference.start)
+    return default_scenario(start=start, weeks=DEMO_WEEKS, go_live=go_live)
+
+
+def run_demo(
+    directory: Path, *, rows: int, seed: int, echo: Callable[[str], None], today: dt.date | None = None
+) -> Path:
     """Build the demo in ``directory`` (wiped first) and return the database path."""
     directory = directory.resolve()
     if directory.exists():
@@ -32,7 +48,7 @@ def run_demo(directory: Path, *, rows: int, seed: int, echo: Callable[[str], Non
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
 
-    scenario = default_scenario()
+    scenario = demo_scenario(today or dt.date.today())
     csv_path = write_csv(directory / "responses.csv", rows, seed=seed, scenario=scenario)
     echo(f"generated {rows:,} survey responses in {csv_path}")
     report = ingest_files(engine, [csv_path], settings, source="demo")

@@ -118,7 +118,7 @@ class _Import:
     now: dt.datetime
     report: IngestReport = field(default_factory=IngestReport)
     pending: dict[Path, list[_Pending]] = field(default_factory=dict)
-    seen: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    seen: dict[Path, dict[str, int]] = field(default_factory=dict)  # file -> id -> record
     factor_cache: dict[str, NormalisedFactors] = field(default_factory=dict)
     file_failed: bool = False
 
@@ -158,17 +158,26 @@ class _Import:
 
     def _first_occurrences(self, path: Path, ids: list[str], records: np.ndarray) -> np.ndarray:
         """Mask of rows whose response_id was not seen earlier in this import."""
+        numbers = records.tolist()
+        here = self.seen.setdefault(path, {})
+        batch_ids = set(ids)
+        if len(batch_ids) == len(ids) and all(seen.keys().isdisjoint(batch_ids) for seen in self.seen.values()):
+            here.update(zip(ids, numbers))  # the usual case, at C speed
+            return np.ones(len(ids), dtype=bool)
         keep = np.ones(len(ids), dtype=bool)
         errors = []
-        numbers = records.tolist()
-        for index, rid in enumerate(ids):
-            first = self.seen.setdefault(rid, (path, numbers[index]))
-            if first[1] != numbers[index] or first[0] is not path:
-                keep[index] = False
-                message = f"duplicate response_id {rid!r}"
-                if first[0] != path:
-                    message += f" (first in {first[0]})"
-                errors.append(_Pending(numbers[index], "response_id", message, first[1] if first[0] == path else None))
+        for index, (rid, number) in enumerate(zip(ids, numbers, strict=True)):
+            earlier = next(((p, seen[rid]) for p, seen in self.seen.items() if rid in seen), None)
+            if earlier is None:
+                here[rid] = number
+                continue
+            keep[index] = False
+            first_path, first_record = earlier
+            if first_path == path:
+                errors.append(_Pending(number, "response_id", f"duplicate response_id {rid!r}", first_record))
+            else:
+                message = f"duplicate response_id {rid!r} (first in {first_path})"
+                errors.append(_Pending(number, "response_id", message))
         self.reject(path, errors)
         return keep
 

@@ -144,6 +144,11 @@ def insert_columns(registry: Registry) -> list[str]:
     return [*BASE_INSERT_COLUMNS, *slots, "content_hash", "ingested_at"]
 
 
+def source_has_responses(connection: Connection, source: str) -> bool:
+    query = select(responses.c.id).where(responses.c.source == source).limit(1)
+    return connection.execute(query).first() is not None
+
+
 def existing_responses(
     connection: Connection, source: str, response_ids: Sequence[str]
 ) -> dict[str, tuple[int, int]]:

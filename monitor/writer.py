@@ -71,6 +71,9 @@ class BatchWriter:
             with self._engine.begin() as connection:
                 self.connection = connection
                 self.registry = store.Registry.load(connection)
+                # A first load into an empty source cannot meet stored rows (repeats
+                # within the import are caught before they get here): skip lookups.
+                self._source_is_empty = not store.source_has_responses(connection, self.source)
                 while True:
                     item = self._queue.get()
                     if isinstance(item, _Finish):
@@ -98,7 +101,7 @@ class BatchWriter:
 
     def _upsert(self, columns: dict[str, list], dimensions: tuple[str, ...]) -> None:
         ids = columns["response_id"]
-        known = store.existing_responses(self.connection, self.source, ids)
+        known = {} if self._source_is_empty else store.existing_responses(self.connection, self.source, ids)
         new_positions, changed_positions, keys = [], [], []
         for position, (rid, digest) in enumerate(zip(ids, columns["content_hash"], strict=True)):
             previous = known.get(rid)
