@@ -21,6 +21,8 @@ from config import ConfigError, Settings, load_settings
 from monitor import db, store
 from monitor.ingest import ingest_files
 from monitor.models import DEFAULT_BASELINE_WEEKS, DEFAULT_OBSERVATION_WEEKS, Transition
+from monitor.pipeline import AnalysisReport, run_analysis
+from monitor.targets import Target, TargetError, parse_target
 
 _SCOPE = re.compile(r"^\s*([^=]+?)\s*=\s*(.+?)\s*$")
 
@@ -180,6 +182,7 @@ def _transition_dict(transition: Transition) -> dict[str, Any]:
         "description": transition.description,
         "baseline_weeks": transition.baseline_weeks,
         "observation_weeks": transition.observation_weeks,
+        "targets": [Target.from_dict(t).text() for t in transition.targets],
     }
 
 
@@ -187,6 +190,7 @@ def _transition_dict(transition: Transition) -> dict[str, Any]:
 @click.argument("name")
 @click.option("--go-live", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Go-live date, YYYY-MM-DD.")
 @click.option("--scope", "scope_items", multiple=True, metavar="DIM=VALUE", help="Limit to responses with this dimension value; repeat for more (values of one dimension are alternatives).")
+@click.option("--target", "target_texts", multiple=True, metavar="EXPR", help="Experience target such as happiness>=70@12w or lost_time<=60@12w[country=Finland]; repeatable.")
 @click.option("--description", default="", help="What changed.")
 @click.option("--baseline-weeks", type=click.IntRange(1, 104), default=DEFAULT_BASELINE_WEEKS, show_default=True)
 @click.option("--observation-weeks", type=click.IntRange(1, 104), default=DEFAULT_OBSERVATION_WEEKS, show_default=True)
@@ -196,6 +200,7 @@ def transitions_add(
     name: str,
     go_live: dt.datetime,
     scope_items: tuple[str, ...],
+    target_texts: tuple[str, ...],
     description: str,
     baseline_weeks: int,
     observation_weeks: int,
@@ -204,6 +209,10 @@ def transitions_add(
     if not name.strip():
         raise click.BadParameter("must not be empty", param_hint="NAME")
     scope = _parse_scope(scope_items)
+    try:
+        targets = [parse_target(text).as_dict() for text in target_texts]
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--target") from None
     engine = app.ready_engine()
     with db.session_scope(engine) as session:
         if store.find_transition(session, name) is not None:
@@ -226,6 +235,7 @@ def transitions_add(
                 description=description,
                 baseline_weeks=baseline_weeks,
                 observation_weeks=observation_weeks,
+                targets=targets,
                 created_at=dt.datetime.now(dt.UTC),
             ),
         )
@@ -252,6 +262,58 @@ def transitions_list(app: AppContext, as_json: bool) -> None:
             f"{row['name']}  go-live {row['go_live']}  scope: {scope}  "
             f"baseline {row['baseline_weeks']} w, observation {row['observation_weeks']} w"
         )
+
+
+@main.command("analyze")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Analyse the data as it stood on this date (default: today). Only complete weeks count.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object: as_of, findings, transitions.")
+@click.option("--no-pairs", is_flag=True, help="Skip pairs of dimensions (faster, less precise).")
+@pass_app
+def analyze(app: AppContext, as_of: dt.datetime | None, as_json: bool, no_pairs: bool) -> None:
+    """Detect dips in every metric, overall and per segment, and compare transitions."""
+    engine = app.ready_engine()
+    day = as_of.date() if as_of else dt.date.today()
+    report = run_analysis(engine, app.settings, day, pairs=not no_pairs)
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    click.echo(_format_report(report))
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
+
+
+def _format_report(report: AnalysisReport) -> str:
+    lines = [f"Analysis as of {report.as_of.isoformat()}: {report.responses:,} responses, {len(report.findings)} findings"]
+    for item in report.transitions:
+        lines.append("")
+        lines.append(f"Transition {item['name']} (go-live {item['go_live']}, {item['weeks_since_go_live']} weeks ago)")
+        for metric, windows in item["metrics"].items():
+            for window in ("early", "settled", "since_go_live"):
+                w = windows.get(window)
+                if not w:
+                    continue
+                lines.append(
+                    f"  {metric:<10} {window:<14} {w['before']} -> {w['after']}  delta {_signed(w['delta'])} "
+                    f"[{_signed(w['ci_low'])}, {_signed(w['ci_high'])}]  n {w['n_before']}/{w['n_after']}"
+                )
+            if windows.get("recovered_from"):
+                lines.append(f"  {metric:<10} back within baseline from {windows['recovered_from']}")
+        for target in item["targets"]:
+            lines.append(f"  target {target['target']} by {target['deadline']}: {target['status']} (value {target.get('value')})")
+    if report.findings:
+        lines.append("")
+        lines.append(f"{'id':<12} {'metric':<34} {'segment':<40} {'since':<10} {'before':>7} {'after':>7} {'delta [95% CI]':>24} {'n before/after':>15}")
+        for f in report.findings:
+            segment = " x ".join(f"{k}={v}" for k, v in f["segment"].items()) or "everyone"
+            interval = f"{_signed(f['delta'])} [{_signed(f['ci_low'])}, {_signed(f['ci_high'])}]"
+            lines.append(
+                f"{f['id']:<12} {f['metric'][:34]:<34} {segment[:40]:<40} {f['change_date']:<10} "
+                f"{f['before']:>7.1f} {f['after']:>7.1f} {interval:>24} {f['n_before']:>7}/{f['n_after']:<7}"
+                + (f" recovered {f['recovered_on']}" if f["recovered_on"] else "")
+            )
+    return "\n".join(lines)
 
 
 @main.command("demo")

@@ -147,6 +147,9 @@ class Transition(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     baseline_weeks: Mapped[int] = mapped_column(Integer, default=DEFAULT_BASELINE_WEEKS)
     observation_weeks: Mapped[int] = mapped_column(Integer, default=DEFAULT_OBSERVATION_WEEKS)
+    # Experience targets, e.g. {"metric": "happiness", "op": ">=", "value": 70,
+    # "weeks": 12, "segment": {}}: see ``monitor.targets``.
+    targets: Mapped[list[dict]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
@@ -193,3 +196,49 @@ responses = Table(
     UniqueConstraint("source", "response_id", name="uq_responses_source_response_id"),
     Index("ix_responses_local_day", "local_day"),
 )
+
+
+class AnalysisRun(Base):
+    """One run of the analysis, failed ones included: freshness and failures stay visible."""
+
+    __tablename__ = "analysis_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    findings: Mapped[int] = mapped_column(Integer, default=0)
+    series: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Finding(Base):
+    """A change on the worse side that matters, with an identity stable across runs.
+
+    A weekly re-run matches a change to the stored finding of the same metric and
+    segment whose change date lies within a few periods, and keeps its id, so
+    alerting never announces the same dip twice.
+    """
+
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_metric_segment", "metric", "segment_key"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(250))
+    segment_key: Mapped[str] = mapped_column(String(1000))
+    segment: Mapped[dict[str, str]] = mapped_column(JSON)
+    change_date: Mapped[dt.date] = mapped_column(Date)
+    direction: Mapped[str] = mapped_column(String(16))
+    before: Mapped[float] = mapped_column(Float)
+    after: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float] = mapped_column(Float)
+    ci_high: Mapped[float] = mapped_column(Float)
+    n_before: Mapped[int] = mapped_column(Integer)
+    n_after: Mapped[int] = mapped_column(Integer)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    recovered_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    transition: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    first_reported: Mapped[dt.date] = mapped_column(Date)
+    last_reported: Mapped[dt.date] = mapped_column(Date)

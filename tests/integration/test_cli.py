@@ -60,13 +60,14 @@ def test_skip_invalid_prints_the_rejects_path(cli, tmp_path):
 
 def test_transitions_add_and_list(cli, tmp_path):
     cli.invoke(main, ["ingest", str(_csv(tmp_path, "R1,2025-03-04T09:00:00Z,I,incident,9,5,,,Finland"))])
-    added = cli.invoke(main, ["transitions", "add", "MSP go-live", "--go-live", "2025-09-01", "--scope", "country=Finland", "--scope", "country = Sweden", "--description", "Desk to MSP"])
+    added = cli.invoke(main, ["transitions", "add", "MSP go-live", "--go-live", "2025-09-01", "--scope", "country=Finland", "--scope", "country = Sweden", "--description", "Desk to MSP", "--target", "happiness>=70@12w", "--target", "lost_time<=60@8w[country=Finland]"])
     assert added.exit_code == 0, added.output
     assert "no response has country=Sweden" in added.stderr
     listed = json.loads(cli.invoke(main, ["transitions", "list", "--json"]).stdout)
     assert listed == [{
         "name": "MSP go-live", "go_live": "2025-09-01", "scope": {"country": ["Finland", "Sweden"]},
         "description": "Desk to MSP", "baseline_weeks": 12, "observation_weeks": 12,
+        "targets": ["happiness>=70@12w", "lost_time<=60@8w[country=Finland]"],
     }]
     duplicate = cli.invoke(main, ["transitions", "add", "MSP go-live", "--go-live", "2025-09-01"])
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output
@@ -74,6 +75,8 @@ def test_transitions_add_and_list(cli, tmp_path):
     assert bad_date.exit_code == 2 and "--go-live" in bad_date.output
     bad_scope = cli.invoke(main, ["transitions", "add", "Y", "--go-live", "2025-09-01", "--scope", "Finland"])
     assert bad_scope.exit_code == 2 and "dimension=value" in bad_scope.output
+    bad_target = cli.invoke(main, ["transitions", "add", "Z", "--go-live", "2025-09-01", "--target", "happiness=70"])
+    assert bad_target.exit_code == 2 and "happiness>=70@12w" in bad_target.output
 
 
 def test_commands_refuse_an_unmigrated_database(tmp_path):

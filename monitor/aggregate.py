@@ -1,0 +1,221 @@
+"""From stored responses to additive per-period statistics, overall and per segment.
+
+One query reads the compact columns of every response up to the analysis date
+(period number, rating, lost time, factor bits, dimension codes). Every grouping the
+analysis needs (everyone, each dimension, each pair of dimensions) is then one
+vectorised pass: the group keys are folded into one integer per row and each
+statistic is summed with ``numpy.bincount``. No query per segment, and a million
+responses aggregate in about a second.
+
+The statistics are additive (counts and sums), so a segment's value over several
+periods, or a parent segment's, is a sum of rows; ratio metrics such as Happiness
+are computed from the sums, never averaged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, select
+
+from monitor.models import Dimension, DimensionValue, Factor, responses, slot_column
+from monitor.records import EPOCH
+from monitor.store import FIRST_MONDAY
+
+BASE_STATS = ("n", "promoters", "detractors", "lt_n", "lt_sum", "lt_sumsq", "lt_logsum", "lt_logsumsq")
+MISSING = -1  # code of a response without a value for a dimension
+
+
+def factor_column(name: str) -> str:
+    return f"f:{name}"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A slice of respondents: dimension -> value; empty means everyone."""
+
+    items: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, str]) -> Segment:
+        return cls(tuple(sorted(mapping.items())))
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.items)
+
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.items)
+
+    def key(self) -> str:
+        """A stable text form, used in finding identities and URLs."""
+        return "&".join(f"{name}={value}" for name, value in self.items) or "*"
+
+    def label(self) -> str:
+        return " x ".join(f"{name}={value}" for name, value in self.items) or "everyone"
+
+
+@dataclass
+class ResponseTable:
+    """The compact columns of the responses an analysis looks at."""
+
+    period: str
+    periods: np.ndarray  # period number of each response
+    stats: np.ndarray  # (responses, statistics) float64, columns in ``stat_names``
+    stat_names: tuple[str, ...]
+    codes: dict[str, np.ndarray]  # dimension -> value code per response (MISSING if none)
+    labels: dict[str, list[str]]  # dimension -> value label per code
+    first_period: int
+    last_period: int
+
+    def __len__(self) -> int:
+        return len(self.periods)
+
+    def period_start(self, number: int) -> dt.date:
+        if self.period == "day":
+            return EPOCH + dt.timedelta(days=int(number))
+        return EPOCH + dt.timedelta(days=FIRST_MONDAY + 7 * int(number))
+
+    def period_index(self) -> pd.DatetimeIndex:
+        numbers = range(self.first_period, self.last_period + 1)
+        return pd.DatetimeIndex([pd.Timestamp(self.period_start(n)) for n in numbers], name="period")
+
+
+def period_of_day(day: int, period: str) -> int:
+    return day if period == "day" else (day - FIRST_MONDAY) // 7
+
+
+def last_complete_period(as_of: dt.date, period: str) -> int:
+    """The newest period that ended on or before ``as_of``: partial weeks would look like dips."""
+    day = (as_of - EPOCH).days
+    if period == "day":
+        return day
+    current = period_of_day(day, "week")
+    ends_today = (day - FIRST_MONDAY) % 7 == 6
+    return current if ends_today else current - 1
+
+
+def load_responses(
+    connection: Connection,
+    *,
+    period: str,
+    as_of: dt.date,
+    scope: Mapping[str, list[str]] | None = None,
+) -> ResponseTable:
+    """Read every response of the complete periods up to ``as_of`` (within ``scope``)."""
+    dims = connection.execute(select(Dimension.id, Dimension.name, Dimension.slot).order_by(Dimension.slot)).all()
+    value_rows = connection.execute(select(DimensionValue.id, DimensionValue.dimension_id, DimensionValue.value)).all()
+    factors = dict(connection.execute(select(Factor.name, Factor.bit).order_by(Factor.bit)).all())
+    last_period = last_complete_period(as_of, period)
+    last_day = last_period if period == "day" else FIRST_MONDAY + 7 * last_period + 6
+    columns = [
+        responses.c.local_day,
+        responses.c.rating,
+        responses.c.lost_time_minutes,
+        responses.c.factor_mask,
+        *(responses.c[slot_column(slot)] for _, _, slot in dims),
+    ]
+    query = select(*columns).where(responses.c.local_day <= last_day)
+    by_dimension: dict[int, list[tuple[int, str]]] = {}
+    for value_id, dim_id, value in value_rows:
+        by_dimension.setdefault(dim_id, []).append((value_id, value))
+    for name, values in (scope or {}).items():
+        dim = next((d for d in dims if d.name == name), None)
+        allowed = [vid for vid, value in by_dimension.get(dim.id, []) if value in values] if dim else []
+        query = query.where(responses.c[slot_column(dim.slot)].in_(allowed) if dim else False)
+    rows = connection.execute(query).all()
+    raw = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    periods = np.floor_divide(raw[:, 0].astype(np.int64) - (0 if period == "day" else FIRST_MONDAY), 1 if period == "day" else 7)
+    codes, labels = {}, {}
+    for position, (dim_id, name, _) in enumerate(dims):
+        known = sorted(by_dimension.get(dim_id, []), key=lambda item: item[1])
+        lookup = np.full(max((vid for vid, _ in known), default=0) + 2, MISSING, dtype=np.int64)
+        for code, (value_id, _) in enumerate(known):
+            lookup[value_id] = code
+        column = raw[:, 4 + position]
+        ids = np.where(np.isnan(column), -1, column).astype(np.int64)
+        codes[name] = np.where(ids >= 0, lookup[np.clip(ids, 0, None)], MISSING)
+        labels[name] = [value for _, value in known]
+    stats, names = _row_statistics(raw[:, 1], raw[:, 2], raw[:, 3].astype(np.int64), factors)
+    first = int(periods.min()) if len(periods) else last_period
+    return ResponseTable(period, periods, stats, names, codes, labels, first, last_period)
+
+
+def _row_statistics(
+    rating: np.ndarray, lost: np.ndarray, mask: np.ndarray, factors: Mapping[str, int]
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    answered = ~np.isnan(lost)
+    minutes = np.where(answered, lost, 0.0)
+    logs = np.log1p(minutes)
+    columns = [
+        np.ones_like(rating),
+        (rating >= 9).astype(float),
+        (rating <= 6).astype(float),
+        answered.astype(float),
+        minutes,
+        minutes**2,
+        logs,
+        logs**2,
+        *(((mask >> bit) & 1).astype(float) for bit in factors.values()),
+    ]
+    names = (*BASE_STATS, *(factor_column(name) for name in factors))
+    return np.column_stack(columns) if len(rating) else np.zeros((0, len(names))), names
+
+
+@dataclass(frozen=True)
+class SegmentSeries:
+    """Per-period additive statistics of one segment, periods as a full range."""
+
+    segment: Segment
+    stats: pd.DataFrame  # index: period start dates; columns: statistics
+
+
+def grouping_cube(table: ResponseTable, by: tuple[str, ...]) -> tuple[list[Segment], np.ndarray]:
+    """Sum the statistics per (segment of ``by``, period) in one vectorised pass.
+
+    Returns the segments (value combinations that occur) and an array shaped
+    (segments, periods, statistics). Responses missing a value for one of ``by``
+    are left out of that grouping's segments (they still count in "everyone").
+    """
+    n_periods = table.last_period - table.first_period + 1
+    sizes = [len(table.labels[name]) for name in by]
+    present = np.ones(len(table), dtype=bool)
+    key = np.zeros(len(table), dtype=np.int64)
+    for name, size in zip(by, sizes, strict=True):
+        codes = table.codes[name]
+        present &= codes != MISSING
+        key = key * size + np.where(codes == MISSING, 0, codes)
+    n_keys = int(np.prod(sizes)) if by else 1
+    cell = key * n_periods + (table.periods - table.first_period)
+    cell = cell[present]
+    values = table.stats[present]
+    bins = n_keys * n_periods
+    cube = np.column_stack(
+        [np.bincount(cell, weights=values[:, j], minlength=bins) for j in range(values.shape[1])]
+    ).reshape(n_keys, n_periods, values.shape[1]) if len(cell) else np.zeros((n_keys, n_periods, values.shape[1]))
+    occurring = np.flatnonzero(cube[:, :, 0].sum(axis=1) > 0)
+    segments = []
+    for flat in occurring:
+        parts, rest = [], int(flat)
+        for name, size in reversed(list(zip(by, sizes, strict=True))):
+            parts.append((name, table.labels[name][rest % size]))
+            rest //= size
+        segments.append(Segment.of(dict(parts)))
+    return segments, cube[occurring]
+
+
+def groupings(dimensions: tuple[str, ...], *, pairs: bool = True) -> Iterator[tuple[str, ...]]:
+    """Everyone, each dimension, and (optionally) each pair of dimensions."""
+    yield ()
+    yield from ((name,) for name in dimensions)
+    if pairs:
+        yield from itertools.combinations(dimensions, 2)
+
+
+def as_frame(table: ResponseTable, cube_row: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(cube_row, index=table.period_index(), columns=list(table.stat_names))

@@ -1,0 +1,233 @@
+"""The weekly analysis as one call: load, detect, keep identities, compare transitions.
+
+``run_analysis`` is what ``mspmon analyze`` and the scheduler call. It reads the
+store, runs ``monitor.analysis`` on the data as it stood on ``as_of``, records
+the findings and a run row (failures included), and returns a report that the CLI
+prints and later steps (digests, web) read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+
+from config import Settings
+from detectors import metric_for
+from monitor import store
+from monitor.aggregate import Segment, grouping_cube, load_responses, period_of_day
+from monitor.records import EPOCH
+from monitor.analysis import (
+    AnalysisOptions,
+    DetectedChange,
+    compare_windows,
+    find_changes,
+    recovery_period,
+    transition_windows,
+)
+from monitor.db import session_scope
+from monitor.findings import change_key, record_findings
+from monitor.models import AnalysisRun, Finding, Transition
+from monitor.targets import JUDGE_PERIODS, Target
+
+TRANSITION_METRICS = ("happiness", "lost_time", "volume")
+
+
+@dataclass
+class AnalysisReport:
+    as_of: dt.date
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    responses: int = 0
+    series_screened: int = 0
+    series_detected: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of.isoformat(), "findings": self.findings, "transitions": self.transitions}
+
+
+def _segment_in_scope(segment: dict[str, str], scope: dict[str, list[str]]) -> bool:
+    return all(segment[name] in values for name, values in scope.items() if name in segment)
+
+
+def _transition_of(change: DetectedChange, transitions: list[Transition]) -> str | None:
+    """The transition whose go-live week or observation window holds the change."""
+    date = change.change.change_date.date()
+    best = None
+    for transition in transitions:
+        start = transition.go_live - dt.timedelta(weeks=1)
+        end = transition.go_live + dt.timedelta(weeks=transition.observation_weeks)
+        if start <= date < end and _segment_in_scope(change.segment.as_dict(), transition.scope):
+            if best is None or transition.go_live > best.go_live:
+                best = transition
+    return None if best is None else best.name
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    return {
+        "id": finding.id,
+        "metric": finding.metric,
+        "segment": finding.segment,
+        "change_date": finding.change_date.isoformat(),
+        "direction": finding.direction,
+        "before": round(finding.before, 2),
+        "after": round(finding.after, 2),
+        "delta": round(finding.delta, 2),
+        "ci_low": round(finding.ci_low, 2),
+        "ci_high": round(finding.ci_high, 2),
+        "n_before": finding.n_before,
+        "n_after": finding.n_after,
+        "p_value": finding.p_value,
+        "recovered_on": None if finding.recovered_on is None else finding.recovered_on.isoformat(),
+        "transition": finding.transition,
+        "first_reported": finding.first_reported.isoformat(),
+    }
+
+
+def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: bool = True) -> AnalysisReport:
+    """Analyse the data as it stood on ``as_of`` and record the findings."""
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC)
+    report = AnalysisReport(as_of)
+    options = AnalysisOptions(anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs)
+    try:
+        with engine.connect() as connection:
+            table = load_responses(connection, period=settings.period, as_of=as_of)
+        report.responses = len(table)
+        result = find_changes(table, options) if len(table) else None
+        with session_scope(engine) as session:
+            transitions = store.list_transitions(session)
+            detected = result.changes if result else []
+            names = {change_key(item): _transition_of(item, transitions) for item in detected}
+            findings = record_findings(session, detected, as_of, names)
+            report.findings = [finding_dict(f) for f in _ordered(findings)]
+            report.transitions = [
+                _transition_report(engine, settings, t, as_of, options) for t in transitions
+            ]
+        if result:
+            report.series_screened, report.series_detected = result.series_screened, result.series_detected
+    except Exception as exc:
+        _record_run(engine, as_of, "failed", report, started_at, f"{type(exc).__name__}: {exc}")
+        raise
+    report.seconds = time.perf_counter() - started
+    _record_run(engine, as_of, "succeeded", report, started_at, "")
+    return report
+
+
+def _ordered(findings: list[Finding]) -> list[Finding]:
+    """Largest effects first, overall before segments, so the top of the list matters most."""
+    return sorted(findings, key=lambda f: (len(f.segment), -abs(f.delta), f.metric, f.id))
+
+
+def _record_run(
+    engine: Engine, as_of: dt.date, status: str, report: AnalysisReport, started_at: dt.datetime, message: str
+) -> None:
+    with session_scope(engine) as session:
+        session.add(
+            AnalysisRun(
+                as_of=as_of,
+                status=status,
+                findings=len(report.findings),
+                series=report.series_screened,
+                message=message,
+                started_at=started_at,
+                finished_at=dt.datetime.now(dt.UTC),
+            )
+        )
+
+
+def _transition_report(
+    engine: Engine, settings: Settings, transition: Transition, as_of: dt.date, options: AnalysisOptions
+) -> dict[str, Any]:
+    """Before/after per metric, overall in scope and per single-dimension segment."""
+    with engine.connect() as connection:
+        table = load_responses(connection, period=settings.period, as_of=as_of, scope=transition.scope)
+    windows = transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)
+    weeks_since = (as_of - transition.go_live).days // 7
+    entry: dict[str, Any] = {
+        "name": transition.name,
+        "go_live": transition.go_live.isoformat(),
+        "scope": transition.scope,
+        "weeks_since_go_live": weeks_since,
+        "metrics": {},
+        "segments": [],
+        "targets": [],
+    }
+    if not len(table):
+        return entry
+    _, overall = grouping_cube(table, ())
+    series = overall[0]
+    baseline = next((w for w in windows if w.name == "baseline"), None)
+    live_period = next((w.first for w in windows if w.name == "since_go_live"), None)
+    for name in TRANSITION_METRICS:
+        metric = metric_for(name)
+        compared = compare_windows(metric, table, series, windows, options.confidence)
+        if baseline is not None and live_period is not None:
+            recovered = recovery_period(metric, table, series, baseline, live_period, options.confidence)
+            compared["recovered_from"] = None if recovered is None else recovered.isoformat()
+        entry["metrics"][name] = compared
+    entry["segments"] = _segment_comparisons(table, windows, options)
+    entry["targets"] = [
+        _judge_target(Target.from_dict(t), table, transition, as_of, options) for t in transition.targets
+    ]
+    return entry
+
+
+def _segment_comparisons(table, windows, options: AnalysisOptions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Happiness and lost time per single-dimension segment, anonymity respected."""
+    rows = []
+    for name in table.labels:
+        segments, cube = grouping_cube(table, (name,))
+        for segment, series in zip(segments, cube, strict=True):
+            row: dict[str, Any] = {"segment": segment.as_dict(), "metrics": {}}
+            for metric_name in ("happiness", "lost_time"):
+                compared = compare_windows(metric_for(metric_name), table, series, windows, options.confidence)
+                since = compared.get("since_go_live")
+                if since is None or min(since["n_before"], since["n_after"]) < options.anonymity_min_responses:
+                    continue
+                row["metrics"][metric_name] = since
+            if row["metrics"]:
+                rows.append(row)
+    return rows
+
+
+def _judge_target(
+    target: Target, table, transition: Transition, as_of: dt.date, options: AnalysisOptions  # type: ignore[no-untyped-def]
+) -> dict[str, Any]:
+    deadline = transition.go_live + dt.timedelta(weeks=target.weeks)
+    segments, cube = grouping_cube(table, tuple(target.segment)) if target.segment else ([Segment()], None)
+    if cube is None:
+        _, cube = grouping_cube(table, ())
+        series = cube[0]
+    else:
+        wanted = Segment.of(target.segment)
+        series = next((s for seg, s in zip(segments, cube, strict=True) if seg == wanted), None)
+    evidence: dict[str, Any] = {"target": target.text(), "deadline": deadline.isoformat()}
+    if series is None:
+        return {**evidence, "status": "at_risk", "evidence": "no responses in this segment yet"}
+    # The four periods ending with the deadline week, or with the latest complete one.
+    deadline_period = period_of_day((deadline - EPOCH).days - 1, table.period)
+    last = min(table.last_period, deadline_period)
+    first = max(last - JUDGE_PERIODS + 1, table.first_period)
+    window = series[first - table.first_period : last - table.first_period + 1]
+    totals = dict(zip(table.stat_names, np.asarray(window).sum(axis=0), strict=True))
+    totals["periods"] = float(len(window))
+    estimate = metric_for(target.metric).estimate(totals)
+    meets = bool(np.isfinite(estimate.value) and target.met_by(estimate.value))
+    if as_of >= deadline:
+        status = "met" if meets else "not_met"
+    else:
+        status = "met" if meets else "at_risk"
+    return {
+        **evidence,
+        "status": status,
+        "value": None if not np.isfinite(estimate.value) else round(estimate.value, 2),
+        "ci": [round(estimate.ci_low, 2), round(estimate.ci_high, 2)] if np.isfinite(estimate.ci_low) else None,
+        "n": estimate.n,
+        "window": [table.period_start(first).isoformat(), table.period_start(last).isoformat()],
+    }

@@ -1,0 +1,185 @@
+"""Change-point detection: planted shifts, quiet on noise, robust to gaps and outliers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from detectors import (
+    Direction,
+    default_penalty,
+    detect_changes,
+    find_change_points,
+    is_finding,
+    metric_for,
+)
+from detectors.calibration import change_counts, optimal_costs
+
+HAPPINESS = metric_for("happiness")
+
+
+def happiness_stats(rng: np.random.Generator, levels: list[tuple[int, float]], n: np.ndarray | int) -> pd.DataFrame:
+    """Weekly statistics of simulated responses; ``levels`` = [(weeks, happiness), ...]."""
+    h = np.concatenate([np.full(weeks, level / 100.0) for weeks, level in levels])
+    sizes = np.broadcast_to(np.asarray(n), h.shape)
+    passive = 0.22 * (1.0 - h * h)
+    promoter = (1.0 - passive + h) / 2.0
+    counts = np.array(
+        [rng.multinomial(k, [p, q, 1.0 - p - q]) for k, p, q in zip(sizes, promoter, passive, strict=True)]
+    )
+    index = pd.date_range("2024-01-01", periods=h.size, freq="7D")
+    return pd.DataFrame({"n": sizes, "promoters": counts[:, 0], "detractors": counts[:, 2]}, index=index)
+
+
+@pytest.mark.parametrize("at", [20, 30, 45])
+def test_finds_planted_shift_at_the_right_index(at: int) -> None:
+    rng = np.random.default_rng(at)
+    x = rng.normal(size=60)
+    x[at:] += 3.0
+    (found,) = find_change_points(x)
+    assert abs(found - at) <= 1
+
+
+def test_finds_two_shifts() -> None:
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 1, 40), rng.normal(4, 1, 30), rng.normal(1, 1, 40)])
+    found = find_change_points(pd.Series(x))
+    assert len(found) == 2 and abs(found[0] - 40) <= 1 and abs(found[1] - 70) <= 1
+
+
+def test_quiet_on_noise() -> None:
+    """500 series-years of noise: the calibration promises ~1 false alarm per 100 (Poisson slack to 6)."""
+    rng = np.random.default_rng(2)
+    false_alarms = sum(len(find_change_points(rng.normal(size=52))) for _ in range(500))
+    assert false_alarms <= 6
+
+
+def test_quiet_on_noise_with_heterogeneous_weights() -> None:
+    rng = np.random.default_rng(3)
+    false_alarms = 0
+    for _ in range(300):  # 460 series-years
+        weights = rng.integers(1, 300, size=80).astype(float)
+        false_alarms += len(find_change_points(rng.normal(size=80) * 7.0 / np.sqrt(weights), weights))
+    assert false_alarms <= 6
+
+
+def test_missing_values_keep_original_positions() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=60)
+    x[30:] += 4.0
+    x[[3, 10, 28, 29, 30, 31]] = np.nan
+    (found,) = find_change_points(x.tolist())
+    assert found == 32  # the first observed period at the new level
+    assert find_change_points([np.nan] * 20) == []
+    assert find_change_points([1.0, np.nan, 2.0]) == []
+
+
+def test_single_huge_outlier_is_not_a_change() -> None:
+    rng = np.random.default_rng(5)
+    for position in (0, 1, 25, 58, 59):
+        x = rng.normal(size=60)
+        x[position] = 50.0
+        assert find_change_points(x) == []
+
+
+def test_outliers_do_not_hide_or_create_changes() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=80)
+    x[40:] += 3.0
+    x[[5, 17, 33, 52, 70]] += [15.0, -12.0, 20.0, -25.0, 18.0]
+    (found,) = find_change_points(x)
+    assert abs(found - 40) <= 1
+
+
+def test_never_returns_zero_or_len() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        size = int(rng.integers(4, 40))
+        x = rng.normal(size=size) + 5.0 * (np.arange(size) >= rng.integers(0, size))
+        found = find_change_points(x, min_size=int(rng.integers(1, 4)))
+        assert found == sorted(set(found))
+        assert all(0 < i < size for i in found)
+
+
+def test_weights_matter() -> None:
+    """A shift carried only by tiny-n weeks is not reported; the same shift with large n is."""
+    rng = np.random.default_rng(8)
+    sizes = np.full(60, 300.0)
+    values = rng.normal(size=60) * 10.0 / np.sqrt(sizes)
+    shifted = values.copy()
+    shifted[40:] += 3.0  # a ~5 SE shift per 300-response week
+    assert find_change_points(shifted, sizes) == [40]
+    tiny = sizes.copy()
+    tiny[40:] = 3.0  # the same values, now each from 3 responses: within noise
+    shifted[40:] = 3.0 + rng.normal(size=20) * 10.0 / np.sqrt(3.0)
+    assert find_change_points(shifted, tiny) == []
+
+
+def test_pelt_matches_the_dynamic_programme_used_for_calibration() -> None:
+    rng = np.random.default_rng(9)
+    for _ in range(60):
+        size = int(rng.integers(20, 90))
+        x = rng.normal(size=size) + rng.choice([0.0, 1.5, 3.0]) * (np.arange(size) >= size // 2)
+        weights = rng.integers(1, 50, size).astype(float)
+        penalty = float(rng.uniform(8.0, 20.0))
+        expected = change_counts(optimal_costs(x, weights), penalty)
+        assert len(find_change_points(x, weights, penalty=penalty)) == expected
+
+
+def test_default_penalty_is_stricter_for_short_series() -> None:
+    assert default_penalty(26) > default_penalty(52) > default_penalty(160) > 0
+
+
+def test_detect_changes_describes_a_dip_and_its_recovery() -> None:
+    rng = np.random.default_rng(1)
+    stats = happiness_stats(rng, [(30, 60.0), (15, 30.0), (25, 60.0)], n=100)
+    stats.iloc[5] = 0  # an empty week, as the monitor reindexes gaps
+    dip, recovery = detect_changes(HAPPINESS, stats)
+    assert abs(dip.index - 30) <= 1 and dip.change_date == stats.index[dip.index]
+    assert dip.direction is Direction.WORSE and dip.finding
+    assert dip.ci_high < 0 and dip.p_value < 1e-6
+    assert dip.before.value == pytest.approx(HAPPINESS.estimate(stats.iloc[: dip.index].sum()).value)
+    assert dip.n_before == stats["n"].iloc[: dip.index].sum()
+    assert dip.recovered_at == recovery.change_date
+    assert recovery.direction is Direction.BETTER and not recovery.finding
+    assert recovery.recovered_at is None
+
+
+def test_a_dip_on_tiny_samples_is_not_a_finding() -> None:
+    rng = np.random.default_rng(11)
+    sizes = np.full(40, 200)
+    sizes[36:] = 3  # the last four weeks have three responses each
+    stats = happiness_stats(rng, [(36, 60.0), (4, -100.0)], n=sizes)
+    changes = detect_changes(HAPPINESS, stats)
+    assert changes and changes[-1].direction is Direction.WORSE
+    assert changes[-1].n_after == 12
+    assert not changes[-1].finding
+    assert is_finding(changes[-1], HAPPINESS, min_n=10)
+
+
+def test_small_effect_is_a_change_but_not_a_finding() -> None:
+    rng = np.random.default_rng(12)
+    stats = happiness_stats(rng, [(40, 60.0), (40, 54.0)], n=2000)
+    (change,) = detect_changes(HAPPINESS, stats)
+    assert change.direction is Direction.WORSE and change.ci_high < 0
+    assert not change.finding  # 6 points is below the 10-point default
+    assert is_finding(change, HAPPINESS, min_effect=5.0)
+
+
+def test_relative_minimum_effect_for_volume() -> None:
+    rng = np.random.default_rng(13)
+    counts = np.concatenate([rng.poisson(100, 40), rng.poisson(60, 20)])
+    stats = pd.DataFrame({"n": counts}, index=pd.date_range("2024-01-01", periods=60, freq="7D"))
+    (drop,) = detect_changes(metric_for("volume"), stats)
+    assert abs(drop.index - 40) <= 1 and drop.finding  # -40% beats the 30% default
+    assert not is_finding(drop, metric_for("volume"), min_effect=0.5)
+
+
+def test_quiet_on_null_survey_series() -> None:
+    rng = np.random.default_rng(14)
+    false_alarms = 0
+    for _ in range(40):
+        sizes = rng.poisson(rng.choice([5, 30, 300]), 80)
+        false_alarms += len(detect_changes(HAPPINESS, happiness_stats(rng, [(80, 52.0)], n=sizes)))
+    assert false_alarms <= 1
