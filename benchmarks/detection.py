@@ -268,7 +268,8 @@ def report_planted(
     for r in planted:
         cells[(r["shift"], r["n"])].append(r)
     print(f"\nPlanted Happiness shifts, 104 weeks, baseline {baseline:+.0f} (ours | plain Pelt baseline)")
-    print(f"{'shift':>5} {'n/wk':>5} {'series':>6} {'change':>15} {'finding':>15} {'date err':>10} {'delay (median, P75)':>20}")
+    header = f"{'shift':>5} {'n/wk':>5} {'series':>6} {'change':>15} {'finding':>15} {'date err':>10}"
+    print(f"{header} {'delay (median, P75)':>20}")
     errors = []
     for (shift, n), rows in sorted(cells.items()):
         def share(key: str) -> float:
@@ -277,13 +278,14 @@ def report_planted(
         err = [r["ours_error"] for r in rows if r["ours_hit"]]
         if shift >= 10:
             errors += err
+        error_text = f"{np.median(err):.1f} wk" if err else "-"
         delays = [r["delay"] for r in rows if "delay" in r]
         delay_text = "-"
         if (shift, n) in replay_cells:
             delay_text = f"{rank_quantile(delays, 0.5):.0f}, {rank_quantile(delays, 0.75):.0f} wk"
         print(
             f"{shift:5.0f} {n:5d} {len(rows):6d} {share('ours_hit'):6.0%} | {share('base_hit'):5.0%} "
-            f"{share('ours_finding'):6.0%} | {share('base_finding'):5.0%} {median_or_inf(err):8.1f}wk {delay_text:>20}"
+            f"{share('ours_finding'):6.0%} | {share('base_finding'):5.0%} {error_text:>10} {delay_text:>20}"
         )
     target = cells[TARGET_CELL]
     return {
@@ -306,7 +308,10 @@ def report_null(null: list[dict[str, object]]) -> float:
         def rate(key: str) -> float:
             return 100.0 * sum(r[key] for r in rows) / years[n]
 
-        print(f"{n:5d} {len(rows):6d} {rate('ours'):8.2f} | {rate('base'):6.1f} {rate('ours_findings'):6.2f} | {rate('base_findings'):5.1f}")
+        print(
+            f"{n:5d} {len(rows):6d} {rate('ours'):8.2f} | {rate('base'):6.1f} "
+            f"{rate('ours_findings'):6.2f} | {rate('base_findings'):5.1f}"
+        )
     total = 100.0 * sum(r["ours"] for r in null) / sum(years.values())
     base_total = 100.0 * sum(r["base"] for r in null) / sum(years.values())
     print(f"  all  {len(null):6d} {total:8.2f} | {base_total:6.1f}")
@@ -327,7 +332,10 @@ def report_generic(generic: list[dict[str, object]]) -> None:
         def spurious(name: str) -> float:
             return 100.0 * sum(r[f"{name}_spurious"] for r in rows) / (len(rows) * years)
 
-        print(f"{case.name:34s} {recall('ours'):>7} | {recall('base'):5} {spurious('ours'):14.1f} | {spurious('base'):6.1f}")
+        print(
+            f"{case.name:34s} {recall('ours'):>7} | {recall('base'):5} "
+            f"{spurious('ours'):14.1f} | {spurious('base'):6.1f}"
+        )
 
 
 def main() -> None:
@@ -339,7 +347,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
-    reps, null_reps, replay_reps, generic_reps = (20, 40, 20, 30) if args.quick else (100, 150, 30, 80)
+    reps, null_reps, replay_reps, generic_reps = (20, 40, 20, 30) if args.quick else (80, 150, 30, 80)
 
     seeds = iter(np.random.SeedSequence(args.seed).generate_state(100_000))
     replay_cells = {(s, n) for s in SHIFTS for n in WEEKLY_N if s >= 10 and n >= 30} | {TARGET_CELL}
@@ -372,7 +380,8 @@ def main() -> None:
     shift, n = TARGET_CELL
     print(
         f"  finding recall (+-{TOLERANCE} wk), {shift:.0f}-point shift at {n}/week >= 95%: {figures['recall']:.0%}  "
-        f"{verdict(figures['recall'] >= 0.95)}   (oracle single split, told there is one change: {figures['oracle']:.0%})"
+        f"{verdict(figures['recall'] >= 0.95)}   "
+        f"(oracle single split, told there is one change: {figures['oracle']:.0%})"
     )
     print(
         f"  median delay, same cell <= 3 weekly runs: {figures['delay']:.0f}  {verdict(figures['delay'] <= 3)}   "

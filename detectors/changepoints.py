@@ -17,7 +17,7 @@ import pandas as pd
 import ruptures as rpt
 
 from detectors.costs import WeightedL2Cost
-from detectors.metrics import Delta, Direction, Estimate, Metric, pool_segments
+from detectors.metrics import Delta, Direction, Estimate, Metric, PeriodValues, pool_segments
 
 # Penalty per change point, in chi-square units: PENALTY_BASE + PENALTY_SHORT / n
 # for n usable points. Calibrated by `python -m detectors.calibration` on pure
@@ -222,6 +222,7 @@ def detect_changes(
     min_effect: float | None = None,
     min_n: int = DEFAULT_MIN_N,
     confidence: float = 0.95,
+    reference: PeriodValues | None = None,
 ) -> list[Change]:
     """Changes in ``metric`` over per-period ``stats`` (rows in time order).
 
@@ -230,9 +231,17 @@ def detect_changes(
     infinite precision. Noise is estimated from the data but never below the
     sampling noise; its excess (week-to-week variation sampling does not
     explain) becomes a design effect that widens every interval reported.
+
+    With a ``reference`` (per-period values and variances of, say, everyone),
+    changes are located on the series minus the reference: where a segment
+    departs from the rest, not where everyone moved together. They are still
+    described on the segment's own series.
     """
     values, variances, _ = metric.per_period(stats)
     variances = np.fmax(variances, metric.pooled_variance(stats))
+    if reference is not None:
+        values = values - reference.values
+        variances = variances + np.nan_to_num(reference.variances, nan=np.inf)
     weights = _safe_reciprocal(variances)
     sigma = max(1.0, noise_scale(values, weights))
     starts = find_change_points(values, weights, penalty=penalty, min_size=min_size, noise=sigma)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from detectors import Change, Metric, default_penalty, detect_changes, metric_for, pool
+from detectors import Change, Metric, PeriodValues, default_penalty, detect_changes, metric_for, pool
 from detectors.screening import window_scan
 from monitor.aggregate import (
     ResponseTable,
@@ -97,9 +97,11 @@ def _candidates(
     screen = window_scan(values, variances)
     effect = np.abs(screen.effect)
     if metric.relative_effect:
+        finite = np.isfinite(values)
+        count = finite.sum(axis=1)
+        level = np.where(finite, values, 0.0).sum(axis=1) / np.maximum(count, 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            level = np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=1)
-            effect = effect / np.abs(level)
+            effect = np.where(count > 0, effect / np.abs(level), 0.0)
     notable = (screen.score >= score_min) & (effect >= 0.8 * metric.min_effect)
     return np.flatnonzero(notable & eligible)
 
@@ -145,6 +147,7 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
                 candidates &= np.isin(np.arange(len(segments)), _candidates(metric, *contrast, eligible, score_min))
             if not by:
                 candidates &= np.isin(np.arange(len(segments)), _candidates(metric, values, variances, eligible, score_min))
+            everyone = PeriodValues(*parents[Segment()][name], np.zeros(values.shape[1])) if by else None
             for row in np.flatnonzero(candidates):
                 result.series_detected += 1
                 found = detect_changes(
@@ -155,6 +158,7 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
                     min_effect=MIN_EFFECT.get(name),
                     min_n=options.min_n,
                     confidence=options.confidence,
+                    reference=everyone,
                 )
                 result.changes.extend(DetectedChange(name, segments[row], c) for c in found if c.finding)
     return result
