@@ -16,6 +16,7 @@ from config import load_settings
 from monitor import db, store
 from monitor.ingest import ingest_files
 from monitor.models import Transition
+from monitor.pipeline import run_analysis
 from monitor.synthetic import Scenario, default_scenario, write_csv
 
 DEMO_TRANSITION = "Service desk to MSP"
@@ -68,8 +69,20 @@ def run_demo(
             ),
         )
     echo(f"transition {DEMO_TRANSITION!r} registered, go-live {scenario.go_live.isoformat()}")
+    as_of = today or dt.date.today()
+    report = run_analysis(engine, settings, as_of)
+    echo(f"analysed {report.responses:,} responses as of {as_of.isoformat()} in {report.seconds:.1f} s: "
+         f"{len(report.findings)} findings")
+    for finding in report.findings[:8]:
+        segment = " x ".join(f"{k}={v}" for k, v in finding["segment"].items()) or "everyone"
+        sign = "+" if finding["metric"] == "happiness" else ""
+        echo(
+            f"  {finding['metric']} in {segment}: {finding['before']:{sign}.1f} -> {finding['after']:{sign}.1f} "
+            f"({finding['delta']:+.1f}, 95% CI {finding['ci_low']:+.1f} to {finding['ci_high']:+.1f}) "
+            f"since {finding['change_date']}, n = {finding['n_before']} / {finding['n_after']}"
+        )
     echo("")
     echo(f"Database: {database}")
-    echo(f"Try:  MSPMON_DATABASE_URL=sqlite:///{database} mspmon transitions list")
+    echo(f"See everything:  MSPMON_DATABASE_URL=sqlite:///{database} mspmon analyze")
     engine.dispose()
     return database

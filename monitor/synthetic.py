@@ -31,23 +31,10 @@ from typing import Literal, NamedTuple, get_args
 import numpy as np
 import pandas as pd
 
-COLUMNS: tuple[str, ...] = (
-    "response_id",
-    "submitted_at",
-    "ticket_id",
-    "ticket_type",
-    "rating",
-    "lost_time_minutes",
-    "factors",
-    "comment",
-    "country",
-    "department",
-    "channel",
-    "service",
-    "assignment_group",
-    "location",
-)
-DIMENSIONS: tuple[str, ...] = COLUMNS[8:]
+from monitor.readers import CANONICAL_COLUMNS
+
+DIMENSIONS: tuple[str, ...] = ("country", "department", "channel", "service", "assignment_group", "location")
+COLUMNS: tuple[str, ...] = (*CANONICAL_COLUMNS, *DIMENSIONS)
 
 NEGATIVE_FACTORS: tuple[str, ...] = (
     "Long waiting time",
