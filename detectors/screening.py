@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _CHUNK_CELLS = 4_000_000  # bound memory: segments x windows per pass
+MAX_DIP_PERIODS = 26
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,29 @@ class ScreenResult:
     # change and a change back), comparable with the detector's per-change penalty.
     score: np.ndarray
     effect: np.ndarray  # the difference of means (inside - outside) behind it
+
+
+# The detector estimates each series' noise (never below sampling noise) with a
+# biweight scale; the screen uses a cheaper MAD-based one, shrunk by this factor so
+# that it stays on the lenient side of the detector.
+NOISE_LENIENCY = 0.8
+
+
+def excess_noise(values: np.ndarray, variances: np.ndarray) -> np.ndarray:
+    """Per series, how much more than sampling noise the periods vary (>= 1).
+
+    First differences standardised by their sampling SD have SD 1 when sampling
+    explains everything; a robust SD of them measures the excess, as the
+    detector's own noise estimate does.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diffs = np.diff(values, axis=1) / np.sqrt(variances[:, 1:] + variances[:, :-1])
+    diffs = np.where(np.isfinite(diffs), diffs, np.nan)
+    usable = np.isfinite(diffs).sum(axis=1) >= 3
+    filled = np.where(usable[:, None], diffs, 0.0)
+    centre = np.nanmedian(filled, axis=1, keepdims=True)
+    mad_sd = 1.4826 * np.nanmedian(np.abs(filled - centre), axis=1)
+    return np.maximum(1.0, NOISE_LENIENCY * np.where(usable, mad_sd, 1.0))
 
 
 def window_scan(values: np.ndarray, variances: np.ndarray, *, min_size: int = 2) -> ScreenResult:
@@ -42,8 +66,11 @@ def window_scan(values: np.ndarray, variances: np.ndarray, *, min_size: int = 2)
     weighted = np.where(weights > 0, values * weights, 0.0)
     starts, ends = np.triu_indices(periods + 1, k=min_size)
     inside_len = ends - starts
-    keep = (periods - inside_len >= min_size) | (inside_len == periods)
-    keep &= inside_len < periods
+    touches_end = (starts == 0) | (ends == periods)
+    # A stretch touching an end is one level shift; one in the middle is a dip
+    # and its recovery, scanned up to half a year long (longer ones show as shifts).
+    keep = (inside_len < periods) & (periods - inside_len >= min_size)
+    keep &= touches_end | (inside_len <= MAX_DIP_PERIODS)
     starts, ends = starts[keep], ends[keep]
     changes = np.where((starts == 0) | (ends == periods), 1.0, 2.0)
     best_score = np.zeros(series)
@@ -65,4 +92,4 @@ def window_scan(values: np.ndarray, variances: np.ndarray, *, min_size: int = 2)
         rows = np.arange(len(w))
         best_score[first : first + step] = score[rows, pick]
         best_effect[first : first + step] = np.where(np.isfinite(effect[rows, pick]), effect[rows, pick], 0.0)
-    return ScreenResult(best_score, best_effect)
+    return ScreenResult(best_score / excess_noise(values, variances) ** 2, best_effect)

@@ -15,6 +15,7 @@ are computed from the sums, never averaged.
 from __future__ import annotations
 
 import datetime as dt
+from datetime import date
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -76,6 +77,26 @@ class ResponseTable:
     def __len__(self) -> int:
         return len(self.periods)
 
+    def within(self, scope: Mapping[str, list[str]]) -> ResponseTable:
+        """The responses inside a transition's scope (each listed dimension must match)."""
+        keep = np.ones(len(self), dtype=bool)
+        for name, values in scope.items():
+            if name not in self.codes:
+                keep[:] = False
+                continue
+            allowed = [code for code, label in enumerate(self.labels[name]) if label in values]
+            keep &= np.isin(self.codes[name], allowed)
+        return ResponseTable(
+            self.period,
+            self.periods[keep],
+            self.stats[keep],
+            self.stat_names,
+            {name: codes[keep] for name, codes in self.codes.items()},
+            self.labels,
+            self.first_period,
+            self.last_period,
+        )
+
     def period_start(self, number: int) -> dt.date:
         if self.period == "day":
             return EPOCH + dt.timedelta(days=int(number))
@@ -100,14 +121,8 @@ def last_complete_period(as_of: dt.date, period: str) -> int:
     return current if ends_today else current - 1
 
 
-def load_responses(
-    connection: Connection,
-    *,
-    period: str,
-    as_of: dt.date,
-    scope: Mapping[str, list[str]] | None = None,
-) -> ResponseTable:
-    """Read every response of the complete periods up to ``as_of`` (within ``scope``)."""
+def load_responses(connection: Connection, *, period: str, as_of: date) -> ResponseTable:
+    """Read every response of the complete periods up to ``as_of``."""
     dims = connection.execute(select(Dimension.id, Dimension.name, Dimension.slot).order_by(Dimension.slot)).all()
     value_rows = connection.execute(select(DimensionValue.id, DimensionValue.dimension_id, DimensionValue.value)).all()
     factors = dict(connection.execute(select(Factor.name, Factor.bit).order_by(Factor.bit)).all())
@@ -120,17 +135,16 @@ def load_responses(
         responses.c.factor_mask,
         *(responses.c[slot_column(slot)] for _, _, slot in dims),
     ]
-    query = select(*columns).where(responses.c.local_day <= last_day)
+    result = connection.execute(select(*columns).where(responses.c.local_day <= last_day))
+    # Plain tuples from the driver: SQLAlchemy rows would cost more than the query.
+    rows = result.cursor.fetchall()
+    result.close()
+    raw = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    days = raw[:, 0].astype(np.int64)
+    periods = days if period == "day" else (days - FIRST_MONDAY) // 7
     by_dimension: dict[int, list[tuple[int, str]]] = {}
     for value_id, dim_id, value in value_rows:
         by_dimension.setdefault(dim_id, []).append((value_id, value))
-    for name, values in (scope or {}).items():
-        dim = next((d for d in dims if d.name == name), None)
-        allowed = [vid for vid, value in by_dimension.get(dim.id, []) if value in values] if dim else []
-        query = query.where(responses.c[slot_column(dim.slot)].in_(allowed) if dim else False)
-    rows = connection.execute(query).all()
-    raw = np.array(rows, dtype=np.float64).reshape(len(rows), len(columns))
-    periods = np.floor_divide(raw[:, 0].astype(np.int64) - (0 if period == "day" else FIRST_MONDAY), 1 if period == "day" else 7)
     codes, labels = {}, {}
     for position, (dim_id, name, _) in enumerate(dims):
         known = sorted(by_dimension.get(dim_id, []), key=lambda item: item[1])

@@ -11,7 +11,11 @@ become findings. Identities of findings are kept stable across weekly runs by
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +42,7 @@ OVERALL_ONLY_METRICS = ("volume",)  # a feed-health signal, meaningless per segm
 MIN_SIZE = {"volume": 4}
 # ...and a feed problem is a loss of half the responses; a 40% summer dip is not one.
 MIN_EFFECT = {"volume": 0.5}
+MIN_JOBS_PER_WORKER = 20  # below this a process pool costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class AnalysisOptions:
     anonymity_min_responses: int = 5
     pairs: bool = True
     confidence: float = 0.95
+    workers: int = os.cpu_count() or 1  # processes for the detector
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,7 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
     result = AnalysisResult()
     names = metric_names(table)
     dimensions = tuple(table.labels)
+    jobs: list[_Job] = []
     parents: dict[Segment, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for by in groupings(dimensions, pairs=options.pairs):
         segments, cube = grouping_cube(table, by)
@@ -148,20 +155,54 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
             if not by:
                 candidates &= np.isin(np.arange(len(segments)), _candidates(metric, values, variances, eligible, score_min))
             everyone = PeriodValues(*parents[Segment()][name], np.zeros(values.shape[1])) if by else None
-            for row in np.flatnonzero(candidates):
-                result.series_detected += 1
-                found = detect_changes(
-                    metric,
-                    as_frame(table, cube[row]),
-                    penalty=penalty,
-                    min_size=MIN_SIZE.get(name, 2),
-                    min_effect=MIN_EFFECT.get(name),
-                    min_n=options.min_n,
-                    confidence=options.confidence,
-                    reference=everyone,
-                )
-                result.changes.extend(DetectedChange(name, segments[row], c) for c in found if c.finding)
+            jobs.extend(
+                _Job(name, segments[row], as_frame(table, cube[row]), penalty, everyone)
+                for row in np.flatnonzero(candidates)
+            )
+    result.series_detected = len(jobs)
+    for job, found in zip(jobs, _run_jobs(jobs, options), strict=True):
+        result.changes.extend(DetectedChange(job.metric, job.segment, change) for change in found if change.finding)
     return result
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One series for the detector: small and picklable, for worker processes."""
+
+    metric: str
+    segment: Segment
+    stats: pd.DataFrame
+    penalty: float
+    reference: PeriodValues | None
+
+
+def _detect(job: _Job, min_n: int, confidence: float) -> list[Change]:
+    return detect_changes(
+        metric_for(job.metric),
+        job.stats,
+        penalty=job.penalty,
+        min_size=MIN_SIZE.get(job.metric, 2),
+        min_effect=MIN_EFFECT.get(job.metric),
+        min_n=min_n,
+        confidence=confidence,
+        reference=job.reference,
+    )
+
+
+def _run_jobs(jobs: list[_Job], options: AnalysisOptions) -> list[list[Change]]:
+    """Run the detector on every job; over several processes when there are many.
+
+    PELT with a Python cost is CPU-bound and holds the GIL, so processes, not
+    threads; forked workers share the parent's memory and only the small jobs
+    and their results travel.
+    """
+    detect = functools.partial(_detect, min_n=options.min_n, confidence=options.confidence)
+    workers = min(options.workers, len(jobs) // MIN_JOBS_PER_WORKER)
+    if workers < 2:
+        return [detect(job) for job in jobs]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(detect, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
 def _parent_segments(segments: list[Segment], by: tuple[str, ...]) -> list[list[Segment]]:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from config import Settings
 from detectors import metric_for
 from monitor import store
-from monitor.aggregate import Segment, grouping_cube, load_responses, period_of_day
+from monitor.aggregate import ResponseTable, Segment, grouping_cube, load_responses, period_of_day
 from monitor.records import EPOCH
 from monitor.analysis import (
     AnalysisOptions,
@@ -106,9 +106,7 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
             names = {change_key(item): _transition_of(item, transitions) for item in detected}
             findings = record_findings(session, detected, as_of, names)
             report.findings = [finding_dict(f) for f in _ordered(findings)]
-            report.transitions = [
-                _transition_report(engine, settings, t, as_of, options) for t in transitions
-            ]
+            report.transitions = [_transition_report(table, t, as_of, options) for t in transitions]
         if result:
             report.series_screened, report.series_detected = result.series_screened, result.series_detected
     except Exception as exc:
@@ -142,11 +140,10 @@ def _record_run(
 
 
 def _transition_report(
-    engine: Engine, settings: Settings, transition: Transition, as_of: dt.date, options: AnalysisOptions
+    everyone: ResponseTable, transition: Transition, as_of: dt.date, options: AnalysisOptions
 ) -> dict[str, Any]:
     """Before/after per metric, overall in scope and per single-dimension segment."""
-    with engine.connect() as connection:
-        table = load_responses(connection, period=settings.period, as_of=as_of, scope=transition.scope)
+    table = everyone.within(transition.scope)
     windows = transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)
     weeks_since = (as_of - transition.go_live).days // 7
     entry: dict[str, Any] = {
