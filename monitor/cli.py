@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from config import ConfigError, Settings, load_settings
 from monitor import db, store
@@ -23,6 +24,7 @@ from monitor.ingest import ingest_files
 from monitor.models import DEFAULT_BASELINE_WEEKS, DEFAULT_OBSERVATION_WEEKS, Transition
 from monitor.pipeline import AnalysisReport, run_analysis
 from monitor.targets import Target, TargetError, parse_target
+from monitor.transition_file import TransitionFileError, read_transitions_file
 
 _SCOPE = re.compile(r"^\s*([^=]+?)\s*=\s*(.+?)\s*$")
 
@@ -213,33 +215,58 @@ def transitions_add(
         targets = [parse_target(text).as_dict() for text in target_texts]
     except TargetError as exc:
         raise click.BadParameter(str(exc), param_hint="--target") from None
-    engine = app.ready_engine()
-    with db.session_scope(engine) as session:
-        if store.find_transition(session, name) is not None:
-            raise click.ClickException(f"a transition named {name!r} already exists")
-        known = store.dimension_slots(session)
-        for dimension, values in scope.items():
-            if dimension not in known:
-                click.echo(f"warning: no data has dimension {dimension!r} yet", err=True)
-                continue
-            seen = set(store.dimension_values(session, dimension))
-            for value in values:
-                if value not in seen:
-                    click.echo(f"warning: no response has {dimension}={value} yet", err=True)
-        store.add_transition(
-            session,
-            Transition(
-                name=name.strip(),
-                go_live=go_live.date(),
-                scope=scope,
-                description=description,
-                baseline_weeks=baseline_weeks,
-                observation_weeks=observation_weeks,
-                targets=targets,
-                created_at=dt.datetime.now(dt.UTC),
-            ),
-        )
+    transition = Transition(
+        name=name.strip(),
+        go_live=go_live.date(),
+        scope=scope,
+        description=description,
+        baseline_weeks=baseline_weeks,
+        observation_weeks=observation_weeks,
+        targets=targets,
+        created_at=dt.datetime.now(dt.UTC),
+    )
+    with db.session_scope(app.ready_engine()) as session:
+        _register(session, transition)
     click.echo(f"transition {name!r} added, go-live {go_live.date().isoformat()}")
+
+
+def _register(session: Session, transition: Transition) -> None:
+    """Add a transition, refusing duplicates and warning about unseen scope values."""
+    if store.find_transition(session, transition.name) is not None:
+        raise click.ClickException(f"a transition named {transition.name!r} already exists")
+    known = store.dimension_slots(session)
+    for dimension, values in transition.scope.items():
+        if dimension not in known:
+            click.echo(f"warning: no data has dimension {dimension!r} yet", err=True)
+            continue
+        seen = set(store.dimension_values(session, dimension))
+        for value in values:
+            if value not in seen:
+                click.echo(f"warning: no response has {dimension}={value} yet", err=True)
+    store.add_transition(session, transition)
+
+
+@transitions_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+def transitions_import(app: AppContext, path: Path) -> None:
+    """Register the transitions of a TOML file, all or none.
+
+    \b
+    [[transition]]
+    name = "Service desk to MSP"
+    go_live = 2025-09-01
+    scope = { country = ["Finland", "Sweden"] }
+    targets = ["happiness>=70@12w", "lost_time<=60@12w"]
+    """
+    try:
+        transitions = read_transitions_file(path, now=dt.datetime.now(dt.UTC))
+    except TransitionFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    with db.session_scope(app.ready_engine()) as session:
+        for transition in transitions:
+            _register(session, transition)
+    click.echo(f"{len(transitions)} transitions imported from {path}")
 
 
 @transitions_group.command("list")

@@ -91,3 +91,30 @@ def test_bad_configuration_is_a_usage_error(tmp_path):
     runner = CliRunner(env={"MSPMON_ANONYMITY_MIN_RESPONSES": "many", "MSPMON_CONFIG": None})
     result = runner.invoke(main, ["transitions", "list"])
     assert result.exit_code == 2 and "MSPMON_ANONYMITY_MIN_RESPONSES" in result.output
+
+
+def test_transitions_import_from_a_file_is_all_or_nothing(cli, tmp_path):
+    good = tmp_path / "transitions.toml"
+    good.write_text(
+        '[[transition]]\nname = "Wave 1"\ngo_live = 2025-09-01\nscope = { country = ["Finland", "Sweden"] }\n'
+        'targets = ["happiness>=70@12w", "lost_time<=60@12w"]\n\n'
+        '[[transition]]\nname = "Wave 2"\ngo_live = 2025-11-03\nbaseline_weeks = 8\n',
+        encoding="utf-8",
+    )
+    result = cli.invoke(main, ["transitions", "import", str(good)])
+    assert result.exit_code == 0, result.output
+    listed = {t["name"]: t for t in json.loads(cli.invoke(main, ["transitions", "list", "--json"]).stdout)}
+    assert listed["Wave 1"]["targets"] == ["happiness>=70@12w", "lost_time<=60@12w"]
+    assert listed["Wave 1"]["scope"] == {"country": ["Finland", "Sweden"]}
+    assert listed["Wave 2"]["baseline_weeks"] == 8
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[transition]]\nname = "Wave 3"\ngo_live = 2026-01-05\n\n'
+        '[[transition]]\nname = "Wave 4"\ngo_live = "soon"\n',
+        encoding="utf-8",
+    )
+    refused = cli.invoke(main, ["transitions", "import", str(bad)])
+    assert refused.exit_code == 1
+    assert "transition 2 (Wave 4): go_live must be a date" in refused.output
+    names = [t["name"] for t in json.loads(cli.invoke(main, ["transitions", "list", "--json"]).stdout)]
+    assert names == ["Wave 1", "Wave 2"]  # Wave 3 was valid but the file was refused whole
