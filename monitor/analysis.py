@@ -146,19 +146,20 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
             penalty = family_penalty(values.shape[1], family)
             # Looser than the detector by one standard error: it drops work, not findings.
             score_min = (math.sqrt(penalty) - 1.0) ** 2
-            candidates = eligible.copy()
-            for parent_of in _parent_segments(segments, by):
-                base_values = np.stack([parents[p][name][0] for p in parent_of])
-                base_variances = np.stack([parents[p][name][1] for p in parent_of])
-                contrast = (values - base_values, variances + base_variances)
-                candidates &= np.isin(np.arange(len(segments)), _candidates(metric, *contrast, eligible, score_min))
-            if not by:
-                candidates &= np.isin(np.arange(len(segments)), _candidates(metric, values, variances, eligible, score_min))
+            # First against everyone, for all segments; then, for pairs, against
+            # each single-dimension parent, only for the few that passed.
+            if by:
+                contrast = _contrast(values, variances, [parents[Segment()][name]] * len(segments))
+                rows = _candidates(metric, *contrast, eligible, score_min)
+            else:
+                rows = _candidates(metric, values, variances, eligible, score_min)
+            for parent_of in _parent_segments(segments, by) if len(by) == 2 else []:
+                if not len(rows):
+                    break
+                contrast = _contrast(values[rows], variances[rows], [parents[parent_of[r]][name] for r in rows])
+                rows = rows[_candidates(metric, *contrast, eligible[rows], score_min)]
             everyone = PeriodValues(*parents[Segment()][name], np.zeros(values.shape[1])) if by else None
-            jobs.extend(
-                _Job(name, segments[row], as_frame(table, cube[row]), penalty, everyone)
-                for row in np.flatnonzero(candidates)
-            )
+            jobs.extend(_Job(name, segments[row], as_frame(table, cube[row]), penalty, everyone) for row in rows)
     result.series_detected = len(jobs)
     for job, found in zip(jobs, _run_jobs(jobs, options), strict=True):
         result.changes.extend(DetectedChange(job.metric, job.segment, change) for change in found if change.finding)
@@ -205,13 +206,17 @@ def _run_jobs(jobs: list[_Job], options: AnalysisOptions) -> list[list[Change]]:
         return list(pool.map(detect, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
 
 
+def _contrast(
+    values: np.ndarray, variances: np.ndarray, parents: list[tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segment minus parent per period, with the variance of the difference."""
+    base_values = np.stack([p[0] for p in parents]) if parents else values[:0]
+    base_variances = np.stack([p[1] for p in parents]) if parents else variances[:0]
+    return values - base_values, variances + base_variances
+
+
 def _parent_segments(segments: list[Segment], by: tuple[str, ...]) -> list[list[Segment]]:
-    """For each parent slot, the parent of every segment: everyone for a single
-    dimension, each single-dimension part for a pair."""
-    if not by:
-        return []
-    if len(by) == 1:
-        return [[Segment()] * len(segments)]
+    """For each dimension of a pair, the single-dimension parent of every segment."""
     return [[Segment.of({name: seg.as_dict()[name]}) for seg in segments] for name in by]
 
 

@@ -177,13 +177,14 @@ def _transition_report(
 
 def _segment_comparisons(table, windows, options: AnalysisOptions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Happiness and lost time per single-dimension segment, anonymity respected."""
+    wanted = [w for w in windows if w.name in ("baseline", "since_go_live")]
     rows = []
     for name in table.labels:
         segments, cube = grouping_cube(table, (name,))
         for segment, series in zip(segments, cube, strict=True):
             row: dict[str, Any] = {"segment": segment.as_dict(), "metrics": {}}
             for metric_name in ("happiness", "lost_time"):
-                compared = compare_windows(metric_for(metric_name), table, series, windows, options.confidence)
+                compared = compare_windows(metric_for(metric_name), table, series, wanted, options.confidence)
                 since = compared.get("since_go_live")
                 if since is None or min(since["n_before"], since["n_after"]) < options.anonymity_min_responses:
                     continue
