@@ -32,20 +32,15 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from _shared import DEFAULT_PG_URL, fresh_database, run_child  # noqa: E402
 
 TARGET_SECONDS = 10.0
 TARGET_MEMORY_MB = 1536.0
@@ -223,34 +218,6 @@ def _child_baseline(csv_path: str, limit: int) -> None:
 # --- parent ---------------------------------------------------------------------
 
 
-def _run_child(*args: str) -> dict:
-    child = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
-    output = child.stdout.read() if child.stdout else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"child {args[0]} failed with status {status}")
-    figures = json.loads(output.strip().splitlines()[-1])
-    figures["peak_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
-    return figures
-
-
-def _fresh_database(backend: str, workdir: Path, pg_url: str) -> tuple[str, Callable[[], None]]:
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}", lambda: None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return url.render_as_string(hide_password=False), drop
-
-
 def _limit(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -265,7 +232,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
         "--pg-url",
-        default=os.environ.get("MSPMON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        default=DEFAULT_PG_URL,
     )
     parser.add_argument(
         "--baseline-limit",
@@ -292,17 +259,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mspmon-bench-") as tmp:
         workdir = Path(tmp)
         csv_path = workdir / "responses.csv"
-        url, cleanup = _fresh_database(args.backend, workdir, args.pg_url)
+        url, cleanup = fresh_database(args.backend, workdir, args.pg_url)
         try:
-            setup = _run_child("--child-setup", url, str(csv_path), str(rows))
+            setup = run_child(__file__, "--child-setup", url, str(csv_path), str(rows))
             print(
                 f"setup ({args.backend}): generated {rows:,} rows ({setup['csv_mb']:.0f} MB CSV) in "
                 f"{setup['generate_seconds']:.1f} s, ingested {setup['inserted']:,} in {setup['ingest_seconds']:.1f} s "
                 f"(peak {setup['peak_mb']:.0f} MB); as_of {setup['as_of']}"
             )
-            first = _run_child("--child-analysis", url, setup["as_of"])
-            repeat = _run_child("--child-analysis", url, setup["as_of"])
-            baseline = _run_child("--child-baseline", str(csv_path), str(limit))
+            first = run_child(__file__, "--child-analysis", url, setup["as_of"])
+            repeat = run_child(__file__, "--child-analysis", url, setup["as_of"])
+            baseline = run_child(__file__, "--child-baseline", str(csv_path), str(limit))
         finally:
             cleanup()
 

@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import case, create_engine, func, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from _shared import DEFAULT_PG_URL, fresh_database, run_child  # noqa: E402
+from sqlalchemy import case, func, select  # noqa: E402
 
 from config import load_settings  # noqa: E402
 from monitor import db, store  # noqa: E402
@@ -49,19 +45,6 @@ def _child_import(url: str, path: str) -> None:
     report = ingest_files(engine, [Path(path)], settings, source="bench")
     elapsed = time.perf_counter() - started
     print(json.dumps({"seconds": elapsed, **{k: v for k, v in report.as_dict().items() if k != "errors"}}))
-
-
-def _measure_import(url: str, path: Path) -> dict:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--child-import", url, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    output = child.stdout.read() if child.stdout else ""
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise SystemExit(f"import child failed with status {status}")
-    figures = json.loads(output.strip().splitlines()[-1])
-    figures["peak_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
-    return figures
 
 
 def _group_by_seconds(url: str, dimension: str) -> tuple[float, int]:
@@ -86,29 +69,11 @@ def _group_by_seconds(url: str, dimension: str) -> tuple[float, int]:
     return elapsed, groups
 
 
-def _fresh_database(backend: str, workdir: Path, pg_url: str) -> tuple[str, Callable[[], None]]:
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-        return url, lambda: None
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return url.render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--pg-url", default=os.environ.get("MSPMON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--child-import", nargs=2, metavar=("URL", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_import:
@@ -123,13 +88,13 @@ def main() -> None:
         print(f"{'backend':<11} {'step':<10} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}  counts")
         failures = []
         for backend in args.backends.split(","):
-            url, cleanup = _fresh_database(backend, workdir, args.pg_url)
+            url, cleanup = fresh_database(backend, workdir, args.pg_url)
             try:
                 engine = db.make_engine(url)
                 db.upgrade(engine)
                 engine.dispose()
                 for step in ("first", "re-import"):
-                    figures = _measure_import(url, path)
+                    figures = run_child(__file__, "--child-import", url, str(path))
                     rate = args.rows / figures["seconds"]
                     counts = f"ins {figures['inserted']:,} upd {figures['updated']:,} same {figures['unchanged']:,} rej {figures['rejected']:,}"
                     print(f"{backend:<11} {step:<10} {figures['seconds']:8.1f} {rate:10,.0f} {figures['peak_mb']:8.0f}  {counts}")
@@ -140,7 +105,6 @@ def main() -> None:
                     print(f"{backend:<11} group by {dimension} x week: {seconds:.2f} s ({groups:,} groups)")
             finally:
                 cleanup()
-                (workdir / "bench.db").unlink(missing_ok=True)
         verdict = "PASS" if not failures else "FAIL: " + ", ".join(failures)
         print(f"targets (<= {TARGET_SECONDS:.0f} s per import, < {TARGET_MEMORY_MB:.0f} MB): {verdict}")
 

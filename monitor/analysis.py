@@ -28,7 +28,6 @@ from monitor.aggregate import (
     ResponseTable,
     Segment,
     as_frame,
-    factor_column,
     grouping_cube,
     groupings,
     period_of_day,
