@@ -44,7 +44,7 @@ from _shared import DEFAULT_PG_URL, fresh_database, run_child  # noqa: E402
 
 TARGET_SECONDS = 10.0
 TARGET_MEMORY_MB = 1536.0
-AUTO_BASELINE_LIMIT = 3000
+AUTO_BASELINE_LIMIT = 1000
 MIN_SEGMENT_RESPONSES = 60  # mspmon's eligibility: min_n = 30 responses each side of a change
 SEED = 7
 
