@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -27,17 +26,11 @@ from config import Settings
 from monitor import store
 from monitor.db import session_scope
 from monitor.models import ImportRun, ImportStatus
-from monitor.readers import (
-    CANONICAL_COLUMNS,
-    FileFormatError,
-    RecordBatch,
-    locate_records,
-    read_batches,
-)
-from monitor.records import NormalisedFactors, validate_batch
+from monitor.readers import FileFormatError, locate_records
+from monitor.validation import FileFailed, Validated, validate_files, validate_files_in_child
 from monitor.writer import BatchWriter
 
-_CANONICAL = frozenset(CANONICAL_COLUMNS)
+PARALLEL_MIN_BYTES = 16 << 20  # ~100k rows: below, a child process costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -119,11 +112,7 @@ class _Import:
     report: IngestReport = field(default_factory=IngestReport)
     pending: dict[Path, list[_Pending]] = field(default_factory=dict)
     seen: dict[Path, dict[str, int]] = field(default_factory=dict)  # file -> id -> record
-    factor_cache: dict[str, NormalisedFactors] = field(default_factory=dict)
     file_failed: bool = False
-
-    def __post_init__(self) -> None:
-        self.zone = ZoneInfo(self.settings.timezone)
 
     @property
     def writing(self) -> bool:
@@ -139,22 +128,18 @@ class _Import:
         self.report.rejected += len({error.record for error in errors})
         self.report.error_count += len(errors)
 
-    def take(self, batch: RecordBatch) -> None:
-        self.reject(batch.path, [_Pending(p.record, p.column, p.message) for p in batch.problems])
-        if batch.table.num_rows == 0:
+    def take(self, item: Validated) -> None:
+        self.reject(item.path, [_Pending(p.record, p.column, p.message) for p in item.problems])
+        if item.result is None:
             return
-        dimensions = tuple(name for name in batch.table.column_names if name not in _CANONICAL)
-        result = validate_batch(batch.table, dimensions, self.zone, self.now, self.factor_cache)
-        self.reject(
-            batch.path,
-            [_Pending(int(batch.records[e.position]), e.column, e.message) for e in result.errors],
-        )
+        result = item.result
+        self.reject(item.path, [_Pending(int(item.records[e.position]), e.column, e.message) for e in result.errors])
         columns = result.columns
-        keep = self._first_occurrences(batch.path, columns["response_id"], batch.records[result.valid])
+        keep = self._first_occurrences(item.path, columns["response_id"], item.records[result.valid])
         if not keep.all():
             columns = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in columns.items()}
         if self.writing and columns["response_id"]:
-            self.writer.put(columns, dimensions)
+            self.writer.put(columns, item.dimensions)
 
     def _first_occurrences(self, path: Path, ids: list[str], records: np.ndarray) -> np.ndarray:
         """Mask of rows whose response_id was not seen earlier in this import."""
@@ -254,35 +239,43 @@ def ingest_files(
     skip_invalid: bool = False,
     now: dt.datetime | None = None,
     on_progress: ProgressCallback | None = None,
+    parallel: bool | None = None,
 ) -> IngestReport:
     """Import CSV / JSON-lines files as one transaction and report what happened.
+
+    Large imports into SQLite (``parallel`` None, PARALLEL_MIN_BYTES or more)
+    read and validate in a child process while this one writes, using both cores.
 
     ``on_progress`` receives each file and the number of records read from it so
     far; ``now`` is the import's clock (tests replay any day).
     """
     paths = [Path(path) for path in paths]
+    now = now or dt.datetime.now(dt.UTC)
+    if parallel is None:
+        # On PostgreSQL the server process already keeps the second core busy
+        # (COPY parsing, index upkeep); a validating child would only compete.
+        large = sum(path.stat().st_size for path in paths if path.is_file()) >= PARALLEL_MIN_BYTES
+        parallel = large and engine.dialect.name == "sqlite"
+    validate = validate_files_in_child if parallel else validate_files
     return _run_import(
         engine,
         settings,
         source=source,
         skip_invalid=skip_invalid,
-        now=now or dt.datetime.now(dt.UTC),
+        now=now,
         labels=[str(path) for path in paths],
-        batches=lambda state: _file_batches(state, paths, on_progress),
+        validated=_reporting(validate(paths, settings, now), on_progress),
     )
 
 
-def _file_batches(state: _Import, paths: list[Path], on_progress: ProgressCallback | None) -> Iterator[RecordBatch]:
-    for path in paths:
-        read = 0
-        try:
-            for batch in read_batches(path, state.settings.dimensions, state.settings.ingest_batch_rows):
-                yield batch
-                read += len(batch.records)
-                if on_progress is not None:
-                    on_progress(path, read)
-        except FileFormatError as error:
-            state.fail_file(path, error)
+def _reporting(items: Iterator[Validated | FileFailed], on_progress: ProgressCallback | None) -> Iterator[Validated | FileFailed]:
+    """Pass items through, telling ``on_progress`` how many records each file has given."""
+    counts: dict[Path, int] = {}
+    for item in items:
+        if on_progress is not None and isinstance(item, Validated):
+            counts[item.path] = counts.get(item.path, 0) + len(item.records) + len(item.problems)
+            on_progress(item.path, counts[item.path])
+        yield item
 
 
 def _run_import(
@@ -293,12 +286,15 @@ def _run_import(
     skip_invalid: bool,
     now: dt.datetime,
     labels: list[str],
-    batches: Callable[[_Import], Iterator[RecordBatch]],
+    validated: Iterator[Validated | FileFailed],
 ) -> IngestReport:
     state = _Import(BatchWriter(engine, source, now), settings, skip_invalid, now)
     try:
-        for batch in batches(state):
-            state.take(batch)
+        for item in validated:
+            if isinstance(item, FileFailed):
+                state.fail_file(item.path, FileFormatError(item.path, item.line, item.message, item.column))
+            else:
+                state.take(item)
     finally:
         committed = state.writer.finish(commit=state.writing)
     if isinstance(state.writer.error, store.RegistryFull):

@@ -249,3 +249,19 @@ def test_batches_smaller_than_the_file_give_the_same_result(engine, database_url
     first = ingest(engine, small_batches, path)
     assert first.inserted == 1050
     assert ingest(engine, small_batches, path).unchanged == 1050
+
+
+def test_validation_in_a_child_process_gives_the_same_results(engine, settings, tmp_path):
+    """Large imports validate in a child process; every outcome must be identical."""
+    good = write(tmp_path, "a.csv", *GOOD_ROWS)
+    first = ingest(engine, settings, good, parallel=True)
+    assert (first.inserted, first.rejected, first.committed) == (3, 0, True)
+    assert ingest(engine, settings, good, parallel=True).unchanged == 3
+    bad = write(tmp_path, "bad.csv", GOOD_ROWS[0], "R9,2025-03-04T09:00:00Z,I,incident,11,,,,Finland,SAP")
+    refused = ingest(engine, settings, bad, parallel=True)
+    assert not refused.committed
+    assert [(e.line, e.column) for e in refused.errors] == [(3, "rating")]
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    failed = ingest(engine, settings, good, empty, parallel=True)
+    assert not failed.committed and "empty" in failed.errors[0].message
