@@ -3,15 +3,18 @@
 Validation is CPU work that holds the GIL much of the time (hashing, building the
 Python values the database driver needs), and so is writing through the driver.
 Threads would take turns; a child process that reads and validates while the
-parent writes uses both cores. Results cross over as plain picklable values
-through a small bounded queue, so memory stays bounded by a few batches.
+parent writes uses both cores. Results cross over as pickled values through a
+pipe, whose small buffer keeps memory bounded to a few batches.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
-import queue
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +28,6 @@ from monitor.readers import CANONICAL_COLUMNS, FileFormatError, Problem, read_ba
 from monitor.records import NormalisedFactors, ValidatedBatch, validate_batch
 
 _CANONICAL = frozenset(CANONICAL_COLUMNS)
-_QUEUE_ITEMS = 4
-_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,45 +77,72 @@ class _Crashed:
     details: str
 
 
-def _child(out: multiprocessing.Queue, paths: list[Path], settings: Settings, now: dt.datetime) -> None:
-    try:
-        for item in validate_files(paths, settings, now):
-            out.put(item)
-        out.put(_Done())
-    except BaseException:  # reported to the parent, which raises it
-        out.put(_Crashed(traceback.format_exc()))
-
-
 class ValidationCrashed(RuntimeError):
     """The validating child process failed; the message carries its traceback."""
+
+
+def _serve() -> None:
+    """Child side: read the job from stdin, stream pickled results to stdout."""
+    paths, settings, now = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
+    try:
+        for item in validate_files(paths, settings, now):
+            pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(_Done(), out)
+    except BaseException:  # reported to the parent, which raises it
+        pickle.dump(_Crashed(traceback.format_exc()), out)
+    out.flush()
 
 
 def validate_files_in_child(
     paths: list[Path], settings: Settings, now: dt.datetime
 ) -> Iterator[Validated | FileFailed]:
-    """``validate_files`` run in a spawned child process, yielding the same items.
+    """``validate_files`` run in a child Python process, yielding the same items.
 
-    Spawned, not forked: Arrow's thread pools are not safe across ``fork``.
+    A plain ``python -m monitor.validation`` subprocess rather than
+    ``multiprocessing``: no re-import of the caller's main module (which fails from
+    a notebook or stdin) and no ``fork`` (Arrow's thread pools are not fork-safe).
+    The pipe's small buffer is the back-pressure: the child waits while the
+    parent writes, so at most a batch or two is in flight.
     """
-    context = multiprocessing.get_context("spawn")
-    channel = context.Queue(maxsize=_QUEUE_ITEMS)
-    child = context.Process(target=_child, args=(channel, paths, settings, now), daemon=True)
-    child.start()
-    try:
-        while True:
-            try:
-                item = channel.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                if not child.is_alive():
-                    raise ValidationCrashed(f"validation process ended with code {child.exitcode}") from None
-                continue
-            if isinstance(item, _Done):
-                return
-            if isinstance(item, _Crashed):
-                raise ValidationCrashed(item.details)
-            yield item
-    finally:
-        if child.is_alive():
-            child.terminate()
-        child.join()
-        channel.close()
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "monitor.validation"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=env,
+        )
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            pickle.dump((paths, settings, now), child.stdin)
+            child.stdin.close()
+            while True:
+                try:
+                    item = pickle.load(child.stdout)
+                except EOFError:
+                    child.wait()
+                    errors.seek(0)
+                    tail = errors.read()[-2000:].decode("utf-8", "replace")
+                    raise ValidationCrashed(f"validation process ended with code {child.returncode}: {tail}") from None
+                if isinstance(item, _Done):
+                    return
+                if isinstance(item, _Crashed):
+                    raise ValidationCrashed(item.details)
+                yield item
+        finally:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+
+
+if __name__ == "__main__":
+    # Run from the package module, not ``__main__``, so pickled classes resolve
+    # to ``monitor.validation`` in the parent.
+    from monitor.validation import _serve as serve
+
+    serve()
