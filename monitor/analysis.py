@@ -15,7 +15,7 @@ import functools
 import math
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -124,7 +124,7 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
     result = AnalysisResult()
     names = metric_names(table)
     dimensions = tuple(table.labels)
-    jobs: list[_Job] = []
+    detector = _Detector(options)
     parents: dict[Segment, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for by in groupings(dimensions, pairs=options.pairs):
         segments, cube = grouping_cube(table, by)
@@ -158,9 +158,10 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
                 contrast = _contrast(values[rows], variances[rows], [parents[parent_of[r]][name] for r in rows])
                 rows = rows[_candidates(metric, *contrast, eligible[rows], score_min)]
             everyone = PeriodValues(*parents[Segment()][name], np.zeros(values.shape[1])) if by else None
-            jobs.extend(_Job(name, segments[row], as_frame(table, cube[row]), penalty, everyone) for row in rows)
-    result.series_detected = len(jobs)
-    for job, found in zip(jobs, _run_jobs(jobs, options), strict=True):
+            for row in rows:
+                detector.submit(_Job(name, segments[row], as_frame(table, cube[row]), penalty, everyone))
+    for job, found in detector.results():
+        result.series_detected += 1
         result.changes.extend(DetectedChange(job.metric, job.segment, change) for change in found if change.finding)
     return result
 
@@ -189,20 +190,40 @@ def _detect(job: _Job, min_n: int, confidence: float) -> list[Change]:
     )
 
 
-def _run_jobs(jobs: list[_Job], options: AnalysisOptions) -> list[list[Change]]:
-    """Run the detector on every job; over several processes when there are many.
+class _Detector:
+    """Runs detector jobs as they are planned, in worker processes once there are many.
 
     PELT with a Python cost is CPU-bound and holds the GIL, so processes, not
-    threads; forked workers share the parent's memory and only the small jobs
-    and their results travel.
+    threads. Jobs go to the workers while the parent goes on screening the next
+    groupings, so screening and detection overlap. Workers are forked: they share
+    the parent's memory and only the small jobs and their results travel; they
+    run numpy/pandas/ruptures only, never Arrow or the database.
     """
-    detect = functools.partial(_detect, min_n=options.min_n, confidence=options.confidence)
-    workers = min(options.workers, len(jobs) // MIN_JOBS_PER_WORKER)
-    if workers < 2:
-        return [detect(job) for job in jobs]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(detect, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+
+    def __init__(self, options: AnalysisOptions) -> None:
+        self._detect = functools.partial(_detect, min_n=options.min_n, confidence=options.confidence)
+        self._workers = options.workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._jobs: list[_Job] = []
+        self._futures: list[Future[list[Change]]] = []
+
+    def submit(self, job: _Job) -> None:
+        self._jobs.append(job)
+        if self._pool is None and self._workers >= 2 and len(self._jobs) >= MIN_JOBS_PER_WORKER:
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            self._futures = [self._pool.submit(self._detect, queued) for queued in self._jobs]
+        elif self._pool is not None:
+            self._futures.append(self._pool.submit(self._detect, job))
+
+    def results(self) -> list[tuple[_Job, list[Change]]]:
+        """Every job with its changes, in submission order; shuts the workers down."""
+        if self._pool is None:
+            return [(job, self._detect(job)) for job in self._jobs]
+        try:
+            return [(job, future.result()) for job, future in zip(self._jobs, self._futures, strict=True)]
+        finally:
+            self._pool.shutdown()
 
 
 def _contrast(
