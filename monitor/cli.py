@@ -327,6 +327,12 @@ def _format_report(report: AnalysisReport) -> str:
                 )
             if windows.get("recovered_from"):
                 lines.append(f"  {metric:<10} back within baseline from {windows['recovered_from']}")
+        for window, summary in item.get("lost_time_distribution", {}).items():
+            median = summary["median"]
+            lines.append(
+                f"  lost time  {window:<14} median {median['value']} min [{median['ci'][0]}, {median['ci'][1]}], "
+                f"mean {summary['mean']['value']} min, n {median['n']}"
+            )
         for target in item["targets"]:
             lines.append(f"  target {target['target']} by {target['deadline']}: {target['status']} (value {target.get('value')})")
     if report.findings:

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 from config import Settings
-from detectors import metric_for
+from detectors import lost_time_summary, metric_for
 from monitor import store
 from monitor.aggregate import ResponseTable, Segment, grouping_cube, load_responses, period_of_day
 from monitor.records import EPOCH
@@ -168,11 +168,33 @@ def _transition_report(
             recovered = recovery_period(metric, table, series, baseline, live_period, options.confidence)
             compared["recovered_from"] = None if recovered is None else recovered.isoformat()
         entry["metrics"][name] = compared
+    entry["lost_time_distribution"] = _lost_time_distribution(table, windows, options)
     entry["segments"] = _segment_comparisons(table, windows, options)
     entry["targets"] = [
         _judge_target(Target.from_dict(t), table, transition, as_of, options) for t in transition.targets
     ]
     return entry
+
+
+def _lost_time_distribution(table: ResponseTable, windows, options: AnalysisOptions) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Mean and median lost minutes per window from the raw answers, bootstrap intervals.
+
+    Lost time is heavily skewed: the median says what a typical respondent lost,
+    the mean what the organisation lost in total; both are reported.
+    """
+    answered = table.stats[:, table.stat_names.index("lt_n")] > 0
+    minutes = table.stats[:, table.stat_names.index("lt_sum")]
+    summary = {}
+    for window in windows:
+        inside = answered & (table.periods >= window.first) & (table.periods <= window.last)
+        if inside.sum() < options.anonymity_min_responses:
+            continue
+        result = lost_time_summary(minutes[inside], n_boot=1000, confidence=options.confidence)
+        summary[window.name] = {
+            kind: {"value": round(e.value, 1), "ci": [round(e.ci_low, 1), round(e.ci_high, 1)], "n": e.n}
+            for kind, e in (("mean", result.mean), ("median", result.median))
+        }
+    return summary
 
 
 def _segment_comparisons(table, windows, options: AnalysisOptions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]

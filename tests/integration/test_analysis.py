@@ -113,6 +113,12 @@ def test_transition_comparison_and_target(analysis):
     (transition,) = analysis["transitions"]
     happiness = transition["metrics"]["happiness"]
     assert happiness["early"]["delta"] < -10 and happiness["early"]["ci_high"] < 0
+    lost = transition["lost_time_distribution"]
+    for window in ("baseline", "early"):
+        for kind in ("mean", "median"):
+            estimate = lost[window][kind]
+            assert estimate["ci"][0] <= estimate["value"] <= estimate["ci"][1] and estimate["n"] > 0
+    assert lost["early"]["median"]["value"] > lost["baseline"]["median"]["value"]  # the go-live cost time
     (target,) = transition["targets"]
     assert target["target"] == "happiness>=45@12w"
     assert target["status"] in {"met", "not_met"}  # the deadline has passed
