@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def demo_scenario(today: dt.date) -> Scenario:
     reference = default_scenario()
     go_live = start + (reference.go_live - reference.start)
     return default_scenario(start=start, weeks=DEMO_WEEKS, go_live=go_live)
+
+
+def _highlights(findings: list[dict], per_kind: int = 3) -> list[dict]:
+    """What a first look should show: everyone's findings, then the largest
+    Happiness drops and factor rises in segments."""
+    overall = [f for f in findings if not f["segment"]]
+    segments = sorted((f for f in findings if f["segment"]), key=lambda f: -abs(f["delta"]))
+    drops = [f for f in segments if f["metric"] == "happiness"][:per_kind]
+    factors = [f for f in segments if f["metric"].startswith("factor:")][:per_kind]
+    return overall + drops + factors
 
 
 def run_demo(
@@ -73,7 +84,7 @@ def run_demo(
     report = run_analysis(engine, settings, as_of)
     echo(f"analysed {report.responses:,} responses as of {as_of.isoformat()} in {report.seconds:.1f} s: "
          f"{len(report.findings)} findings")
-    for finding in report.findings[:8]:
+    for finding in _highlights(report.findings):
         segment = " x ".join(f"{k}={v}" for k, v in finding["segment"].items()) or "everyone"
         sign = "+" if finding["metric"] == "happiness" else ""
         echo(
@@ -83,6 +94,7 @@ def run_demo(
         )
     echo("")
     echo(f"Database: {database}")
-    echo(f"See everything:  MSPMON_DATABASE_URL=sqlite:///{database} mspmon analyze")
+    command = sys.argv[0] if sys.argv and sys.argv[0].endswith("mspmon") else "mspmon"
+    echo(f"See everything:  MSPMON_DATABASE_URL=sqlite:///{database} {command} analyze")
     engine.dispose()
     return database
