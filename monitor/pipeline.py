@@ -156,6 +156,7 @@ def _transition_report(
         "targets": [],
     }
     if not len(table):
+        entry["targets"] = [_unjudgeable(Target.from_dict(t), transition, as_of) for t in transition.targets]
         return entry
     _, overall = grouping_cube(table, ())
     series = overall[0]
@@ -216,6 +217,19 @@ def _segment_comparisons(table, windows, options: AnalysisOptions) -> list[dict[
     return rows
 
 
+def _unjudgeable(target: Target, transition: Transition, as_of: dt.date) -> dict[str, Any]:
+    """A target with no responses to judge it by: at risk until its deadline, then missed."""
+    deadline = transition.go_live + dt.timedelta(weeks=target.weeks)
+    return {
+        "target": target.text(),
+        "deadline": deadline.isoformat(),
+        "status": "not_met" if as_of >= deadline else "at_risk",
+        "evidence": "no responses in scope",
+        "value": None,
+        "n": 0,
+    }
+
+
 def _judge_target(
     target: Target, table, transition: Transition, as_of: dt.date, options: AnalysisOptions  # type: ignore[no-untyped-def]
 ) -> dict[str, Any]:
@@ -227,9 +241,9 @@ def _judge_target(
     else:
         wanted = Segment.of(target.segment)
         series = next((s for seg, s in zip(segments, cube, strict=True) if seg == wanted), None)
-    evidence: dict[str, Any] = {"target": target.text(), "deadline": deadline.isoformat()}
     if series is None:
-        return {**evidence, "status": "at_risk", "evidence": "no responses in this segment yet"}
+        return _unjudgeable(target, transition, as_of)
+    evidence: dict[str, Any] = {"target": target.text(), "deadline": deadline.isoformat()}
     # The four periods ending with the deadline week, or with the latest complete one.
     deadline_period = period_of_day((deadline - EPOCH).days - 1, table.period)
     last = min(table.last_period, deadline_period)

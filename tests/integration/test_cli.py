@@ -118,3 +118,16 @@ def test_transitions_import_from_a_file_is_all_or_nothing(cli, tmp_path):
     assert "transition 2 (Wave 4): go_live must be a date" in refused.output
     names = [t["name"] for t in json.loads(cli.invoke(main, ["transitions", "list", "--json"]).stdout)]
     assert names == ["Wave 1", "Wave 2"]  # Wave 3 was valid but the file was refused whole
+
+
+def test_analyze_on_an_empty_database_still_reports_transitions_and_targets(cli):
+    assert cli.invoke(main, ["transitions", "add", "X", "--go-live", "2025-01-06", "--target", "happiness>=70@12w"]).exit_code == 0
+    result = cli.invoke(main, ["analyze", "--as-of", "2026-01-05", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["findings"] == []
+    (transition,) = payload["transitions"]
+    (target,) = transition["targets"]
+    assert (target["status"], target["evidence"]) == ("not_met", "no responses in scope")
+    bad = cli.invoke(main, ["analyze", "--as-of", "2025-13-01"])
+    assert bad.exit_code == 2 and "--as-of" in bad.output
