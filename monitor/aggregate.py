@@ -21,6 +21,7 @@ import operator
 from datetime import date
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from monitor.store import FIRST_MONDAY
 
 BASE_STATS = ("n", "promoters", "detractors", "lt_n", "lt_sum", "lt_sumsq", "lt_logsum", "lt_logsumsq")
 MISSING = -1  # code of a response without a value for a dimension
+IntOrArray = TypeVar("IntOrArray", int, np.ndarray)
 
 
 def factor_column(name: str) -> str:
@@ -51,16 +53,9 @@ class Segment:
     def as_dict(self) -> dict[str, str]:
         return dict(self.items)
 
-    @property
-    def dimensions(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.items)
-
     def key(self) -> str:
         """A stable text form, used in finding identities and URLs."""
         return "&".join(f"{name}={value}" for name, value in self.items) or "*"
-
-    def label(self) -> str:
-        return " x ".join(f"{name}={value}" for name, value in self.items) or "everyone"
 
 
 @dataclass
@@ -108,12 +103,15 @@ class ResponseTable:
             return EPOCH + dt.timedelta(days=int(number))
         return EPOCH + dt.timedelta(days=FIRST_MONDAY + 7 * int(number))
 
+    @functools.cached_property
     def period_index(self) -> pd.DatetimeIndex:
+        """Start dates of all periods, built once: every detector job's frame uses it."""
         numbers = range(self.first_period, self.last_period + 1)
         return pd.DatetimeIndex([pd.Timestamp(self.period_start(n)) for n in numbers], name="period")
 
 
-def period_of_day(day: int, period: str) -> int:
+def period_of_day(day: IntOrArray, period: str) -> IntOrArray:
+    """Period number of a day (or an array of days) since the epoch."""
     return day if period == "day" else (day - FIRST_MONDAY) // 7
 
 
@@ -167,7 +165,7 @@ def load_responses(connection: Connection, *, period: str, as_of: date) -> Respo
     flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * len(columns))
     raw = flat.reshape(len(rows), len(columns))
     days = raw[:, 0] // 16
-    periods = days if period == "day" else (days - FIRST_MONDAY) // 7
+    periods = period_of_day(days, period)
     by_dimension: dict[int, list[tuple[int, str]]] = {}
     for value_id, dim_id, value in value_rows:
         by_dimension.setdefault(dim_id, []).append((value_id, value))
@@ -267,4 +265,4 @@ def groupings(dimensions: tuple[str, ...], *, pairs: bool = True) -> Iterator[tu
 
 
 def as_frame(table: ResponseTable, cube_row: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(cube_row, index=table.period_index(), columns=list(table.stat_names))
+    return pd.DataFrame(cube_row, index=table.period_index, columns=list(table.stat_names))

@@ -270,7 +270,7 @@ def transition_windows(
     return [w for w in windows if w.first <= w.last]
 
 
-def _window_totals(table: ResponseTable, series: np.ndarray, window: Window) -> pd.Series:
+def window_totals(table: ResponseTable, series: np.ndarray, window: Window) -> pd.Series:
     first = max(window.first - table.first_period, 0)
     last = window.last - table.first_period + 1
     frame = pd.DataFrame(series[first:last], columns=list(table.stat_names))
@@ -285,12 +285,12 @@ def compare_windows(
     baseline = next((w for w in windows if w.name == "baseline"), None)
     if baseline is None:
         return {}
-    before = _window_totals(table, series, baseline)
+    before = window_totals(table, series, baseline)
     compared = {}
     for window in windows:
         if window is baseline:
             continue
-        delta = metric.compare(before, _window_totals(table, series, window), confidence=confidence)
+        delta = metric.compare(before, window_totals(table, series, window), confidence=confidence)
         start, end = window.dates(table)
         compared[window.name] = {
             "from": start.isoformat(),
@@ -321,11 +321,11 @@ def recovery_period(
     pools ``RECOVERY_WINDOW`` periods, and "within" means its interval overlaps the
     baseline's. The answer is the start of the first such run that lasts to the end.
     """
-    base = metric.estimate(_window_totals(table, series, baseline), confidence=confidence)
+    base = metric.estimate(window_totals(table, series, baseline), confidence=confidence)
     recovered_from = None
     for start in range(live, table.last_period - RECOVERY_WINDOW + 2):
         window = Window("step", start, start + RECOVERY_WINDOW - 1)
-        estimate = metric.estimate(_window_totals(table, series, window), confidence=confidence)
+        estimate = metric.estimate(window_totals(table, series, window), confidence=confidence)
         inside = estimate.n > 0 and estimate.ci_high >= base.ci_low and estimate.ci_low <= base.ci_high
         if inside and recovered_from is None:
             recovered_from = start

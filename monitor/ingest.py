@@ -26,7 +26,7 @@ from config import Settings
 from monitor import store
 from monitor.db import session_scope
 from monitor.models import ImportRun, ImportStatus
-from monitor.readers import FileFormatError, locate_records
+from monitor.readers import locate_records
 from monitor.validation import FileFailed, Validated, validate_files, validate_files_in_child
 from monitor.writer import BatchWriter
 
@@ -166,11 +166,9 @@ class _Import:
         self.reject(path, errors)
         return keep
 
-    def fail_file(self, path: Path, error: FileFormatError | store.RegistryFull) -> None:
-        if isinstance(error, FileFormatError):
-            self.pending.setdefault(path, []).append(_Pending(-error.line, error.column, error.message))
-        else:
-            self.pending.setdefault(path, []).append(_Pending(0, "", str(error)))
+    def fail_file(self, path: Path, line: int, column: str, message: str) -> None:
+        """A whole file refused; its line is known already, so it is stored negated."""
+        self.pending.setdefault(path, []).append(_Pending(-line, column, message))
         self.report.error_count += 1
         self.file_failed = True
 
@@ -292,13 +290,13 @@ def _run_import(
     try:
         for item in validated:
             if isinstance(item, FileFailed):
-                state.fail_file(item.path, FileFormatError(item.path, item.line, item.message, item.column))
+                state.fail_file(item.path, item.line, item.column, item.message)
             else:
                 state.take(item)
     finally:
         committed = state.writer.finish(commit=state.writing)
     if isinstance(state.writer.error, store.RegistryFull):
-        state.fail_file(Path(labels[-1]), state.writer.error)
+        state.fail_file(Path(labels[-1]), 0, "", str(state.writer.error))
     elif state.writer.error is not None:
         raise state.writer.error
     report = state.report

@@ -24,10 +24,12 @@ from monitor.records import EPOCH
 from monitor.analysis import (
     AnalysisOptions,
     DetectedChange,
+    Window,
     compare_windows,
     find_changes,
     recovery_period,
     transition_windows,
+    window_totals,
 )
 from monitor.db import session_scope
 from monitor.findings import change_key, record_findings
@@ -172,12 +174,12 @@ def _transition_report(
     entry["lost_time_distribution"] = _lost_time_distribution(table, windows, options)
     entry["segments"] = _segment_comparisons(table, windows, options)
     entry["targets"] = [
-        _judge_target(Target.from_dict(t), table, transition, as_of, options) for t in transition.targets
+        _judge_target(Target.from_dict(t), table, transition, as_of) for t in transition.targets
     ]
     return entry
 
 
-def _lost_time_distribution(table: ResponseTable, windows, options: AnalysisOptions) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _lost_time_distribution(table: ResponseTable, windows: list[Window], options: AnalysisOptions) -> dict[str, Any]:
     """Mean and median lost minutes per window from the raw answers, bootstrap intervals.
 
     Lost time is heavily skewed: the median says what a typical respondent lost,
@@ -198,7 +200,7 @@ def _lost_time_distribution(table: ResponseTable, windows, options: AnalysisOpti
     return summary
 
 
-def _segment_comparisons(table, windows, options: AnalysisOptions) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _segment_comparisons(table: ResponseTable, windows: list[Window], options: AnalysisOptions) -> list[dict[str, Any]]:
     """Happiness and lost time per single-dimension segment, anonymity respected."""
     wanted = [w for w in windows if w.name in ("baseline", "since_go_live")]
     rows = []
@@ -219,7 +221,7 @@ def _segment_comparisons(table, windows, options: AnalysisOptions) -> list[dict[
 
 def _unjudgeable(target: Target, transition: Transition, as_of: dt.date) -> dict[str, Any]:
     """A target with no responses to judge it by: at risk until its deadline, then missed."""
-    deadline = transition.go_live + dt.timedelta(weeks=target.weeks)
+    deadline = target.deadline(transition.go_live)
     return {
         "target": target.text(),
         "deadline": deadline.isoformat(),
@@ -230,36 +232,24 @@ def _unjudgeable(target: Target, transition: Transition, as_of: dt.date) -> dict
     }
 
 
-def _judge_target(
-    target: Target, table, transition: Transition, as_of: dt.date, options: AnalysisOptions  # type: ignore[no-untyped-def]
-) -> dict[str, Any]:
-    deadline = transition.go_live + dt.timedelta(weeks=target.weeks)
-    segments, cube = grouping_cube(table, tuple(target.segment)) if target.segment else ([Segment()], None)
-    if cube is None:
-        _, cube = grouping_cube(table, ())
-        series = cube[0]
-    else:
-        wanted = Segment.of(target.segment)
-        series = next((s for seg, s in zip(segments, cube, strict=True) if seg == wanted), None)
+def _judge_target(target: Target, table: ResponseTable, transition: Transition, as_of: dt.date) -> dict[str, Any]:
+    """Judge a target on the four periods ending with its deadline week (or the latest one)."""
+    if any(name not in table.labels for name in target.segment):
+        return _unjudgeable(target, transition, as_of)
+    segments, cube = grouping_cube(table, tuple(target.segment))
+    wanted = Segment.of(target.segment)
+    series = next((s for segment, s in zip(segments, cube, strict=True) if segment == wanted), None)
     if series is None:
         return _unjudgeable(target, transition, as_of)
-    evidence: dict[str, Any] = {"target": target.text(), "deadline": deadline.isoformat()}
-    # The four periods ending with the deadline week, or with the latest complete one.
-    deadline_period = period_of_day((deadline - EPOCH).days - 1, table.period)
-    last = min(table.last_period, deadline_period)
+    deadline = target.deadline(transition.go_live)
+    last = min(table.last_period, period_of_day((deadline - EPOCH).days - 1, table.period))
     first = max(last - JUDGE_PERIODS + 1, table.first_period)
-    window = series[first - table.first_period : last - table.first_period + 1]
-    totals = dict(zip(table.stat_names, np.asarray(window).sum(axis=0), strict=True))
-    totals["periods"] = float(len(window))
-    estimate = metric_for(target.metric).estimate(totals)
+    estimate = metric_for(target.metric).estimate(window_totals(table, series, Window("target", first, last)))
     meets = bool(np.isfinite(estimate.value) and target.met_by(estimate.value))
-    if as_of >= deadline:
-        status = "met" if meets else "not_met"
-    else:
-        status = "met" if meets else "at_risk"
     return {
-        **evidence,
-        "status": status,
+        "target": target.text(),
+        "deadline": deadline.isoformat(),
+        "status": "met" if meets else ("not_met" if as_of >= deadline else "at_risk"),
         "value": None if not np.isfinite(estimate.value) else round(estimate.value, 2),
         "ci": [round(estimate.ci_low, 2), round(estimate.ci_high, 2)] if np.isfinite(estimate.ci_low) else None,
         "n": estimate.n,

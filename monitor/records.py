@@ -50,14 +50,6 @@ class NormalisedFactors:
     error: str | None
 
 
-def to_local_day(moment: dt.datetime, zone: ZoneInfo) -> int:
-    return (moment.astimezone(zone).date() - EPOCH).days
-
-
-def from_local_day(day: int) -> dt.date:
-    return EPOCH + dt.timedelta(days=int(day))
-
-
 def _bools(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -205,8 +197,6 @@ class ValidatedBatch:
     columns: dict[str, list]
     errors: list[FieldError]
 
-    def __len__(self) -> int:
-        return int(self.valid.sum())
 
 
 def validate_batch(

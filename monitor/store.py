@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, insert, select
+from sqlalchemy import ColumnElement, Connection, insert, select
 from sqlalchemy.orm import Session
 
 from monitor.models import (
@@ -215,13 +215,6 @@ def update_responses(
 
 def record_import_run(session: Session, run: ImportRun) -> None:
     session.add(run)
-
-
-def count_responses(connection: Connection, source: str | None = None) -> int:
-    query = select(func.count()).select_from(responses)
-    if source is not None:
-        query = query.where(responses.c.source == source)
-    return connection.execute(query).scalar_one()
 
 
 def dimension_slots(session: Session) -> dict[str, str]:

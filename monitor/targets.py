@@ -8,6 +8,7 @@ it and ``at_risk`` while they do not.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ class Target:
     value: float
     weeks: int
     segment: dict[str, str]
+
+    def deadline(self, go_live: dt.date) -> dt.date:
+        return go_live + dt.timedelta(weeks=self.weeks)
 
     def met_by(self, value: float) -> bool:
         return value >= self.value if self.op == ">=" else value <= self.value

@@ -95,3 +95,20 @@ def test_weeks_start_on_monday_and_only_complete_ones_are_analysed():
     assert last_complete_period(monday + dt.timedelta(days=6), "week") == week  # Sunday closes it
     assert last_complete_period(monday + dt.timedelta(days=3), "week") == week - 1  # Thursday: not yet
     assert last_complete_period(monday, "day") == (monday - EPOCH).days
+
+
+def test_targets_are_judged_on_their_segment_and_unknown_dimensions_are_unjudgeable():
+    from monitor.models import Transition
+    from monitor.pipeline import _judge_target
+    from monitor.targets import parse_target
+
+    table, frame = _table()
+    go_live = EPOCH + dt.timedelta(days=4 + 7 * 2905)  # Monday of period 2905
+    transition = Transition(name="T", go_live=go_live, scope={}, targets=[])
+    as_of = go_live + dt.timedelta(weeks=30)
+    finnish = _judge_target(parse_target("volume>=0@8w[country=FI]"), table, transition, as_of)
+    deadline_period = 2905 + 8 - 1
+    expected_n = int(((frame["country"] == 1) & frame["period"].between(deadline_period - 3, deadline_period)).sum())
+    assert (finnish["status"], finnish["n"]) == ("met", expected_n)
+    unknown = _judge_target(parse_target("happiness>=0@8w[region=North]"), table, transition, as_of)
+    assert (unknown["status"], unknown["evidence"]) == ("not_met", "no responses in scope")
