@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -211,6 +212,30 @@ class AnalysisRun(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The report as ``mspmon analyze --json`` prints it: digests and the web view read
+    # transitions' before/after comparisons from here instead of recomputing them.
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class FindingState(StrEnum):
+    NEW = "new"  # first reported in this run's period
+    ONGOING = "ongoing"  # reported before and still open
+    RECOVERED = "recovered"  # the metric came back (``recovered_on`` is set)
+
+
+class FindingScope(StrEnum):
+    GENERIC = "generic"  # spread over every dimension's segments in proportion to size
+    LOCALIZED = "localized"  # concentrated in a few named segments
+    MIXED = "mixed"  # a generic part plus a localized part
+
+
+class Label(StrEnum):
+    """A user's verdict on a finding, in the spirit of anomaly-feedback systems."""
+
+    CONFIRMED = "confirmed"
+    EXPECTED = "expected"  # e.g. the dip a go-live was expected to cause
+    FALSE_ALARM = "false_alarm"
+    NEW_NORMAL = "new_normal"
 
 
 class Finding(Base):
@@ -242,3 +267,59 @@ class Finding(Base):
     transition: Mapped[str | None] = mapped_column(String(200), nullable=True)
     first_reported: Mapped[dt.date] = mapped_column(Date)
     last_reported: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(16), default=FindingState.NEW)
+    # Attribution (``monitor.attribution``): a root finding is explained by no other;
+    # an echo keeps the id of the root that explains it.
+    root: Mapped[bool] = mapped_column(Boolean, default=True)
+    root_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    scope: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    explains: Mapped[float | None] = mapped_column(Float, nullable=True)
+    impact: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Named segments with their shares, factor shifts, suggestions, mix versus rate,
+    # difference-in-differences and the drill-down tree: see ``monitor.attribution``.
+    attribution: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    labels: Mapped[list[FindingLabel]] = relationship(
+        back_populates="finding", order_by="FindingLabel.created_at", cascade="all, delete-orphan"
+    )
+
+    @property
+    def label(self) -> FindingLabel | None:
+        """The latest verdict; earlier ones stay as history."""
+        return self.labels[-1] if self.labels else None
+
+
+class FindingLabel(Base):
+    """Who said what about a finding, when, and why; the latest one counts."""
+
+    __tablename__ = "finding_labels"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[str] = mapped_column(ForeignKey("findings.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    finding: Mapped[Finding] = relationship(back_populates="labels")
+
+
+class Silence(Base):
+    """Mute one finding, or every finding of a segment, until a date, with a reason.
+
+    Exactly one of ``finding_id`` and ``segment_key`` is set. A segment silence covers
+    findings whose segment includes it (``country=Finland`` mutes Finland x SAP too).
+    """
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[str | None] = mapped_column(
+        ForeignKey("findings.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    segment_key: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    segment: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    until: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -137,6 +137,7 @@ def _record_run(
                 message=message,
                 started_at=started_at,
                 finished_at=dt.datetime.now(dt.UTC),
+                report=report.as_dict() if status == "succeeded" else None,
             )
         )
 
