@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from monitor.models import Base
+from monitor.schema import Base
 
 target_metadata = Base.metadata
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from monitor import db
-from monitor.models import Base
+from monitor.schema import Base
 
 
 def test_migrations_match_the_models(engine):

@@ -1,0 +1,10 @@
+"""Every table of the project, for Alembic and the schema test.
+
+The core tables live in ``monitor.models``; the digest (``monitor.subscriptions``)
+and web (``monitor.accounts``, ``monitor.cube``) areas keep their own tables next to
+the code that owns them. Importing this module registers them all on ``Base``.
+"""
+
+from monitor.models import Base
+
+__all__ = ["Base"]
