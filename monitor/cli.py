@@ -7,19 +7,17 @@ the scheduler) have nothing to do with the web application and should not build 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, load_settings
 from monitor import db, store
+from monitor.context import AppContext, pass_app, print_json
 from monitor.ingest import ingest_files
 from monitor.models import DEFAULT_BASELINE_WEEKS, DEFAULT_OBSERVATION_WEEKS, Transition
 from monitor.pipeline import AnalysisReport, run_analysis
@@ -27,40 +25,6 @@ from monitor.targets import Target, TargetError, parse_target
 from monitor.transition_file import TransitionFileError, read_transitions_file
 
 _SCOPE = re.compile(r"^\s*([^=]+?)\s*=\s*(.+?)\s*$")
-
-
-@dataclass
-class AppContext:
-    """What every command needs, built once from the validated settings."""
-
-    settings: Settings
-    _engine: Engine | None = None
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = db.make_engine(self.settings.database_url)
-        return self._engine
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
-    def ready_engine(self) -> Engine:
-        """The engine, after checking that migrations have been applied."""
-        try:
-            db.require_current_schema(self.engine)
-        except db.SchemaOutOfDate as exc:
-            raise click.ClickException(str(exc)) from None
-        return self.engine
-
-
-pass_app = click.make_pass_decorator(AppContext)
-
-
-def _print_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -152,7 +116,7 @@ def ingest(app: AppContext, paths: tuple[Path, ...], source: str, skip_invalid: 
         if progress is not None:
             progress.close()
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
         click.echo(report.summary())
     if not report.committed:
@@ -278,7 +242,7 @@ def transitions_list(app: AppContext, as_json: bool) -> None:
     with db.session_scope(engine) as session:
         rows = [_transition_dict(t) for t in store.list_transitions(session)]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         click.echo("no transitions yet: add one with `mspmon transitions add NAME --go-live YYYY-MM-DD`")
@@ -302,7 +266,7 @@ def analyze(app: AppContext, as_of: dt.datetime | None, as_json: bool, no_pairs:
     day = as_of.date() if as_of else dt.date.today()
     report = run_analysis(engine, app.settings, day, pairs=not no_pairs)
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
         return
     click.echo(_format_report(report))
 
@@ -358,3 +322,8 @@ def demo(directory: Path, rows: int, seed: int) -> None:
     from monitor.demo import run_demo
 
     run_demo(directory, rows=rows, seed=seed, echo=click.echo)
+
+
+# Command groups of the other areas, registered here so `mspmon` is one entry point.
+# Each lives beside the code it drives: notifications.cli (subscriptions, digest,
+# scheduler) and web.cli (serve, users, tokens).
