@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from monitor.models import (
     DIMENSION_SLOTS,
+    AnalysisRun,
     MAX_FACTORS,
     Dimension,
     DimensionValue,
@@ -248,3 +249,10 @@ def dimension_values(session: Session, name: str) -> list[str]:
             .order_by(DimensionValue.value)
         )
     )
+
+
+def latest_run(session: Session) -> AnalysisRun | None:
+    """The newest successful analysis run: its ``report`` is what digests and pages show."""
+    return session.scalars(
+        select(AnalysisRun).where(AnalysisRun.status == "succeeded").order_by(AnalysisRun.id.desc()).limit(1)
+    ).first()
