@@ -7,7 +7,9 @@ surfacing hours later inside a scheduled job.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -50,8 +52,21 @@ class Settings:
     smtp_timeout_seconds: float = 30.0
     digest_weekday: str = "mon"
     digest_hour: int = 7
+    # A digest missed while the scheduler was down is sent when it comes back within
+    # this many hours (once, however many weeks were missed), else skipped.
+    digest_grace_hours: float = 24.0
+    digest_max_attempts: int = 5  # per recipient, then the delivery is marked failed
+    digest_retry_seconds: float = 300.0  # wait before the first retry, doubled each time
+    # A claimed digest or a delivery in flight whose process went silent for this
+    # long is taken over (claim) or marked uncertain and never resent (delivery).
+    digest_lease_seconds: float = 900.0
     secret_key: str = field(default="", repr=False)
     base_url: str = "http://127.0.0.1:8000"
+    # Course-correction suggestions by feedback factor, merged over the defaults in
+    # ``monitor.suggestions``: a TOML table ``[mspmon.suggestions]`` (or a JSON
+    # object in MSPMON_SUGGESTIONS). ``{where}``, ``{service}``, ``{channel}`` ... are
+    # filled from the root segment of a finding.
+    suggestions: dict[str, str] = field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -77,6 +92,18 @@ def _parse_list(value: Any) -> tuple[str, ...]:
     raise ValueError(f"expected a list of strings, got {value!r}")
 
 
+def _parse_mapping(value: Any) -> dict[str, str]:
+    """Tables come from TOML, or as a JSON object in an environment variable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object, got {value!r}") from exc
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    raise ValueError(f"expected a table of strings, got {value!r}")
+
+
 def _coerce(kind: Any, value: Any) -> Any:
     """Convert a TOML value or an environment string to the field's type."""
     if kind == "tuple[str, ...]":
@@ -91,6 +118,8 @@ def _coerce(kind: Any, value: Any) -> Any:
         return float(value)
     if kind == "bool":
         return value if isinstance(value, bool) else _parse_bool(str(value))
+    if kind == "dict[str, str]":
+        return _parse_mapping(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
     return value
@@ -130,6 +159,14 @@ def _check_dimensions(names: tuple[str, ...]) -> None:
         raise ValueError("dimension names must be unique")
 
 
+def _check_templates(templates: dict[str, str]) -> None:
+    for factor, template in templates.items():
+        try:
+            template.format_map(collections.defaultdict(str))
+        except (ValueError, IndexError, AttributeError) as exc:
+            raise ValueError(f"suggestion for {factor!r} is not a valid template ({exc}); use {{where}}, {{service}} ...") from exc
+
+
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "database_url": _check_database_url,
     "dimensions": _check_dimensions,
@@ -143,6 +180,11 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "smtp_timeout_seconds": _check_range(0.1, 600),
     "digest_weekday": _check_choice(WEEKDAYS),
     "digest_hour": _check_range(0, 23),
+    "digest_grace_hours": _check_range(0, 24 * 14),
+    "digest_max_attempts": _check_range(1, 50),
+    "digest_retry_seconds": _check_range(1, 86_400),
+    "digest_lease_seconds": _check_range(10, 86_400),
+    "suggestions": _check_templates,
 }
 
 

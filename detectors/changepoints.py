@@ -185,6 +185,10 @@ class Change:
     p_value: float | None
     recovered_at: pd.Timestamp | None  # start of a later segment back within before's CI
     finding: bool  # worth telling someone, see is_finding
+    # First period of the stretch pooled as "before" and last of the "after" one:
+    # attribution compares segments over exactly these windows.
+    before_from: pd.Timestamp | None = None
+    after_to: pd.Timestamp | None = None
 
 
 DEFAULT_MIN_N = 30
@@ -293,6 +297,8 @@ def describe_changes(
                 p_value=delta.p_value,
                 recovered_at=None if back is None else stats.index[bounds[back]],
                 finding=is_finding(delta, metric, min_effect=min_effect, min_n=min_n),
+                before_from=stats.index[bounds[j]],
+                after_to=stats.index[bounds[j + 2] - 1],
             )
         )
     return changes

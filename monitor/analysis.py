@@ -61,6 +61,11 @@ class DetectedChange:
     segment: Segment
     change: Change
 
+    @property
+    def key(self) -> tuple[str, str, dt.date]:
+        """Identifies a change within one run (findings get their lasting ids from it)."""
+        return (self.metric, self.segment.key(), self.change.change_date.date())
+
 
 @dataclass
 class AnalysisResult:

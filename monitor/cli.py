@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import ConfigError, load_settings
 from monitor import db, store
 from monitor.context import AppContext, pass_app, print_json
 from monitor.ingest import ingest_files
-from monitor.models import DEFAULT_BASELINE_WEEKS, DEFAULT_OBSERVATION_WEEKS, Transition
-from monitor.pipeline import AnalysisReport, run_analysis
+from monitor.models import DEFAULT_BASELINE_WEEKS, DEFAULT_OBSERVATION_WEEKS, Finding, Transition
+from monitor.finding_text import explain_text, findings_table, signed
+from monitor.pipeline import AnalysisReport, finding_dict, run_analysis
 from monitor.targets import Target, TargetError, parse_target
 from monitor.transition_file import TransitionFileError, read_transitions_file
 
@@ -271,10 +273,6 @@ def analyze(app: AppContext, as_of: dt.datetime | None, as_json: bool, no_pairs:
     click.echo(_format_report(report))
 
 
-def _signed(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:+.1f}"
-
-
 def _format_report(report: AnalysisReport) -> str:
     lines = [f"Analysis as of {report.as_of.isoformat()}: {report.responses:,} responses, {len(report.findings)} findings"]
     for item in report.transitions:
@@ -286,8 +284,8 @@ def _format_report(report: AnalysisReport) -> str:
                 if not w:
                     continue
                 lines.append(
-                    f"  {metric:<10} {window:<14} {w['before']} -> {w['after']}  delta {_signed(w['delta'])} "
-                    f"[{_signed(w['ci_low'])}, {_signed(w['ci_high'])}]  n {w['n_before']}/{w['n_after']}"
+                    f"  {metric:<10} {window:<14} {w['before']} -> {w['after']}  delta {signed(w['delta'])} "
+                    f"[{signed(w['ci_low'])}, {signed(w['ci_high'])}]  n {w['n_before']}/{w['n_after']}"
                 )
             if windows.get("recovered_from"):
                 lines.append(f"  {metric:<10} back within baseline from {windows['recovered_from']}")
@@ -301,16 +299,28 @@ def _format_report(report: AnalysisReport) -> str:
             lines.append(f"  target {target['target']} by {target['deadline']}: {target['status']} (value {target.get('value')})")
     if report.findings:
         lines.append("")
-        lines.append(f"{'id':<12} {'metric':<34} {'segment':<40} {'since':<10} {'before':>7} {'after':>7} {'delta [95% CI]':>24} {'n before/after':>15}")
-        for f in report.findings:
-            segment = " x ".join(f"{k}={v}" for k, v in f["segment"].items()) or "everyone"
-            interval = f"{_signed(f['delta'])} [{_signed(f['ci_low'])}, {_signed(f['ci_high'])}]"
-            lines.append(
-                f"{f['id']:<12} {f['metric'][:34]:<34} {segment[:40]:<40} {f['change_date']:<10} "
-                f"{f['before']:>7.1f} {f['after']:>7.1f} {interval:>24} {f['n_before']:>7}/{f['n_after']:<7}"
-                + (f" recovered {f['recovered_on']}" if f["recovered_on"] else "")
-            )
+        lines.extend(findings_table(report.findings))
     return "\n".join(lines)
+
+
+@main.command("explain")
+@click.argument("finding_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the finding and its echoes as one JSON object.")
+@pass_app
+def explain(app: AppContext, finding_id: str, as_json: bool) -> None:
+    """Show the drill-down tree of one finding: where it sits, why, and its echoes."""
+    engine = app.ready_engine()
+    with db.session_scope(engine) as session:
+        finding = session.get(Finding, finding_id)
+        if finding is None:
+            raise click.ClickException(f"no finding with id {finding_id!r} (see `mspmon analyze`)")
+        echoes = session.scalars(select(Finding).where(Finding.root_id == finding.id).order_by(Finding.id)).all()
+        shown = finding_dict(finding)
+        echo_dicts = [finding_dict(e) for e in echoes]
+    if as_json:
+        print_json({**shown, "echoes": echo_dicts})
+        return
+    click.echo(explain_text(shown, echo_dicts))
 
 
 @main.command("demo")

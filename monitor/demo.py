@@ -17,6 +17,7 @@ from config import load_settings
 from monitor import db, store
 from monitor.ingest import ingest_files
 from monitor.models import Transition
+from monitor.finding_text import finding_row, root_summary
 from monitor.pipeline import run_analysis
 from monitor.synthetic import Scenario, default_scenario, write_csv
 
@@ -37,14 +38,13 @@ def demo_scenario(today: dt.date) -> Scenario:
     return default_scenario(start=start, weeks=DEMO_WEEKS, go_live=go_live)
 
 
-def _highlights(findings: list[dict], per_kind: int = 3) -> list[dict]:
-    """What a first look should show: everyone's findings, then the largest
-    Happiness drops and factor rises in segments."""
-    overall = [f for f in findings if not f["segment"]]
-    segments = sorted((f for f in findings if f["segment"]), key=lambda f: -abs(f["delta"]))
-    drops = [f for f in segments if f["metric"] == "happiness"][:per_kind]
-    factors = [f for f in segments if f["metric"].startswith("factor:")][:per_kind]
-    return overall + drops + factors
+def _highlights(findings: list[dict]) -> list[dict]:
+    """What a first look should show: the root Happiness findings, largest impact first.
+
+    Their echoes and the lost-time and factor findings of the same dips are one
+    ``mspmon analyze`` away.
+    """
+    return [f for f in findings if f["root"] and f["metric"] == "happiness"]
 
 
 def run_demo(
@@ -84,14 +84,13 @@ def run_demo(
     report = run_analysis(engine, settings, as_of)
     echo(f"analysed {report.responses:,} responses as of {as_of.isoformat()} in {report.seconds:.1f} s: "
          f"{len(report.findings)} findings")
+    roots = [f for f in report.findings if f["root"]]
+    echo(f"  {len(roots)} root findings; the others are echoes folded under them")
     for finding in _highlights(report.findings):
-        segment = " x ".join(f"{k}={v}" for k, v in finding["segment"].items()) or "everyone"
-        sign = "+" if finding["metric"] == "happiness" else ""
-        echo(
-            f"  {finding['metric']} in {segment}: {finding['before']:{sign}.1f} -> {finding['after']:{sign}.1f} "
-            f"({finding['delta']:+.1f}, 95% CI {finding['ci_low']:+.1f} to {finding['ci_high']:+.1f}) "
-            f"since {finding['change_date']}, n = {finding['n_before']} / {finding['n_after']}"
-        )
+        echo("  " + finding_row(finding))
+        for line in root_summary(finding):
+            echo("  " + line)
+    echo(f"  explain one:  mspmon explain {_highlights(report.findings)[0]['id']}" if _highlights(report.findings) else "")
     echo("")
     echo(f"Database: {database}")
     command = sys.argv[0] if sys.argv and sys.argv[0].endswith("mspmon") else "mspmon"

@@ -32,7 +32,8 @@ from monitor.analysis import (
     window_totals,
 )
 from monitor.db import session_scope
-from monitor.findings import change_key, record_findings
+from monitor.attribution import AttributionOptions, attribute
+from monitor.findings import record_findings
 from monitor.models import AnalysisRun, Finding, Transition
 from monitor.targets import JUDGE_PERIODS, Target
 
@@ -57,7 +58,7 @@ def _segment_in_scope(segment: dict[str, str], scope: dict[str, list[str]]) -> b
     return all(segment[name] in values for name, values in scope.items() if name in segment)
 
 
-def _transition_of(change: DetectedChange, transitions: list[Transition]) -> str | None:
+def _transition_of(change: DetectedChange, transitions: list[Transition]) -> Transition | None:
     """The transition whose go-live week or observation window holds the change."""
     date = change.change.change_date.date()
     best = None
@@ -67,10 +68,18 @@ def _transition_of(change: DetectedChange, transitions: list[Transition]) -> str
         if start <= date < end and _segment_in_scope(change.segment.as_dict(), transition.scope):
             if best is None or transition.go_live > best.go_live:
                 best = transition
-    return None if best is None else best.name
+    return best
+
+
+def _scope_of(change: DetectedChange, transitions: list[Transition]) -> tuple[str, dict[str, list[str]]] | None:
+    transition = _transition_of(change, transitions)
+    return None if transition is None else (transition.name, transition.scope)
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as ``analyze --json``, the digests and the API show it."""
+    attribution = finding.attribution or {}
+    label = finding.label
     return {
         "id": finding.id,
         "metric": finding.metric,
@@ -88,6 +97,25 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "recovered_on": None if finding.recovered_on is None else finding.recovered_on.isoformat(),
         "transition": finding.transition,
         "first_reported": finding.first_reported.isoformat(),
+        "last_reported": finding.last_reported.isoformat(),
+        "state": finding.state,
+        "root": finding.root,
+        "root_id": finding.root_id,
+        "children": attribution.get("children", []),
+        "scope": finding.scope,
+        "explains": finding.explains,
+        "overall_effect": attribution.get("overall_effect"),
+        "impact": finding.impact,
+        "segments": attribution.get("segments", []),
+        "factors": attribution.get("factors", []),
+        "suggestions": attribution.get("suggestions", []),
+        "mix_rate": attribution.get("mix_rate"),
+        "did": attribution.get("did"),
+        "tree": attribution.get("tree"),
+        "label": None if label is None else {
+            "label": label.label, "author": label.author, "note": label.note,
+            "created_at": label.created_at.isoformat(),
+        },
     }
 
 
@@ -96,7 +124,15 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC)
     report = AnalysisReport(as_of)
-    options = AnalysisOptions(anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs)
+    # A finding names its segment and n: it needs the anonymity threshold on each side too.
+    min_n = max(AnalysisOptions.min_n, settings.anonymity_min_responses)
+    options = AnalysisOptions(min_n=min_n, anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs)
+    explain = AttributionOptions(
+        anonymity_min_responses=settings.anonymity_min_responses,
+        min_n=min_n,
+        pairs=pairs,
+        suggestions=settings.suggestions,
+    )
     try:
         with engine.connect() as connection:
             table = load_responses(connection, period=settings.period, as_of=as_of)
@@ -105,8 +141,14 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
         with session_scope(engine) as session:
             transitions = store.list_transitions(session)
             detected = result.changes if result else []
-            names = {change_key(item): _transition_of(item, transitions) for item in detected}
-            findings = record_findings(session, detected, as_of, names)
+            attributed = attribute(
+                table, detected, explain, {item.key: _scope_of(item, transitions) for item in detected}
+            )
+            names = {}
+            for item in attributed.changes:
+                transition = _transition_of(item, transitions)
+                names[item.key] = None if transition is None else transition.name
+            findings = record_findings(session, attributed.changes, as_of, names, attributed.roles)
             report.findings = [finding_dict(f) for f in _ordered(findings)]
             report.transitions = [_transition_report(table, t, as_of, options) for t in transitions]
         if result:
@@ -120,8 +162,20 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
 
 
 def _ordered(findings: list[Finding]) -> list[Finding]:
-    """Largest effects first, overall before segments, so the top of the list matters most."""
-    return sorted(findings, key=lambda f: (len(f.segment), -abs(f.delta), f.metric, f.id))
+    """Roots first, largest impact first, each root followed by its echoes."""
+    roots = sorted(
+        (f for f in findings if f.root),
+        key=lambda f: (-(f.impact or 0.0), len(f.segment), -abs(f.delta), f.metric, f.id),
+    )
+    echoes: dict[str | None, list[Finding]] = {}
+    for finding in findings:
+        if not finding.root:
+            echoes.setdefault(finding.root_id, []).append(finding)
+    ordered = []
+    for root in roots:
+        ordered.append(root)
+        ordered.extend(sorted(echoes.pop(root.id, []), key=lambda f: (len(f.segment), -abs(f.delta), f.id)))
+    return ordered + [f for rest in echoes.values() for f in rest]
 
 
 def _record_run(

@@ -1,0 +1,216 @@
+"""Where a change happened and why: pure statistics over segments' window totals.
+
+A ratio metric such as Happiness is a weighted mean of its segments' values,
+``V = sum(w_s * v_s)`` with ``w_s`` each segment's share of the responses (of the
+answers, for lost time). So the change between two windows splits exactly into
+
+* a **rate** part, ``sum(mean(w_s) * dv_s)``: segments themselves got worse, and
+* a **mix** part, ``sum(dw_s * (mean(v_s) - mean(V)))``: more responses now come
+  from segments that were always less happy,
+
+and each segment's contribution ``c_s`` (its rate plus mix term) adds up to the
+overall change. This is Adtributor's *explanatory power* for derived measures,
+done on the additive parts so that a ratio is never averaged.
+
+Adtributor's second ingredient, *surprise*, is replaced by a test that knows
+about sample sizes: a segment stands out when its change differs from the change
+of everyone else (``excess = dv_s - dv_rest``, z-scored with both sides'
+sampling variances). Small segments cannot stand out on noise, which
+Jensen-Shannon surprise on tiny counts does. HotSpot's *ripple effect* and
+Squeeze's generalised potential score motivate the drill-down in
+``monitor.attribution``: a root is the least specific segment whose removal
+makes every echo disappear, and a more specific child replaces it when it carries
+most of its excess. iDice's combination search is bounded here to pairs of
+dimensions, which the store pre-aggregates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.stats as sps
+
+from detectors.metrics import Direction, FactorShare, Metric, z_value
+
+
+@dataclass(frozen=True)
+class Shift:
+    """Values, variances and sample sizes of segments (vector entries) in two windows."""
+
+    value_before: np.ndarray
+    value_after: np.ndarray
+    var_before: np.ndarray
+    var_after: np.ndarray
+    n_before: np.ndarray
+    n_after: np.ndarray
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self.value_after - self.value_before
+
+    @property
+    def delta_variance(self) -> np.ndarray:
+        return self.var_before + self.var_after
+
+
+def shift(metric: Metric, before: pd.DataFrame, after: pd.DataFrame) -> Shift:
+    """Each row's metric value before and after (rows of pooled window totals)."""
+    b, a = metric.per_period(before), metric.per_period(after)
+    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n)
+
+
+def worse_sign(metric: Metric) -> float:
+    """+1 if an increase is worse for ``metric``, -1 if a decrease is."""
+    return 1.0 if metric.direction(1.0) is Direction.WORSE else -1.0
+
+
+def excess(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.ndarray]:
+    """How much more each segment changed than everyone else, and its z-score.
+
+    Both are signed so that positive means worse (a Happiness excess of +12 is a
+    segment that fell 12 points more than the rest). NaN where a side is empty.
+    """
+    sign = worse_sign(metric)
+    difference = sign * (segment.delta - rest.delta)
+    se = np.sqrt(segment.delta_variance + rest.delta_variance)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return difference, difference / se
+
+
+@dataclass(frozen=True)
+class ShiftShare:
+    """Per-segment rate and mix parts of the overall change; they sum to it exactly."""
+
+    rate: np.ndarray
+    mix: np.ndarray
+
+    @property
+    def contribution(self) -> np.ndarray:
+        return self.rate + self.mix
+
+    @property
+    def total(self) -> float:
+        return float(np.sum(self.contribution))
+
+
+def shift_share(values: Shift) -> ShiftShare:
+    """Split the change of the weighted mean over a complete partition into rate and mix.
+
+    ``values`` must cover every response of the parent once (one grouping's
+    segments). A segment empty on one side takes its other side's value, so it
+    contributes through mix only.
+    """
+    v_b = np.where(np.isfinite(values.value_before), values.value_before, values.value_after)
+    v_a = np.where(np.isfinite(values.value_after), values.value_after, values.value_before)
+    v_b, v_a = np.nan_to_num(v_b), np.nan_to_num(v_a)
+    w_b = values.n_before / max(values.n_before.sum(), 1.0)
+    w_a = values.n_after / max(values.n_after.sum(), 1.0)
+    overall = 0.5 * (np.sum(w_b * v_b) + np.sum(w_a * v_a))
+    rate = 0.5 * (w_b + w_a) * (v_a - v_b)
+    mix = (w_a - w_b) * (0.5 * (v_a + v_b) - overall)
+    return ShiftShare(rate, mix)
+
+
+def critical_z(tests: int, alpha: float = 0.05) -> float:
+    """One-sided Bonferroni threshold for ``tests`` segments tested at once."""
+    return float(sps.norm.isf(alpha / max(tests, 1)))
+
+
+@dataclass(frozen=True)
+class FactorShift:
+    factor: str
+    before_share: float
+    after_share: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+    def as_dict(self) -> dict[str, float | str]:
+        return {
+            "factor": self.factor,
+            "before_share": round(self.before_share, 2),
+            "after_share": round(self.after_share, 2),
+            "delta": round(self.delta, 2),
+            "ci_low": round(self.ci_low, 2),
+            "ci_high": round(self.ci_high, 2),
+            "p_value": float(f"{self.p_value:.3g}"),
+        }
+
+
+def rising_factors(
+    before: pd.Series, after: pd.Series, factors: list[str], *, alpha: float = 0.05, confidence: float = 0.95
+) -> list[FactorShift]:
+    """Factors cited significantly more often after than before, largest rise first.
+
+    Each factor's share (percent of responses) is compared with Newcombe's
+    interval and a two-proportion (or Fisher) test; the p-value must clear a
+    Bonferroni threshold over all factors, since every factor is tried.
+    """
+    threshold = alpha / max(len(factors), 1)
+    rose = []
+    for factor in factors:
+        delta = FactorShare(factor).compare(before, after, confidence=confidence)
+        p_value = delta.p_value if delta.p_value is not None else 1.0
+        if delta.delta > 0 and p_value < threshold and delta.ci_low > 0:
+            rose.append(
+                FactorShift(
+                    factor, delta.before.value, delta.after.value, delta.delta, delta.ci_low, delta.ci_high, p_value
+                )
+            )
+    return sorted(rose, key=lambda item: -item.delta)
+
+
+@dataclass(frozen=True)
+class DiffInDiff:
+    """The treated group's change minus the control group's, with a normal interval."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    treated_delta: float
+    control_delta: float
+    n_treated: tuple[int, int]
+    n_control: tuple[int, int]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "estimate": round(self.estimate, 2),
+            "ci_low": round(self.ci_low, 2),
+            "ci_high": round(self.ci_high, 2),
+            "treated_delta": round(self.treated_delta, 2),
+            "control_delta": round(self.control_delta, 2),
+            "n_treated": list(self.n_treated),
+            "n_control": list(self.n_control),
+        }
+
+
+def diff_in_diff(
+    metric: Metric,
+    treated: tuple[pd.Series, pd.Series],
+    control: tuple[pd.Series, pd.Series],
+    *,
+    confidence: float = 0.95,
+) -> DiffInDiff | None:
+    """Difference-in-differences of two (before, after) pairs of window totals.
+
+    Segments outside a transition's scope lived through the same calendar
+    (holidays, seasons, a company-wide outage) without the change; subtracting
+    their change leaves the transition's own effect. Standard errors are read off
+    each delta's interval (half-width / z), which for the log-scale lost time is
+    an approximation. None when either group has an empty window.
+    """
+    z = z_value(confidence)
+    t = metric.compare(*treated, confidence=confidence)
+    c = metric.compare(*control, confidence=confidence)
+    if min(t.n_before, t.n_after, c.n_before, c.n_after) == 0:
+        return None
+    if not all(np.isfinite([t.delta, c.delta, t.ci_low, t.ci_high, c.ci_low, c.ci_high])):
+        return None
+    se = float(np.hypot((t.ci_high - t.ci_low) / (2 * z), (c.ci_high - c.ci_low) / (2 * z)))
+    estimate = t.delta - c.delta
+    return DiffInDiff(
+        estimate, estimate - z * se, estimate + z * se, t.delta, c.delta, (t.n_before, t.n_after), (c.n_before, c.n_after)
+    )

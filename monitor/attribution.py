@@ -1,0 +1,620 @@
+"""Break each dip down by area: one root finding per cause, its echoes folded under it.
+
+Per-segment detection finds the same dip many times: a drop in Finland x SAP
+also shows in Finland, in SAP, in SAP x Finance... This step groups the detected
+changes of a metric that start within ``MATCH_DAYS`` of each other into an
+*incident*, and explains the incident on the additive parts of the metric over
+the windows the detector compared (see ``detectors.attribution`` for the
+statistics and the published methods they borrow from):
+
+1. Every segment of every dimension and pair of dimensions is tested for an
+   *excess* change against the rest of the respondents (Bonferroni over all
+   segments tested, and at least half the metric's minimum effect).
+2. Candidates are taken in order of the overall change they carry. A candidate
+   is re-tested with the roots found so far removed from it and from the rest:
+   if it no longer stands out, it is an echo of the root it overlaps most.
+   Otherwise it becomes a root, unless its largest child (a pair inside a
+   single dimension's segment) explains it: once that child is taken out, the
+   rest of the segment no longer stands out. Then the child is the more precise
+   root (HotSpot's ripple effect, applied one level down).
+3. The change outside every root decides the scope: none and no roots is
+   ``generic``; roots and a clear change outside them is ``mixed``; roots alone
+   is ``localized``.
+
+Detected findings then take their roles: in a localized incident each root
+segment's finding is a root (created from the window comparison when the
+detector had not flagged that exact segment) and everything else echoes the
+root it overlaps; in a generic or mixed incident the least specific finding
+(usually everyone's) is the root and the rest fold into it, as do later segment
+dips that start while a generic dip is still open (inhibition).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
+from detectors.attribution import (
+    DiffInDiff,
+    critical_z,
+    diff_in_diff,
+    excess,
+    rising_factors,
+    shift,
+    shift_share,
+    worse_sign,
+)
+from monitor.aggregate import ResponseTable, Segment, grouping_cube, groupings, period_of_day
+from monitor.analysis import DetectedChange, Window
+from monitor.models import FindingScope
+from monitor.records import EPOCH
+from monitor.suggestions import suggestions_for
+
+MATCH_DAYS = 21  # changes starting within three weeks of each other are one incident
+MAX_BEFORE_PERIODS = 26  # the before window reaches back at most half a year
+STABLE_PARTITION = 0.05  # share of responses allowed in segments present on one side only
+TREE_CHILDREN = 3  # segments per dimension shown under a node of the drill-down tree
+
+
+@dataclass(frozen=True)
+class AttributionOptions:
+    anonymity_min_responses: int = 5
+    min_n: int = 30
+    alpha: float = 0.05
+    confidence: float = 0.95
+    pairs: bool = True
+    suggestions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def min_segment(self) -> int:
+        """Responses a segment needs in each window to be named at all."""
+        return max(self.min_n, self.anonymity_min_responses)
+
+
+@dataclass(frozen=True)
+class SegmentEffect:
+    """One segment's change over an incident's windows, and how it compares to the rest."""
+
+    segment: Segment
+    n_before: int
+    n_after: int
+    before: float
+    after: float
+    excess: float  # worse-signed: how much more it worsened than everyone else
+    z: float
+    weight: float  # mean share of the parent's responses over both windows
+    contribution: float  # its rate + mix part of the parent's change (metric units)
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+    @property
+    def carried(self) -> float:
+        """The part of the parent's change its excess carries: what ranks candidates."""
+        return self.weight * self.excess
+
+
+@dataclass
+class Role:
+    """What attribution says about one detected (or root-created) change."""
+
+    root: bool = True
+    root_key: tuple[str, str, dt.date] | None = None
+    children: list[tuple[str, str, dt.date]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # root only: scope, segments, factors ...
+
+
+@dataclass
+class AttributionResult:
+    changes: list[DetectedChange]  # detected ones plus roots created for located segments
+    roles: dict[tuple[str, str, dt.date], Role]
+
+
+def _period(table: ResponseTable, day: dt.date | pd.Timestamp) -> int:
+    if isinstance(day, pd.Timestamp):
+        day = day.date()
+    return int(period_of_day((day - EPOCH).days, table.period))
+
+
+class _Masks:
+    """Window sums of any set of respondents, given as a boolean mask over a slice.
+
+    Only the responses inside the incident's two windows are kept, so a mask is
+    a fraction of the table and a sum is a few milliseconds.
+    """
+
+    def __init__(self, table: ResponseTable, before: Window, after: Window) -> None:
+        inside = (table.periods >= before.first) & (table.periods <= after.last)
+        self.table = table
+        self.stats = table.stats[inside]
+        periods = table.periods[inside]
+        self.in_before = (periods >= before.first) & (periods <= before.last)
+        self.in_after = periods >= after.first
+        self.codes = {name: codes[inside] for name, codes in table.codes.items()}
+        self.columns = list(table.stat_names)
+
+    def of(self, segment: Segment) -> np.ndarray:
+        mask = np.ones(len(self.stats), dtype=bool)
+        for name, value in segment.items:
+            labels = self.table.labels.get(name, [])
+            code = labels.index(value) if value in labels else -2
+            mask &= self.codes[name] == code
+        return mask
+
+    def sums(self, mask: np.ndarray) -> tuple[pd.Series, pd.Series]:
+        before = self.stats[mask & self.in_before].sum(axis=0)
+        after = self.stats[mask & self.in_after].sum(axis=0)
+        return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
+
+    def partition(self, mask: np.ndarray, name: str) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+        """Window sums of the masked respondents split by the values of one dimension."""
+        codes = self.codes[name]
+        labels = self.table.labels[name]
+        frames = []
+        for window in (self.in_before, self.in_after):
+            keep = mask & window & (codes >= 0)
+            sums = np.zeros((len(labels), len(self.columns)))
+            for j, column in enumerate(self.stats[keep].T):
+                sums[:, j] = np.bincount(codes[keep], weights=column, minlength=len(labels))
+            frames.append(pd.DataFrame(sums, columns=self.columns))
+        return labels, frames[0], frames[1]
+
+
+@dataclass
+class Incident:
+    """Detected changes of one metric starting close together, and their explanation."""
+
+    metric: Metric
+    members: list[DetectedChange]
+    before: Window
+    after: Window
+    overall: Delta | None = None
+    roots: list[SegmentEffect] = field(default_factory=list)
+    echo_of: dict[Segment, Segment] = field(default_factory=dict)
+    rest: Delta | None = None
+    scope: FindingScope | None = None
+
+    @property
+    def anchor(self) -> DetectedChange:
+        return self.members[0]
+
+
+def attribute(
+    table: ResponseTable,
+    detected: list[DetectedChange],
+    options: AttributionOptions,
+    transitions: Mapping[tuple[str, str, dt.date], tuple[str, dict[str, list[str]]] | None] | None = None,
+) -> AttributionResult:
+    """Roles for every detected change; root changes carry the full attribution.
+
+    ``transitions`` maps a change's key to its transition's (name, scope), when it
+    falls in one with a scope: segments outside the scope are then the control
+    group of a difference-in-differences estimate.
+    """
+    roles: dict[tuple[str, str, dt.date], Role] = {}
+    changes = list(detected)
+    open_generic: list[tuple[Incident, DetectedChange]] = []
+    for incident in _incidents(table, detected):
+        masks = _Masks(table, incident.before, incident.after)
+        _explain(table, masks, incident, options)
+        inhibitor = next(
+            (root for generic, root in open_generic
+             if generic.metric.name == incident.metric.name and not incident.roots
+             and generic.after.first < incident.after.first <= generic.after.last),
+            None,
+        )
+        if inhibitor is not None:
+            for member in incident.members:
+                _fold(roles, inhibitor.key, member.key)
+            continue
+        roots = _root_changes(table, incident, options)
+        changes.extend(root for root in roots if root not in detected)
+        for root in roots:
+            role = roles.setdefault(root.key, Role())
+            role.root, role.root_key = True, None
+            role.details = _details(table, masks, incident, root, options, transitions)
+        for member in incident.members:
+            if member in roots:
+                continue
+            _fold(roles, _root_for(masks, incident, member, roots).key, member.key)
+        if incident.scope in (FindingScope.GENERIC, FindingScope.MIXED):
+            open_generic.append((incident, roots[0]))
+    return AttributionResult(changes, roles)
+
+
+def _fold(roles: dict[tuple[str, str, dt.date], Role], root: tuple[str, str, dt.date], echo: tuple[str, str, dt.date]) -> None:
+    roles.setdefault(root, Role()).children.append(echo)
+    roles[echo] = Role(root=False, root_key=root)
+
+
+def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Incident]:
+    """Group changes per metric by start date; the least specific change anchors each group."""
+    incidents: list[Incident] = []
+    ordered = sorted(detected, key=lambda d: (len(d.segment.items), d.change.change_date, d.segment.key()))
+    for item in ordered:
+        date = item.change.change_date
+        home = next(
+            (i for i in incidents if i.metric.name == item.metric
+             and abs((i.anchor.change.change_date - date).days) <= MATCH_DAYS),
+            None,
+        )
+        if home is not None:
+            home.members.append(item)
+            continue
+        change = item.change
+        start = _period(table, change.change_date)
+        first_before = _period(table, change.before_from) if change.before_from is not None else table.first_period
+        last_after = _period(table, change.after_to) if change.after_to is not None else table.last_period
+        incidents.append(
+            Incident(
+                metric_for(item.metric),
+                [item],
+                Window("before", max(first_before, start - MAX_BEFORE_PERIODS), start - 1),
+                Window("after", start, last_after),
+            )
+        )
+    return sorted(incidents, key=lambda i: (i.anchor.change.change_date, i.metric.name))
+
+
+def _effects(
+    table: ResponseTable, incident: Incident, by: tuple[str, ...], totals: tuple[pd.Series, pd.Series], min_n: int
+) -> tuple[list[SegmentEffect], np.ndarray]:
+    """Every segment of one grouping over the incident's windows; and which are testable."""
+    segments, cube = grouping_cube(table, by)
+    offset = table.first_period
+    before = cube[:, incident.before.first - offset : incident.before.last - offset + 1].sum(axis=1)
+    after = cube[:, incident.after.first - offset : incident.after.last - offset + 1].sum(axis=1)
+    columns = list(table.stat_names)
+    metric = incident.metric
+    own = shift(metric, pd.DataFrame(before, columns=columns), pd.DataFrame(after, columns=columns))
+    rest = shift(
+        metric,
+        pd.DataFrame(totals[0].to_numpy() - before, columns=columns),
+        pd.DataFrame(totals[1].to_numpy() - after, columns=columns),
+    )
+    extra, z = excess(metric, own, rest)
+    parts = shift_share(own)
+    weight = 0.5 * (own.n_before / max(own.n_before.sum(), 1.0) + own.n_after / max(own.n_after.sum(), 1.0))
+    responses = (before[:, 0], after[:, 0])
+    testable = (
+        (np.minimum(own.n_before, own.n_after) >= min_n)
+        & (np.minimum(rest.n_before, rest.n_after) >= min_n)
+        & (np.minimum(*responses) >= min_n)
+        & np.isfinite(z)
+    )
+    effects = [
+        SegmentEffect(
+            segment, int(responses[0][i]), int(responses[1][i]), float(own.value_before[i]),
+            float(own.value_after[i]), float(extra[i]), float(z[i]), float(weight[i]), float(parts.contribution[i]),
+        )
+        for i, segment in enumerate(segments)
+    ]
+    return effects, testable
+
+
+def _big_enough(metric: Metric, change: float, level: float, factor: float = 0.5) -> bool:
+    """At least ``factor`` of the metric's minimum effect (relative ones on ``level``)."""
+    if metric.relative_effect:
+        return bool(level > 0 and change / level >= factor * metric.min_effect)
+    return bool(change >= factor * metric.min_effect)
+
+
+def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> None:
+    """Find the incident's root segments, their echoes, and its scope."""
+    metric = incident.metric
+    everyone = np.ones(len(masks.stats), dtype=bool)
+    totals = masks.sums(everyone)
+    incident.overall = metric.compare(*totals, confidence=options.confidence)
+    level = incident.overall.before.value
+    found: list[SegmentEffect] = []
+    tested = 0
+    for by in groupings(tuple(table.labels), pairs=options.pairs):
+        if not by:
+            continue
+        effects, testable = _effects(table, incident, by, totals, options.min_segment)
+        tested += int(testable.sum())
+        found.extend(e for e, ok in zip(effects, testable, strict=True) if ok)
+    threshold = critical_z(tested, options.alpha)
+    candidates = sorted(
+        (e for e in found if e.z >= threshold and _big_enough(metric, e.excess, level)),
+        key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
+    )
+    root_mask = np.zeros(len(masks.stats), dtype=bool)
+    settled: set[Segment] = set()
+    for candidate in candidates:
+        if candidate.segment in settled:
+            continue
+        settled.add(candidate.segment)
+        if incident.roots and not _still_stands_out(masks, metric, candidate.segment, root_mask, threshold, level):
+            incident.echo_of[candidate.segment] = _most_overlapping(masks, candidate.segment, incident.roots)
+            continue
+        chosen = candidate
+        inside = [
+            c for c in candidates
+            if c.segment not in settled and set(candidate.segment.items) < set(c.segment.items)
+        ]
+        child = max(inside, key=lambda c: c.carried, default=None)
+        if child is not None and not _still_stands_out(
+            masks, metric, candidate.segment, root_mask | masks.of(child.segment), threshold, level
+        ):
+            incident.echo_of[candidate.segment] = child.segment
+            settled.add(child.segment)
+            chosen = child
+        incident.roots.append(chosen)
+        root_mask |= masks.of(chosen.segment)
+    rest = metric.compare(*masks.sums(~root_mask), confidence=options.confidence)
+    incident.rest = rest
+    sign = worse_sign(metric)
+    rest_clear = (rest.ci_low > 0) if sign > 0 else (rest.ci_high < 0)
+    rest_matters = rest_clear and _big_enough(metric, sign * rest.delta, rest.before.value)
+    if not incident.roots:
+        overall = incident.overall
+        clear = (overall.ci_low > 0) if sign > 0 else (overall.ci_high < 0)
+        incident.scope = FindingScope.GENERIC if clear and metric.direction(overall.delta) is Direction.WORSE else None
+    else:
+        incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
+
+
+def _still_stands_out(
+    masks: _Masks, metric: Metric, segment: Segment, root_mask: np.ndarray, threshold: float, level: float
+) -> bool:
+    """Does ``segment`` still change more than the rest once the roots are taken out of both?"""
+    own = masks.of(segment)
+    parts = [masks.sums(own & ~root_mask), masks.sums(~own & ~root_mask)]
+    if min(parts[0][0]["n"], parts[0][1]["n"]) < 1:
+        return False
+    frames = [(pd.DataFrame([b]), pd.DataFrame([a])) for b, a in parts]
+    extra, z = excess(metric, shift(metric, *frames[0]), shift(metric, *frames[1]))
+    return bool(np.isfinite(z[0]) and z[0] >= threshold and _big_enough(metric, float(extra[0]), level))
+
+
+def _most_overlapping(masks: _Masks, segment: Segment, roots: list[SegmentEffect]) -> Segment:
+    own = masks.of(segment) & masks.in_after
+    overlaps = [int((own & masks.of(root.segment)).sum()) for root in roots]
+    return roots[int(np.argmax(overlaps))].segment
+
+
+def _root_changes(table: ResponseTable, incident: Incident, options: AttributionOptions) -> list[DetectedChange]:
+    """The changes that stand for the incident's roots, created where none was detected."""
+    if incident.scope is not FindingScope.LOCALIZED:
+        return [incident.anchor]
+    by_segment = {member.segment: member for member in incident.members}
+    roots = []
+    for effect in incident.roots:
+        member = by_segment.get(effect.segment)
+        roots.append(member if member is not None else _created_change(table, incident, effect, options))
+    return roots
+
+
+def _created_change(
+    table: ResponseTable, incident: Incident, effect: SegmentEffect, options: AttributionOptions
+) -> DetectedChange:
+    """A change for a located root segment the detector had not flagged by itself.
+
+    Its figures are the segment's own over the incident's windows, so the root
+    finding reads like any other ("Happiness in Finland x SAP fell from ... to ...").
+    """
+    metric = incident.metric
+    masks = _Masks(table, incident.before, incident.after)
+    delta = metric.compare(*masks.sums(masks.of(effect.segment)), confidence=options.confidence)
+    date = pd.Timestamp(table.period_start(incident.after.first))
+    change = Change(
+        metric=metric.name,
+        index=incident.after.first - table.first_period,
+        change_date=date,
+        before=delta.before,
+        after=delta.after,
+        delta=delta.delta,
+        ci_low=delta.ci_low,
+        ci_high=delta.ci_high,
+        n_before=delta.n_before,
+        n_after=delta.n_after,
+        direction=metric.direction(delta.delta),
+        p_value=delta.p_value,
+        recovered_at=incident.anchor.change.recovered_at,
+        finding=is_finding(delta, metric, min_n=options.min_n),
+        before_from=pd.Timestamp(table.period_start(incident.before.first)),
+        after_to=pd.Timestamp(table.period_start(incident.after.last)),
+    )
+    return DetectedChange(metric.name, effect.segment, change)
+
+
+def _root_for(masks: _Masks, incident: Incident, member: DetectedChange, roots: list[DetectedChange]) -> DetectedChange:
+    """The root a non-root member echoes: the one whose respondents it shares most."""
+    if len(roots) == 1:
+        return roots[0]
+    own = masks.of(member.segment) & masks.in_after
+    overlaps = [int((own & masks.of(root.segment)).sum()) for root in roots]
+    return roots[int(np.argmax(overlaps))]
+
+
+# --- what a root finding says -------------------------------------------------
+
+
+def _details(
+    table: ResponseTable,
+    masks: _Masks,
+    incident: Incident,
+    root: DetectedChange,
+    options: AttributionOptions,
+    transitions: Mapping[tuple[str, str, dt.date], tuple[str, dict[str, list[str]]] | None] | None,
+) -> dict[str, Any]:
+    metric = incident.metric
+    overall = incident.overall
+    assert overall is not None
+    mask = masks.of(root.segment)
+    contribution = _contribution(masks, metric, mask)
+    before, after = masks.sums(mask)
+    factors = [name.removeprefix("f:") for name in table.stat_names if name.startswith("f:")]
+    rose = rising_factors(before, after, factors, alpha=options.alpha, confidence=options.confidence)
+    sign = worse_sign(metric)
+    segment = root.segment.as_dict()
+    details: dict[str, Any] = {
+        "scope": None if incident.scope is None else str(incident.scope),
+        "explains": _share(sign * contribution, sign * overall.delta),
+        "overall_effect": _r(contribution),
+        "segments": _named_segments(incident, sign, overall.delta),
+        "factors": [item.as_dict() for item in rose],
+        "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),
+        "impact": round(sign * float(after["n"]) * (metric.estimate(after).value - metric.estimate(before).value), 1),
+        "mix_rate": _mix_rate(masks, metric, mask, root.segment),
+        "did": None,
+        "tree": _tree(masks, metric, mask, root.segment, options),
+        "windows": {
+            "before": [table.period_start(incident.before.first).isoformat(), table.period_start(incident.before.last).isoformat()],
+            "after": [table.period_start(incident.after.first).isoformat(), table.period_start(incident.after.last).isoformat()],
+        },
+        "overall": {"before": _r(overall.before.value), "after": _r(overall.after.value), "delta": _r(overall.delta),
+                    "ci_low": _r(overall.ci_low), "ci_high": _r(overall.ci_high),
+                    "n_before": overall.n_before, "n_after": overall.n_after},
+    }
+    if incident.scope is FindingScope.MIXED and incident.rest is not None:
+        details["generic_part"] = {"delta": _r(incident.rest.delta), "ci_low": _r(incident.rest.ci_low),
+                                   "ci_high": _r(incident.rest.ci_high), "n_before": incident.rest.n_before,
+                                   "n_after": incident.rest.n_after}
+    transition = (transitions or {}).get(root.key)
+    if transition is not None and transition[1]:
+        inside = _scope_mask(masks, transition[1])
+        result = diff_in_diff(metric, masks.sums(inside & mask), masks.sums(~inside), confidence=options.confidence)
+        details["did"] = _did_dict(result, transition[0])
+    return details
+
+
+def _r(value: float) -> float | None:
+    return round(float(value), 2) if np.isfinite(value) else None
+
+
+def _share(part: float, whole: float) -> float | None:
+    """``part / whole`` as a share of a worsening, 0..1; None when the whole did not worsen."""
+    if not np.isfinite(whole) or whole <= 0 or not np.isfinite(part):
+        return None
+    return round(float(min(max(part / whole, 0.0), 1.0)), 3)
+
+
+def _contribution(masks: _Masks, metric: Metric, mask: np.ndarray) -> float:
+    """The rate + mix part of everyone's change that the masked respondents carry."""
+    inside, outside = masks.sums(mask), masks.sums(~mask)
+    frames = [pd.DataFrame([inside[0], outside[0]]), pd.DataFrame([inside[1], outside[1]])]
+    return float(shift_share(shift(metric, *frames)).contribution[0])
+
+
+def _named_segments(incident: Incident, sign: float, overall_delta: float) -> list[dict[str, Any]]:
+    """The root segments with the share of the overall change each explains.
+
+    In a mixed incident a segment's share is the part beyond the generic change
+    (its weight times its excess over the rest), so generic and localized shares
+    add up to the whole.
+    """
+    rest_delta = incident.rest.delta if incident.rest is not None else 0.0
+    named = []
+    for effect in incident.roots:
+        part = effect.contribution
+        if incident.scope is FindingScope.MIXED:
+            part = effect.weight * (effect.delta - rest_delta)
+        named.append({
+            "segment": effect.segment.as_dict(),
+            "share": _share(sign * part, sign * overall_delta),
+            "before": _r(effect.before),
+            "after": _r(effect.after),
+            "delta": _r(effect.delta),
+            "excess": _r(effect.excess),
+            "n_before": effect.n_before,
+            "n_after": effect.n_after,
+        })
+    return named
+
+
+def _mix_rate(masks: _Masks, metric: Metric, mask: np.ndarray, segment: Segment) -> dict[str, Any] | None:
+    """Rate versus mix inside the root, split by the dimension where mix is largest.
+
+    Only dimensions whose segments exist on both sides qualify: when the MSP's
+    assignment groups replace the in-house ones, every change would look like
+    mix, which says nothing about why the metric moved.
+    """
+    best = None
+    for name in masks.table.labels:
+        if name in segment.as_dict():
+            continue
+        _, before, after = masks.partition(mask, name)
+        n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
+        one_sided = n_b[n_a == 0].sum() + n_a[n_b == 0].sum()
+        if one_sided > STABLE_PARTITION * (n_b.sum() + n_a.sum()):
+            continue
+        parts = shift_share(shift(metric, before, after))
+        rate, mix = float(parts.rate.sum()), float(parts.mix.sum())
+        if best is None or abs(mix) > abs(best["mix"]):
+            best = {"rate": round(rate, 2), "mix": round(mix, 2), "by": name}
+    return best
+
+
+def _tree(
+    masks: _Masks, metric: Metric, mask: np.ndarray, segment: Segment, options: AttributionOptions
+) -> dict[str, Any]:
+    """The root and, per other dimension, the segments inside it that carry its change.
+
+    Segments below the anonymity threshold in either window are never named:
+    their responses fold into one "other" node per dimension.
+    """
+    before, after = masks.sums(mask)
+    node_delta = metric.estimate(after).value - metric.estimate(before).value
+    sign = worse_sign(metric)
+    children = []
+    for name in masks.table.labels:
+        if name in segment.as_dict():
+            continue
+        labels, b, a = masks.partition(mask, name)
+        values = shift(metric, b, a)
+        parts = shift_share(values)
+        shown = np.minimum(b["n"].to_numpy(), a["n"].to_numpy()) >= options.anonymity_min_responses
+        order = np.argsort(-sign * parts.contribution)
+        named = [i for i in order if shown[i]][:TREE_CHILDREN]
+        for i in named:
+            child = Segment.of({**segment.as_dict(), name: labels[i]})
+            children.append({
+                "segment": child.as_dict(),
+                "before": _r(values.value_before[i]),
+                "after": _r(values.value_after[i]),
+                "delta": _r(values.delta[i]),
+                "share": _share(sign * parts.contribution[i], sign * node_delta),
+                "n_before": int(b["n"].iloc[i]),
+                "n_after": int(a["n"].iloc[i]),
+            })
+        hidden = [i for i in range(len(labels)) if i not in named]
+        if hidden and (b["n"].iloc[hidden].sum() + a["n"].iloc[hidden].sum()) > 0:
+            children.append({
+                "segment": {**segment.as_dict(), name: "other"},
+                "share": _share(sign * float(parts.contribution[hidden].sum()), sign * node_delta),
+                "n_before": int(b["n"].iloc[hidden].sum()),
+                "n_after": int(a["n"].iloc[hidden].sum()),
+            })
+    return {
+        "segment": segment.as_dict(),
+        "before": _r(metric.estimate(before).value),
+        "after": _r(metric.estimate(after).value),
+        "delta": _r(node_delta),
+        "n_before": int(before["n"]),
+        "n_after": int(after["n"]),
+        "children": children,
+    }
+
+
+def _scope_mask(masks: _Masks, scope: Mapping[str, list[str]]) -> np.ndarray:
+    inside = np.ones(len(masks.stats), dtype=bool)
+    for name, values in scope.items():
+        labels = masks.table.labels.get(name, [])
+        allowed = [code for code, label in enumerate(labels) if label in values]
+        inside &= np.isin(masks.codes[name], allowed) if name in masks.codes else False
+    return inside
+
+
+def _did_dict(result: DiffInDiff | None, transition: str) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"transition": transition, "control": "respondents outside the transition's scope", **result.as_dict()}
