@@ -337,3 +337,8 @@ def demo(directory: Path, rows: int, seed: int) -> None:
 # Command groups of the other areas, registered here so `mspmon` is one entry point.
 # Each lives beside the code it drives: notifications.cli (subscriptions, digest,
 # scheduler) and web.cli (serve, users, tokens).
+from notifications.cli import digest_group, scheduler_command, subscriptions_group  # noqa: E402
+
+main.add_command(subscriptions_group)
+main.add_command(digest_group)
+main.add_command(scheduler_command)

@@ -6,5 +6,6 @@ the code that owns them. Importing this module registers them all on ``Base``.
 """
 
 from monitor.models import Base
+import monitor.subscriptions  # noqa: F401
 
 __all__ = ["Base"]

@@ -90,3 +90,12 @@ def test_our_packages_are_the_ones_imported():
     root = Path(monitor.__file__).resolve().parents[1]
     for module in (config, detectors, notifications, web):
         assert Path(module.__file__).resolve().parents[1] == root, module.__file__
+
+
+def test_digest_delivery_settings_are_validated():
+    settings = load_settings(environ={"MSPMON_DIGEST_GRACE_HOURS": "6", "MSPMON_DIGEST_MAX_ATTEMPTS": "3"})
+    assert settings.digest_grace_hours == 6.0 and settings.digest_max_attempts == 3
+    for key, value in (("DIGEST_MAX_ATTEMPTS", "0"), ("DIGEST_RETRY_SECONDS", "0"), ("DIGEST_LEASE_SECONDS", "1"),
+                       ("DIGEST_GRACE_HOURS", "-1")):
+        with pytest.raises(ConfigError, match=f"MSPMON_{key}"):
+            load_settings(environ={f"MSPMON_{key}": value})

@@ -1,0 +1,422 @@
+"""Build a subscription's digest content from what the analysis stored.
+
+Only reads: the latest successful analysis run's report, the findings with their
+lifecycle (state, labels, silences), the responses for charts and the "now"
+figures, and the outbox's record of what this subscription was already told.
+
+Which findings a digest shows:
+
+* root findings only; an echo is folded into its root ("and 3 related");
+* not labelled ``false_alarm`` or ``new_normal``; ``expected`` ones are shown as such;
+* not silenced (a silence on the finding, its root, or a segment containing it);
+* never one, nor a named segment, with fewer than ``anonymity_min_responses``
+  responses on either side;
+* new to this subscription (never announced to it) and still open: in full;
+  announced before and still open: one line, "still open, week N";
+  recovered and not yet announced as recovered, if this subscription heard of it
+  or it recovered in the last four weeks: once, in "recovered".
+
+Which findings a subscription's scope takes in:
+
+* transitions: the finding's transition is one of them, or it has none and it
+  started after one of their go-lives inside that transition's scope;
+* a segment filter (``assignment_group=MSP-Europe-L1``): a finding whose segment
+  lies inside the filter is in. A finding on a wider segment that contains the
+  slice (everyone, or ``country=Finland`` for a Finland-and-L1 filter) is in
+  unless attribution found it *localized* in named segments outside the slice: a
+  generic dip hits the slice too. A finding on another dimension
+  (``service=SAP``) is in only when one of its named segments lies inside the slice.
+* metrics (``happiness``, ``lost_time``, ``volume``, ``factors``, ``factor:<name>``)
+  and a minimum severity (``severity_of``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from config import Settings
+from detectors import metric_for
+from detectors.metrics import Direction
+from monitor import store
+from monitor.aggregate import ResponseTable, as_frame, grouping_cube, load_responses
+from monitor.analysis import Window, compare_windows, transition_windows
+from monitor.health import data_health
+from monitor.lifecycle import active_silences, silence_for
+from monitor.models import Finding, FindingScope, FindingState, Label, Transition
+from monitor.pipeline import finding_dict
+from monitor.subscriptions import SEVERITY_RATIO, Digest, DigestState, Severity, Subscription
+from notifications.channels.base import InlineImage
+from notifications.charts import ChartSeries, transition_chart
+from notifications.content import (
+    DigestContent,
+    FactorShift,
+    FindingLine,
+    Interval,
+    MetricHeadline,
+    NamedSegment,
+    NewFinding,
+    TransitionHeadline,
+)
+
+HIDDEN_LABELS = {Label.FALSE_ALARM, Label.NEW_NORMAL}
+DETAILED_NEW = 5  # new findings shown in full; the rest get a line each
+NOW_WEEKS = 4  # "now" in a headline: the last four complete weeks
+CHART_WEEKS_BEFORE = 26  # weeks of history before go-live in a chart
+RECENT_RECOVERY_DAYS = 28
+HEADLINE_METRICS = ("happiness", "lost_time")
+TOLD_STATES = (DigestState.SENDING, DigestState.SENT, DigestState.PARTIAL)
+
+
+def segment_label(segment: Mapping[str, Any]) -> str:
+    """``country Finland x service SAP``; ``everyone`` for the empty segment."""
+    return " x ".join(f"{name.replace('_', ' ')} {value}" for name, value in segment.items()) or "everyone"
+
+
+def scope_label(scope: Mapping[str, list[str]]) -> str:
+    return "; ".join(f"{name.replace('_', ' ')} {' or '.join(values)}" for name, values in scope.items()) or "everyone"
+
+
+def severity_of(metric: str, before: float, delta: float) -> float:
+    """How many times the metric's minimum effect the change is (1.0 = just reportable)."""
+    definition = metric_for(metric)
+    effect = abs(delta) / abs(before) if definition.relative_effect and before else abs(delta)
+    return effect / definition.min_effect
+
+
+def _inside(segment: Mapping[str, str], scope: Mapping[str, list[str]]) -> bool:
+    """Every filter dimension is named by the segment, with an allowed value."""
+    return all(segment.get(name) in values for name, values in scope.items())
+
+
+def _contains(segment: Mapping[str, str], scope: Mapping[str, list[str]]) -> bool:
+    """The segment only names filter dimensions, with allowed values: it contains the slice."""
+    return all(name in scope and value in scope[name] for name, value in segment.items())
+
+
+class DigestSource:
+    """What every subscription's digest reads, loaded once per sending run."""
+
+    def __init__(self, session: Session, settings: Settings, today: dt.date) -> None:
+        self.settings = settings
+        run = store.latest_run(session)
+        self.report: dict[str, Any] | None = run.report if run is not None else None
+        self.as_of = dt.date.fromisoformat(self.report["as_of"]) if self.report else None
+        self.transitions = {t.name: t for t in store.list_transitions(session)}
+        findings = list(session.scalars(select(Finding).options(selectinload(Finding.labels))))
+        echoes = Counter(f.root_id for f in findings if not f.root and f.root_id)
+        self.related = dict(echoes)
+        silences = active_silences(session, today)
+        self.findings = [f for f in findings if self._visible(f, silences)]
+        self._session = session
+        self._table: ResponseTable | None = None
+
+    def _visible(self, finding: Finding, silences: list) -> bool:  # type: ignore[type-arg]
+        label = finding.label
+        return (
+            finding.root
+            and (label is None or label.label not in HIDDEN_LABELS)
+            and silence_for(finding, silences) is None
+            and min(finding.n_before, finding.n_after) >= self.settings.anonymity_min_responses
+        )
+
+    def health(self, scope: dict[str, list[str]]) -> tuple[str, ...]:
+        if self.as_of is None:
+            return ()
+        items = data_health(self._session, self.as_of, min_responses=self.settings.anonymity_min_responses, scope=scope)
+        return tuple(item.message for item in items)
+
+    @property
+    def table(self) -> ResponseTable:
+        """Weekly response statistics up to the analysis date, loaded on first use."""
+        if self._table is None:
+            assert self.as_of is not None
+            self._table = load_responses(self._session.connection(), period="week", as_of=self.as_of)
+        return self._table
+
+
+def told(session: Session, subscription_id: int, period: str) -> tuple[set[str], set[str]]:
+    """Finding ids this subscription was told about before ``period``: (open, recovered)."""
+    announced: set[str] = set()
+    recovered: set[str] = set()
+    for sections in session.scalars(
+        select(Digest.findings).where(
+            Digest.subscription_id == subscription_id, Digest.period != period, Digest.state.in_(TOLD_STATES)
+        )
+    ):
+        announced.update(sections.get("new", []), sections.get("ongoing", []))
+        recovered.update(sections.get("recovered", []))
+    return announced, recovered
+
+
+def compose(
+    source: DigestSource, subscription: Subscription, period: str, history: tuple[set[str], set[str]]
+) -> DigestContent:
+    """The digest of ``subscription`` for ``period`` (see the module docstring for the rules)."""
+    base = source.settings.base_url.rstrip("/")
+    transitions = _transitions_in_scope(source, subscription)
+    findings = [f for f in source.findings if _in_scope(f, subscription, transitions)]
+    announced, recovered_before = history
+    new, ongoing, recovered = [], [], []
+    for finding in findings:
+        is_recovered = finding.recovered_on is not None or finding.state == FindingState.RECOVERED
+        if not is_recovered:
+            (ongoing if finding.id in announced else new).append(finding)
+        elif finding.id not in recovered_before and (
+            finding.id in announced or _recent_recovery(finding, source.as_of)
+        ):
+            recovered.append(finding)
+    new.sort(key=lambda f: (-(f.impact or 0.0), -severity_of(f.metric, f.before, f.delta), f.id))
+    ongoing.sort(key=lambda f: (f.change_date, f.id))
+    return DigestContent(
+        subscription_id=subscription.id,
+        subscription=subscription.name,
+        period=period,
+        as_of=source.as_of,
+        transitions=tuple(_headline(source, t, subscription, findings) for t in transitions),
+        new=_detailed(source, new[:DETAILED_NEW], base),
+        more_new=tuple(_line(source, f, base) for f in new[DETAILED_NEW:]),
+        ongoing=tuple(_line(source, f, base) for f in ongoing),
+        recovered=tuple(_line(source, f, base) for f in recovered),
+        health=source.health(subscription.segments),
+        manage_link=f"{base}/subscriptions/{subscription.id}",
+        web_link=base,
+        finding_ids={
+            "new": [f.id for f in new],
+            "ongoing": [f.id for f in ongoing],
+            "recovered": [f.id for f in recovered],
+        },
+    )
+
+
+def _recent_recovery(finding: Finding, as_of: dt.date | None) -> bool:
+    return (
+        as_of is not None
+        and finding.recovered_on is not None
+        and (as_of - finding.recovered_on).days <= RECENT_RECOVERY_DAYS
+    )
+
+
+def _transitions_in_scope(source: DigestSource, subscription: Subscription) -> list[Transition]:
+    names = subscription.transitions or list(source.transitions)
+    return [source.transitions[name] for name in names if name in source.transitions]
+
+
+def _in_transition(finding: Finding, transition: Transition) -> bool:
+    if finding.transition is not None:
+        return finding.transition == transition.name
+    return finding.change_date >= transition.go_live - dt.timedelta(weeks=1) and all(
+        finding.segment[name] in values for name, values in transition.scope.items() if name in finding.segment
+    )
+
+
+def _metric_wanted(metric: str, wanted: Iterable[str]) -> bool:
+    wanted = list(wanted)
+    return not wanted or metric in wanted or ("factors" in wanted and metric.startswith("factor:"))
+
+
+def _named_segments(finding: Finding) -> list[dict[str, Any]]:
+    return list(finding_dict(finding).get("segments") or [])
+
+
+def _in_scope(finding: Finding, subscription: Subscription, transitions: list[Transition]) -> bool:
+    if subscription.transitions and not any(_in_transition(finding, t) for t in transitions):
+        return False
+    if not _metric_wanted(finding.metric, subscription.metrics):
+        return False
+    if severity_of(finding.metric, finding.before, finding.delta) < SEVERITY_RATIO[Severity(subscription.min_severity)]:
+        return False
+    scope = subscription.segments
+    if not scope or _inside(finding.segment, scope):
+        return True
+    named = _named_segments(finding)
+    if any(_inside(item.get("segment", {}), scope) for item in named):
+        return True
+    return _contains(finding.segment, scope) and not (finding.scope == FindingScope.LOCALIZED and named)
+
+
+def _interval(entry: Mapping[str, Any], side: str) -> Interval:
+    low, high = entry[f"{side}_ci"]
+    return Interval(entry[side], low, high, entry[f"n_{side}"])
+
+
+def _headline(
+    source: DigestSource, transition: Transition, subscription: Subscription, findings: list[Finding]
+) -> TransitionHeadline:
+    """Baseline against the last four weeks per metric, the verdict, targets and the chart."""
+    report = next((t for t in (source.report or {}).get("transitions", []) if t["name"] == transition.name), {})
+    weeks_since = report.get("weeks_since_go_live", 0)
+    scope = {**transition.scope, **subscription.segments}
+    table = source.table.within(scope) if source.report else None
+    metrics: list[MetricHeadline] = []
+    chart = None
+    if table is not None and len(table):
+        _, (series,) = grouping_cube(table, ())
+        windows = {w.name: w for w in transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)}
+        if "baseline" in windows:
+            now = Window("now", table.last_period - NOW_WEEKS + 1, table.last_period)
+            for name in HEADLINE_METRICS:
+                compared = compare_windows(metric_for(name), table, series, [windows["baseline"], now], 0.95)
+                metrics.append(_metric_headline(source, name, compared["now"], transition, weeks_since, now.first, table))
+        chart = _chart(source, transition, subscription, table, series, findings, metrics)
+    targets = tuple(
+        f"{t['target']} by {t['deadline']}: {t['status'].replace('_', ' ')}"
+        + (f" ({t['value']})" if t.get("value") is not None else "")
+        for t in report.get("targets", [])
+    )
+    on_track = all(m.on_track for m in metrics) and not any(t.get("status") == "not_met" for t in report.get("targets", []))
+    return TransitionHeadline(
+        name=transition.name,
+        go_live=transition.go_live,
+        weeks_since_go_live=weeks_since,
+        slice_label=scope_label(scope),
+        metrics=tuple(metrics),
+        targets=targets,
+        on_track=on_track,
+        chart=chart,
+    )
+
+
+def _metric_headline(
+    source: DigestSource,
+    name: str,
+    compared: dict[str, Any],
+    transition: Transition,
+    weeks_since: int,
+    now_first: int,
+    table: ResponseTable,
+) -> MetricHeadline:
+    minimum = source.settings.anonymity_min_responses
+    before = _interval(compared, "before") if compared["n_before"] >= minimum else None
+    now = _interval(compared, "after") if compared["n_after"] >= minimum else None
+    delta = None
+    if before is not None and now is not None:
+        delta = Interval(compared["delta"], compared["ci_low"], compared["ci_high"], compared["n_after"])
+    expected_by = transition.observation_weeks
+    worse = (
+        delta is not None
+        and metric_for(name).direction(delta.value) == Direction.WORSE
+        and (delta.low > 0 or delta.high < 0)
+    )
+    if now is None:
+        verdict, on_track = "too few responses lately to show", True
+    elif before is None:
+        verdict, on_track = "no baseline: too few responses before go-live", True
+    elif not worse:
+        verdict, on_track = "within or better than baseline", True
+    elif weeks_since < expected_by:
+        verdict, on_track = f"below baseline; recovery expected by week {expected_by}", True
+    else:
+        verdict, on_track = f"not back to baseline after {weeks_since} weeks (expected by week {expected_by})", False
+    return MetricHeadline(name, before, now, delta, table.period_start(now_first), verdict, on_track)
+
+
+def _chart(
+    source: DigestSource,
+    transition: Transition,
+    subscription: Subscription,
+    table: ResponseTable,
+    series: np.ndarray,
+    findings: list[Finding],
+    metrics: list[MetricHeadline],
+) -> InlineImage | None:
+    """Weekly Happiness and lost time from half a year before go-live, thin weeks left out."""
+    frame = as_frame(table, series)
+    start = max(0, int(np.searchsorted(frame.index.date, transition.go_live - dt.timedelta(weeks=CHART_WEEKS_BEFORE))))
+    frame = frame.iloc[start:]
+    if frame.empty:
+        return None
+    values = {}
+    for name in HEADLINE_METRICS:
+        per_period = metric_for(name).per_period(frame)
+        values[name] = np.where(per_period.n >= source.settings.anonymity_min_responses, per_period.values, np.nan)
+    baselines = {m.metric: m.before.value for m in metrics if m.before is not None}
+    changes = sorted(
+        {(f.change_date, f.metric) for f in findings if f.metric in HEADLINE_METRICS and _in_transition(f, transition)}
+    )
+    title = f"{transition.name}: {scope_label({**transition.scope, **subscription.segments})}, weekly"
+    png = transition_chart(
+        ChartSeries(
+            title=title,
+            weeks=tuple(frame.index.date),
+            happiness=values["happiness"],
+            lost_time=values["lost_time"],
+            happiness_baseline=baselines.get("happiness"),
+            lost_time_baseline=baselines.get("lost_time"),
+            go_live=transition.go_live,
+            changes=tuple(changes),
+        )
+    )
+    cid = f"chart-{subscription.id}-{sorted(source.transitions).index(transition.name)}@mspmon"
+    return InlineImage(cid=cid, png=png, alt=f"{transition.name}: Happiness and lost time by week, go-live marked")
+
+
+def _expected(finding: Finding) -> bool:
+    label = finding.label
+    return label is not None and label.label == Label.EXPECTED
+
+
+def _line(source: DigestSource, finding: Finding, base: str) -> FindingLine:
+    as_of = source.as_of or finding.last_reported
+    return FindingLine(
+        id=finding.id,
+        metric=finding.metric,
+        where=segment_label(finding.segment),
+        since=finding.change_date,
+        delta=finding.delta,
+        weeks_open=max(1, (as_of - finding.change_date).days // 7),
+        recovered_on=finding.recovered_on,
+        expected=_expected(finding),
+        link=f"{base}/findings/{finding.id}",
+    )
+
+
+def _detailed(source: DigestSource, findings: list[Finding], base: str) -> tuple[NewFinding, ...]:
+    """New findings in full; a course correction already suggested above is not repeated."""
+    said: set[str] = set()
+    detailed = []
+    for finding in findings:
+        item = _new_finding(source, finding, base)
+        fresh = tuple(text for text in item.suggestions if text not in said)
+        said.update(fresh)
+        detailed.append(dataclasses.replace(item, suggestions=fresh))
+    return tuple(detailed)
+
+
+def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFinding:
+    details = finding_dict(finding)
+    minimum = source.settings.anonymity_min_responses
+    segments = tuple(
+        NamedSegment(segment_label(item["segment"]), item.get("share"), item.get("delta"), item.get("n_after"))
+        for item in details.get("segments") or []
+        if min(item.get("n_before") or 0, item.get("n_after") or 0) >= minimum
+    )
+    factors = tuple(
+        FactorShift(item["factor"], item["before_share"], item["after_share"])
+        for item in details.get("factors") or []
+        if item.get("delta", 0) > 0
+    )
+    return NewFinding(
+        id=finding.id,
+        metric=finding.metric,
+        where=segment_label(finding.segment),
+        scope=finding.scope,
+        since=finding.change_date,
+        before=finding.before,
+        after=finding.after,
+        delta=Interval(finding.delta, finding.ci_low, finding.ci_high, finding.n_after),
+        n_before=finding.n_before,
+        segments=segments,
+        factors=factors,
+        suggestions=tuple(details.get("suggestions") or ()),
+        related=source.related.get(finding.id, 0),
+        expected=_expected(finding),
+        link=f"{base}/findings/{finding.id}",
+    )

@@ -1,0 +1,44 @@
+"""Digest previews: the web view's preview page and ``mspmon digest preview`` files.
+
+Nothing here claims a period or sends: a preview is the digest as it would go out
+now, for looking at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from config import Settings
+from monitor.subscriptions import Subscription
+from notifications.channels.email import build_email
+from notifications.outbox import preview
+from notifications.render import data_uri_source, render_html, render_message
+
+
+def preview_html(session: Session, settings: Settings, subscription_id: int, now: dt.datetime | None = None) -> str:
+    """The HTML of a subscription's next digest, charts inlined as data: URIs for a browser.
+
+    Raises LookupError for an unknown subscription id.
+    """
+    if session.get(Subscription, subscription_id) is None:
+        raise LookupError(f"no subscription with id {subscription_id}")
+    ((_, content),) = preview(session, settings, now or dt.datetime.now(dt.UTC), [subscription_id])
+    return render_html(content, data_uri_source)
+
+
+def write_previews(
+    session: Session, settings: Settings, directory: Path, now: dt.datetime, subscription_ids: list[int] | None = None
+) -> list[Path]:
+    """Write each digest as NAME.eml (what the first recipient would receive) and NAME.html."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for subscription, content in preview(session, settings, now, subscription_ids):
+        stem = directory / f"digest-{subscription.id}-{content.period}"
+        email = build_email(render_message(content), subscription.recipients[0], settings.smtp_sender)
+        stem.with_suffix(".eml").write_bytes(bytes(email))
+        stem.with_suffix(".html").write_text(render_html(content, data_uri_source), encoding="utf-8")
+        written += [stem.with_suffix(".eml"), stem.with_suffix(".html")]
+    return written
