@@ -95,5 +95,9 @@ def run_demo(
     echo(f"Database: {database}")
     command = sys.argv[0] if sys.argv and sys.argv[0].endswith("mspmon") else "mspmon"
     echo(f"See everything:  MSPMON_DATABASE_URL=sqlite:///{database} {command} analyze")
+    from notifications.preview import demo_outbox  # digests (issue 5): subscriptions and previews
+
+    for line in demo_outbox(engine, settings, directory / "outbox", dt.datetime.combine(as_of, dt.time(12), dt.UTC)):
+        echo(line)
     engine.dispose()
     return database

@@ -25,7 +25,8 @@ Which findings a subscription's scope takes in:
   slice (everyone, or ``country=Finland`` for a Finland-and-L1 filter) is in
   unless attribution found it *localized* in named segments outside the slice: a
   generic dip hits the slice too. A finding on another dimension
-  (``service=SAP``) is in only when one of its named segments lies inside the slice.
+  (``service=SAP``) is in only when one of its named segments, or one of the
+  echoes folded into it, lies inside the slice.
 * metrics (``happiness``, ``lost_time``, ``volume``, ``factors``, ``factor:<name>``)
   and a minimum severity (``severity_of``).
 """
@@ -111,8 +112,11 @@ class DigestSource:
         self.as_of = dt.date.fromisoformat(self.report["as_of"]) if self.report else None
         self.transitions = {t.name: t for t in store.list_transitions(session)}
         findings = list(session.scalars(select(Finding).options(selectinload(Finding.labels))))
-        echoes = Counter(f.root_id for f in findings if not f.root and f.root_id)
-        self.related = dict(echoes)
+        self.related = dict(Counter(f.root_id for f in findings if not f.root and f.root_id))
+        self.echo_segments: dict[str, list[dict[str, str]]] = {}
+        for finding in findings:
+            if not finding.root and finding.root_id:
+                self.echo_segments.setdefault(finding.root_id, []).append(finding.segment)
         silences = active_silences(session, today)
         self.findings = [f for f in findings if self._visible(f, silences)]
         self._session = session
@@ -162,7 +166,7 @@ def compose(
     """The digest of ``subscription`` for ``period`` (see the module docstring for the rules)."""
     base = source.settings.base_url.rstrip("/")
     transitions = _transitions_in_scope(source, subscription)
-    findings = [f for f in source.findings if _in_scope(f, subscription, transitions)]
+    findings = [f for f in source.findings if _in_scope(source, f, subscription, transitions)]
     announced, recovered_before = history
     new, ongoing, recovered = [], [], []
     for finding in findings:
@@ -226,7 +230,7 @@ def _named_segments(finding: Finding) -> list[dict[str, Any]]:
     return list(finding_dict(finding).get("segments") or [])
 
 
-def _in_scope(finding: Finding, subscription: Subscription, transitions: list[Transition]) -> bool:
+def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription, transitions: list[Transition]) -> bool:
     if subscription.transitions and not any(_in_transition(finding, t) for t in transitions):
         return False
     if not _metric_wanted(finding.metric, subscription.metrics):
@@ -237,7 +241,8 @@ def _in_scope(finding: Finding, subscription: Subscription, transitions: list[Tr
     if not scope or _inside(finding.segment, scope):
         return True
     named = _named_segments(finding)
-    if any(_inside(item.get("segment", {}), scope) for item in named):
+    echoes = source.echo_segments.get(finding.id, [])
+    if any(_inside(segment, scope) for segment in [*(item.get("segment", {}) for item in named), *echoes]):
         return True
     return _contains(finding.segment, scope) and not (finding.scope == FindingScope.LOCALIZED and named)
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from config import Settings
-from monitor.subscriptions import Subscription
+from monitor.db import session_scope
+from monitor.subscriptions import Subscription, add_subscription
 from notifications.channels.email import build_email
 from notifications.outbox import preview
 from notifications.render import data_uri_source, render_html, render_message
@@ -42,3 +44,26 @@ def write_previews(
         stem.with_suffix(".html").write_text(render_html(content, data_uri_source), encoding="utf-8")
         written += [stem.with_suffix(".eml"), stem.with_suffix(".html")]
     return written
+
+
+DEMO_SUBSCRIPTIONS = (
+    {"name": "Transition team", "recipients": ["transition.manager@example.com"]},
+    {
+        "name": "MSP SAP L2 account",
+        "recipients": ["msp.account.manager@example.com"],
+        "segments": {"assignment_group": ["MSP-SAP-L2"]},
+        "send_when_quiet": True,
+    },
+)
+
+
+def demo_outbox(engine: Engine, settings: Settings, directory: Path, now: dt.datetime) -> list[str]:
+    """``mspmon demo``: two subscriptions (everything; one MSP team's slice) and their previews."""
+    with session_scope(engine) as session:
+        for fields in DEMO_SUBSCRIPTIONS:
+            add_subscription(session, **fields, now=now)
+        written = write_previews(session, settings, directory, now)
+    return [
+        f"Digest previews (nothing sent) in {directory}: {', '.join(p.name for p in written)}",
+        "Open the .html in a browser, or send them: mspmon digest send (SMTP from the smtp_* settings)",
+    ]
