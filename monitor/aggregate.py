@@ -78,8 +78,13 @@ class ResponseTable:
 
     def within(self, scope: Mapping[str, list[str]]) -> ResponseTable:
         """The responses inside a transition's scope (each listed dimension must match)."""
-        if not scope:
-            return self
+        return self if not scope else self._subset(self._in_scope(scope))
+
+    def outside(self, scope: Mapping[str, list[str]]) -> ResponseTable:
+        """The responses outside a scope: the control group of a scoped transition."""
+        return self._subset(~self._in_scope(scope))
+
+    def _in_scope(self, scope: Mapping[str, list[str]]) -> np.ndarray:
         keep = np.ones(len(self), dtype=bool)
         for name, values in scope.items():
             if name not in self.codes:
@@ -87,6 +92,9 @@ class ResponseTable:
                 continue
             allowed = [code for code, label in enumerate(self.labels[name]) if label in values]
             keep &= np.isin(self.codes[name], allowed)
+        return keep
+
+    def _subset(self, keep: np.ndarray) -> ResponseTable:
         return ResponseTable(
             self.period,
             self.periods[keep],

@@ -573,7 +573,10 @@ def _tree(
         values = shift(metric, b, a)
         parts = shift_share(values)
         shown = np.minimum(b["n"].to_numpy(), a["n"].to_numpy()) >= options.anonymity_min_responses
-        order = np.argsort(-sign * parts.contribution)
+        # Impact ranks: volume x deviation, so a big segment slightly worse comes
+        # before a tiny one much worse.
+        impact = np.nan_to_num(sign * a["n"].to_numpy() * values.delta, nan=-np.inf)
+        order = np.argsort(-impact, kind="stable")
         named = [i for i in order if shown[i]][:TREE_CHILDREN]
         for i in named:
             child = Segment.of({**segment.as_dict(), name: labels[i]})
@@ -583,6 +586,7 @@ def _tree(
                 "after": _r(values.value_after[i]),
                 "delta": _r(values.delta[i]),
                 "share": _share(sign * parts.contribution[i], sign * node_delta),
+                "impact": _r(impact[i]),
                 "n_before": int(b["n"].iloc[i]),
                 "n_after": int(a["n"].iloc[i]),
             })

@@ -314,7 +314,10 @@ def explain(app: AppContext, finding_id: str, as_json: bool) -> None:
         finding = session.get(Finding, finding_id)
         if finding is None:
             raise click.ClickException(f"no finding with id {finding_id!r} (see `mspmon analyze`)")
-        echoes = session.scalars(select(Finding).where(Finding.root_id == finding.id).order_by(Finding.id)).all()
+        # The echoes of the run that last reported it (its stored children), not
+        # every finding an older run once folded under it.
+        children = (finding.attribution or {}).get("children", [])
+        echoes = session.scalars(select(Finding).where(Finding.id.in_(children)).order_by(Finding.id)).all()
         shown = finding_dict(finding)
         echo_dicts = [finding_dict(e) for e in echoes]
     if as_json:
@@ -342,3 +345,9 @@ from notifications.cli import digest_group, scheduler_command, subscriptions_gro
 main.add_command(subscriptions_group)
 main.add_command(digest_group)
 main.add_command(scheduler_command)
+
+from web.cli import serve, tokens_group, users_group  # noqa: E402
+
+main.add_command(serve)
+main.add_command(users_group)
+main.add_command(tokens_group)

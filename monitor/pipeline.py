@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from config import Settings
 from detectors import lost_time_summary, metric_for
+from detectors.attribution import diff_in_diff, worse_sign
 from monitor import store
 from monitor.aggregate import ResponseTable, Segment, grouping_cube, load_responses, period_of_day
 from monitor.records import EPOCH
@@ -226,12 +227,46 @@ def _transition_report(
             recovered = recovery_period(metric, table, series, baseline, live_period, options.confidence)
             compared["recovered_from"] = None if recovered is None else recovered.isoformat()
         entry["metrics"][name] = compared
+    if transition.scope:
+        _add_diff_in_diff(entry["metrics"], everyone.outside(transition.scope), table, series, windows, options)
     entry["lost_time_distribution"] = _lost_time_distribution(table, windows, options)
     entry["segments"] = _segment_comparisons(table, windows, options)
     entry["targets"] = [
         _judge_target(Target.from_dict(t), table, transition, as_of) for t in transition.targets
     ]
     return entry
+
+
+def _add_diff_in_diff(
+    metrics: dict[str, Any],
+    control: ResponseTable,
+    table: ResponseTable,
+    series: np.ndarray,
+    windows: list[Window],
+    options: AnalysisOptions,
+) -> None:
+    """Next to each before/after delta, the same delta net of the control group's.
+
+    Respondents outside the transition's scope lived through the same weeks
+    (holidays, a company-wide outage) without the change.
+    """
+    if not len(control):
+        return
+    _, control_cube = grouping_cube(control, ())
+    baseline = next(w for w in windows if w.name == "baseline")
+    for name in ("happiness", "lost_time"):
+        metric = metric_for(name)
+        for window in windows:
+            compared = metrics[name].get(window.name)
+            if window is baseline or compared is None:
+                continue
+            result = diff_in_diff(
+                metric,
+                (window_totals(table, series, baseline), window_totals(table, series, window)),
+                (window_totals(control, control_cube[0], baseline), window_totals(control, control_cube[0], window)),
+                confidence=options.confidence,
+            )
+            compared["did"] = None if result is None else result.as_dict()
 
 
 def _lost_time_distribution(table: ResponseTable, windows: list[Window], options: AnalysisOptions) -> dict[str, Any]:
@@ -256,22 +291,38 @@ def _lost_time_distribution(table: ResponseTable, windows: list[Window], options
 
 
 def _segment_comparisons(table: ResponseTable, windows: list[Window], options: AnalysisOptions) -> list[dict[str, Any]]:
-    """Happiness and lost time per single-dimension segment, anonymity respected."""
+    """Happiness and lost time per single-dimension segment since go-live, by impact.
+
+    Segments with fewer than the anonymity threshold of responses in the baseline
+    or since go-live are never named: their responses are summed into one
+    "other" row per dimension (shown only if that row clears the threshold too).
+    """
     wanted = [w for w in windows if w.name in ("baseline", "since_go_live")]
+    if len(wanted) < 2:
+        return []
     rows = []
     for name in table.labels:
         segments, cube = grouping_cube(table, (name,))
-        for segment, series in zip(segments, cube, strict=True):
-            row: dict[str, Any] = {"segment": segment.as_dict(), "metrics": {}}
+        counts = [
+            [window_totals(table, series, window)["n"] for window in wanted] for series in cube
+        ]
+        small = [min(pair) < options.anonymity_min_responses for pair in counts]
+        named = [(segment.as_dict(), series) for segment, series, hide in zip(segments, cube, small, strict=True) if not hide]
+        if any(small):
+            named.append(({name: "other"}, cube[np.array(small)].sum(axis=0)))
+        for segment, series in named:
+            row: dict[str, Any] = {"segment": segment, "metrics": {}}
             for metric_name in ("happiness", "lost_time"):
-                compared = compare_windows(metric_for(metric_name), table, series, wanted, options.confidence)
-                since = compared.get("since_go_live")
+                metric = metric_for(metric_name)
+                since = compare_windows(metric, table, series, wanted, options.confidence).get("since_go_live")
                 if since is None or min(since["n_before"], since["n_after"]) < options.anonymity_min_responses:
                     continue
+                if since["delta"] is not None:
+                    since["impact"] = round(worse_sign(metric) * since["n_after"] * since["delta"], 1)
                 row["metrics"][metric_name] = since
-            if row["metrics"]:
+            if "happiness" in row["metrics"]:
                 rows.append(row)
-    return rows
+    return sorted(rows, key=lambda r: -(r["metrics"]["happiness"].get("impact") or 0.0))
 
 
 def _unjudgeable(target: Target, transition: Transition, as_of: dt.date) -> dict[str, Any]:
