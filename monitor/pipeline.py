@@ -32,6 +32,7 @@ from monitor.analysis import (
     transition_windows,
     window_totals,
 )
+from monitor.cube import write_cubes
 from monitor.db import session_scope
 from monitor.attribution import AttributionOptions, attribute
 from monitor.findings import record_findings
@@ -152,6 +153,7 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
             findings = record_findings(session, attributed.changes, as_of, names, attributed.roles)
             report.findings = [finding_dict(f) for f in _ordered(findings)]
             report.transitions = [_transition_report(table, t, as_of, options) for t in transitions]
+            write_cubes(session, table, as_of)  # the web view's per-segment weekly figures
         if result:
             report.series_screened, report.series_detected = result.series_screened, result.series_detected
     except Exception as exc:

@@ -6,6 +6,8 @@ the code that owns them. Importing this module registers them all on ``Base``.
 """
 
 from monitor.models import Base
+import monitor.accounts  # noqa: F401
+import monitor.cube  # noqa: F401
 import monitor.subscriptions  # noqa: F401
 
 __all__ = ["Base"]

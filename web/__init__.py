@@ -1,0 +1,58 @@
+"""The web view and JSON API: a Flask application factory, one blueprint per area.
+
+Pages and the API only read stored analysis results (the latest run's report,
+findings and the per-segment cubes); the only writes are labels, silences and
+subscriptions, through the modules that own them, and ``POST /api/responses``,
+through the same import path as files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config import ConfigError, Settings, load_settings
+
+MIN_SECRET_KEY_LENGTH = 16
+MAX_BODY_BYTES = 32 << 20  # a JSON import of ~100k responses; larger batches go through files
+
+
+def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application from validated settings (read from the environment if none)."""
+    settings = settings or load_settings()
+    if len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            "secret_key: the web view signs its session cookies with it and it is "
+            f"{'not set' if not settings.secret_key else 'too short'}; set MSPMON_SECRET_KEY (or "
+            f"secret_key in the MSPMON_CONFIG file) to at least {MIN_SECRET_KEY_LENGTH} random characters, "
+            "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # Browsers drop Secure cookies over plain http, so the flag follows the
+        # public address: on behind https in production, off for a local demo.
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
+
+    from web import api, auth, db, errors, findings, security, templating, transitions
+
+    db.init_app(app, settings)
+    security.init_app(app)
+    errors.init_app(app)
+    templating.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(transitions.bp)
+    app.register_blueprint(findings.bp)
+    app.register_blueprint(api.bp)
+    return app

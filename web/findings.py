@@ -1,0 +1,106 @@
+"""Pages: findings, one finding with its tree and factors, and its label and silence forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from monitor.lifecycle import LifecycleError, add_silence, label_finding
+from monitor.models import Label
+from web import params, queries
+from web.db import get_db
+from web.security import admin_required, login_required
+
+bp = Blueprint("findings", __name__)
+STATES = ("new", "ongoing", "recovered")
+LABELS = {
+    Label.CONFIRMED: "Confirmed",
+    Label.EXPECTED: "Expected",
+    Label.FALSE_ALARM: "False alarm",
+    Label.NEW_NORMAL: "New normal",
+}
+DEFAULT_SILENCE = dt.timedelta(weeks=4)
+
+
+def list_arguments() -> dict[str, object]:
+    """Filters of the findings list, shared with the API."""
+    state = request.args.get("state") or None
+    if state is not None and state not in STATES:
+        abort(400, description=f"state must be one of {', '.join(STATES)}; got {state!r}")
+    return {
+        "transition": request.args.get("transition") or None,
+        "state": state,
+        "metric": request.args.get("metric") or None,
+        "since": params.date("since"),
+    }
+
+
+@bp.route("/findings")
+@login_required
+def index() -> str:
+    arguments = list_arguments()
+    return render_template("findings/index.html", findings=queries.findings(**arguments), arguments=arguments, states=STATES)
+
+
+def _render(finding_id: str, errors: dict[str, str] | None = None, status: int = 200) -> tuple[str, int]:
+    detail = queries.finding_detail(params.finding(finding_id))
+    today = dt.date.today()
+    return render_template(
+        "findings/show.html",
+        f=detail,
+        labels=LABELS,
+        errors=errors or {},
+        form=request.form,
+        default_until=(today + DEFAULT_SILENCE).isoformat(),
+        min_until=(today + dt.timedelta(days=1)).isoformat(),
+    ), status
+
+
+@bp.route("/findings/<finding_id>")
+@login_required
+def show(finding_id: str) -> tuple[str, int]:
+    return _render(finding_id)
+
+
+@bp.route("/findings/<finding_id>/label", methods=["POST"])
+@admin_required
+def label(finding_id: str) -> Response | tuple[str, int]:
+    finding = params.finding(finding_id)
+    try:
+        label_finding(get_db(), finding.id, request.form.get("label", ""), author=g.user.email, note=request.form.get("note", "").strip())
+    except LifecycleError as exc:
+        get_db().rollback()
+        return _render(finding_id, {"label": str(exc)}, 400)
+    get_db().commit()
+    flash(f"Labelled {LABELS[Label(request.form['label'])].lower()}.")
+    return redirect(url_for("findings.show", finding_id=finding.id))
+
+
+@bp.route("/findings/<finding_id>/silence", methods=["POST"])
+@admin_required
+def silence(finding_id: str) -> Response | tuple[str, int]:
+    finding = params.finding(finding_id)
+    target = request.form.get("target", "finding")
+    if target not in ("finding", "segment"):
+        abort(400, description="target must be finding or segment")
+    try:
+        until = dt.date.fromisoformat(request.form.get("until", "").strip())
+    except ValueError:
+        return _render(finding_id, {"silence": "Give the end date as YYYY-MM-DD."}, 400)
+    try:
+        add_silence(
+            get_db(),
+            until=until,
+            reason=request.form.get("reason", ""),
+            author=g.user.email,
+            finding_id=finding.id if target == "finding" or not finding.segment else None,
+            segment=finding.segment if target == "segment" and finding.segment else None,
+        )
+    except LifecycleError as exc:
+        get_db().rollback()
+        return _render(finding_id, {"silence": str(exc)}, 400)
+    get_db().commit()
+    flash(f"Silenced until {until.isoformat()}.")
+    return redirect(url_for("findings.show", finding_id=finding.id))

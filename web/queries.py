@@ -1,0 +1,230 @@
+"""What a page or an API answer needs, for the signed-in user: one function per view.
+
+Pages render these dicts with templates and the API returns them as JSON, so both
+always show the same figures. Findings and the report are read from the store;
+transition figures from the cubes (``web.figures``), limited to the user's scope.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+
+from monitor import store
+from monitor.cube import CubeSet
+from monitor.lifecycle import active_silences, silence_for
+from monitor.models import Finding, ImportRun, Silence, Transition
+from monitor.pipeline import finding_dict
+from web import figures, params
+from web.db import get_cubes, get_db
+
+
+def transition_ref(transition: Transition) -> dict[str, Any]:
+    return {
+        "id": transition.id,
+        "name": transition.name,
+        "go_live": transition.go_live.isoformat(),
+        "scope": transition.scope,
+        "description": transition.description,
+    }
+
+
+def freshness(cubes: CubeSet | None) -> dict[str, Any]:
+    """How current the figures are: the analysis date, its last complete week, the last import."""
+    session = get_db()
+    run = store.latest_run(session)
+    last_import = session.scalar(select(func.max(ImportRun.finished_at)).where(ImportRun.status != "failed"))
+    return {
+        "analysed_as_of": None if run is None else run.as_of.isoformat(),
+        "analysed_at": None if run is None else run.finished_at.isoformat(timespec="minutes"),
+        "last_week": None if cubes is None else cubes.table.period_start(cubes.last_period).isoformat(),
+        "last_import_at": None if last_import is None else last_import.isoformat(timespec="minutes"),
+    }
+
+
+def _silences() -> list[Silence]:
+    return active_silences(get_db(), dt.date.today())
+
+
+def finding_entry(finding: Finding, silences: list[Silence]) -> dict[str, Any]:
+    """The finding as the analysis reports it, plus its silence if one is in force."""
+    entry = finding_dict(finding)
+    entry.setdefault("state", finding.state)
+    entry.setdefault("root", finding.root)
+    entry.setdefault("root_id", finding.root_id)
+    if "label" not in entry:
+        label = finding.label
+        entry["label"] = None if label is None else {
+            "label": label.label, "author": label.author, "note": label.note,
+            "created_at": label.created_at.isoformat(timespec="minutes"),
+        }
+    silence = silence_for(finding, silences)
+    entry["silenced"] = None if silence is None else {
+        "until": silence.until.isoformat(), "reason": silence.reason, "author": silence.author,
+        "segment": silence.segment,
+    }
+    return entry
+
+
+def findings(
+    *, transition: str | None = None, state: str | None = None, metric: str | None = None, since: dt.date | None = None
+) -> list[dict[str, Any]]:
+    """Visible findings, roots first (open before recovered, largest first), each followed by its echoes."""
+    query = select(Finding)
+    if transition is not None:
+        query = query.where(Finding.transition == transition)
+    if state is not None:
+        query = query.where(Finding.state == state)
+    if metric is not None:
+        query = query.where(Finding.metric == metric)
+    if since is not None:
+        query = query.where(Finding.change_date >= since)
+    rows = [f for f in get_db().scalars(query) if params.visible(f)]
+    silences = _silences()
+    ids = {f.id for f in rows}
+    roots = [f for f in rows if f.root or f.root_id not in ids]
+    echoes: dict[str, list[Finding]] = {}
+    for f in rows:
+        if not (f.root or f.root_id not in ids):
+            echoes.setdefault(f.root_id or "", []).append(f)
+
+    def order(f: Finding) -> tuple[Any, ...]:
+        return (f.recovered_on is not None, len(f.segment), -abs(f.delta), f.id)
+
+    result = []
+    for root in sorted(roots, key=order):
+        entry = finding_entry(root, silences)
+        entry["echoes"] = [finding_entry(e, silences) for e in sorted(echoes.get(root.id, []), key=order)]
+        result.append(entry)
+    return result
+
+
+def open_roots(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in entries if not e["recovered_on"] and e.get("state") != "recovered" and not e["silenced"]]
+
+
+def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[str, Any]:
+    """One transition for the overview: status, Happiness and lost time before -> now, open root findings."""
+    entry = transition_ref(transition)
+    entry["weeks_since_go_live"] = (dt.date.today() - transition.go_live).days // 7
+    if cubes is None:
+        entry.update(status="no_data", metrics={})
+    else:
+        conditions = figures.conditions_for(transition.scope, params.user_scope(), {})
+        entry.update(figures.summary(cubes, transition, conditions, params.anonymity()))
+        entry["weeks_since_go_live"] = (cubes.as_of - transition.go_live).days // 7
+    entry["open_findings"] = len(open_roots(findings(transition=transition.name)))
+    return entry
+
+
+def overview() -> dict[str, Any]:
+    cubes = get_cubes()
+    transitions = store.list_transitions(get_db())
+    return {
+        "freshness": freshness(cubes),
+        "transitions": [transition_summary(cubes, t) for t in transitions],
+    }
+
+
+def _report_entry(transition: Transition) -> dict[str, Any] | None:
+    run = store.latest_run(get_db())
+    if run is None or not run.report:
+        return None
+    return next((t for t in run.report.get("transitions", []) if t.get("name") == transition.name), None)
+
+
+def transition_detail(transition: Transition, metric: str) -> dict[str, Any]:
+    """The transition page: summary, weekly series of ``metric``, targets, findings."""
+    cubes = params.require_cubes()
+    entry = transition_summary(cubes, transition)
+    conditions = figures.conditions_for(transition.scope, params.user_scope(), {})
+    entry["metric"] = metric
+    entry["weekly"] = figures.weekly(cubes, conditions, metric, params.anonymity())
+    # Targets and the lost-time median need raw answers: the report has them for
+    # the whole transition, which a scoped viewer must not see.
+    report = _report_entry(transition) if not params.user_scope() else None
+    entry["targets"] = [] if report is None else report.get("targets", [])
+    entry["lost_time_distribution"] = {} if report is None else report.get("lost_time_distribution", {})
+    entry["findings"] = findings(transition=transition.name)
+    entry["freshness"] = freshness(cubes)
+    entry["dimensions"] = deeper_dimensions(cubes, conditions)
+    entry["drill"] = None
+    if entry["status"] != "no_data":
+        by = figures.best_dimension(cubes, transition, conditions, entry["dimensions"], metric, params.anonymity())
+        entry["drill"] = None if by is None else figures.drill(cubes, transition, conditions, by, metric, params.anonymity())
+    return entry
+
+
+def deeper_dimensions(cubes: CubeSet, conditions: figures.Conditions) -> list[str]:
+    """Dimensions a view can still be split by: the analysis keeps cubes of up to two."""
+    return [
+        name for name in cubes.dimensions
+        if name not in conditions and frozenset([*conditions, name]) in cubes.groupings
+    ]
+
+
+def segment_view(
+    transition: Transition, filters: dict[str, str], by: str | None, by2: str | None, metric: str
+) -> dict[str, Any]:
+    """The drill-down: the filtered segment's figures, a table by ``by``, a heatmap with ``by2``."""
+    cubes = params.require_cubes()
+    k = params.anonymity()
+    conditions = figures.conditions_for(transition.scope, params.user_scope(), filters)
+    view: dict[str, Any] = {"transition": transition_ref(transition), "filters": filters, "metric": metric, "by": by, "by2": by2}
+    if any(not values for values in conditions.values()):
+        raise figures.NotShown("this segment lies outside what you may see")
+    view["dimensions"] = deeper_dimensions(cubes, conditions)
+    view["segment"] = figures.segment_total(cubes, transition, conditions, metric, k)
+    if by is None:
+        # No choice made: start where the change is most concentrated.
+        by = view["by"] = figures.best_dimension(cubes, transition, conditions, view["dimensions"], metric, k)
+    elif by not in view["dimensions"]:
+        raise figures.NotShown(f"{by} cannot split this view further: pick one of {', '.join(view['dimensions']) or 'none'}")
+    view["drill"] = None if by is None else figures.drill(cubes, transition, conditions, by, metric, k)
+    view["pair_dimensions"] = [] if by is None else [
+        name for name in view["dimensions"] if name != by and frozenset([*conditions, by, name]) in cubes.groupings
+    ]
+    if by2 is not None and by2 not in view["pair_dimensions"]:
+        raise figures.NotShown(f"no heatmap of {by} by {by2} here: pick one of {', '.join(view['pair_dimensions']) or 'none'}")
+    view["heatmap"] = None if by is None or by2 is None else figures.heatmap(cubes, transition, conditions, by, by2, metric, k)
+    view["factors"] = figures.factor_shifts(cubes, transition, conditions, k) if filters else []
+    view["weekly"] = figures.weekly(cubes, conditions, metric, k) if filters else []
+    view["findings"] = [f for f in findings(transition=transition.name) if filters and filters.items() <= f["segment"].items()]
+    return view
+
+
+def finding_detail(finding: Finding) -> dict[str, Any]:
+    """One finding with its root or echoes, label history, and factor shifts.
+
+    Factor shifts come from the attribution when it has them; otherwise from the
+    cubes, for the finding's segment before and after its transition's go-live.
+    """
+    session = get_db()
+    silences = _silences()
+    entry = finding_entry(finding, silences)
+    root = session.get(Finding, finding.root_id) if finding.root_id else None
+    entry["root_finding"] = None if root is None or not params.visible(root) else finding_entry(root, silences)
+    # Echoes of the same run: an older run may have folded other changes under it.
+    echoes = session.scalars(
+        select(Finding)
+        .where(Finding.root_id == finding.id, Finding.last_reported == finding.last_reported)
+        .order_by(Finding.id)
+    )
+    entry["echoes"] = [finding_entry(e, silences) for e in echoes if params.visible(e) and e.id != finding.id]
+    entry["history"] = [
+        {"label": item.label, "author": item.author, "note": item.note, "created_at": item.created_at.isoformat(timespec="minutes")}
+        for item in reversed(finding.labels)
+    ]
+    transition = store.find_transition(session, finding.transition) if finding.transition else None
+    entry["transition_ref"] = None if transition is None else transition_ref(transition)
+    cubes = get_cubes()
+    if not entry.get("factors") and transition is not None and cubes is not None:
+        conditions = figures.conditions_for(transition.scope, params.user_scope(), finding.segment)
+        try:
+            entry["factors"] = figures.factor_shifts(cubes, transition, conditions, params.anonymity())
+            entry["factors_source"] = "go_live"
+        except LookupError:
+            entry["factors"] = []
+    return entry

@@ -1,0 +1,37 @@
+"""Pages: the overview, a transition, and its segment drill-down."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from web import params, queries
+from web.security import login_required
+
+bp = Blueprint("transitions", __name__)
+
+
+@bp.route("/")
+@login_required
+def overview() -> str:
+    return render_template("transitions/overview.html", **queries.overview())
+
+
+@bp.route("/transitions/<int:transition_id>")
+@login_required
+def show(transition_id: int) -> str:
+    transition = params.transition(transition_id)
+    metric = params.metric()
+    detail = queries.transition_detail(transition, metric)
+    return render_template("transitions/show.html", t=detail, metric=metric)
+
+
+@bp.route("/transitions/<int:transition_id>/segments")
+@login_required
+def segments(transition_id: int) -> str:
+    transition = params.transition(transition_id)
+    cubes = params.require_cubes()
+    filters = params.filters(cubes)
+    by = params.dimension("by", cubes)
+    by2 = params.dimension("by2", cubes) if by else None
+    view = queries.segment_view(transition, filters, by, by2, params.metric())
+    return render_template("transitions/segments.html", v=view)
