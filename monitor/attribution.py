@@ -101,20 +101,23 @@ class SegmentEffect:
         return self.weight * self.excess
 
 
+ChangeKey = tuple[str, str, dt.date]
+
+
 @dataclass
 class Role:
     """What attribution says about one detected (or root-created) change."""
 
     root: bool = True
-    root_key: tuple[str, str, dt.date] | None = None
-    children: list[tuple[str, str, dt.date]] = field(default_factory=list)
+    root_key: ChangeKey | None = None
+    children: list[ChangeKey] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # root only: scope, segments, factors ...
 
 
 @dataclass
 class AttributionResult:
     changes: list[DetectedChange]  # detected ones plus roots created for located segments
-    roles: dict[tuple[str, str, dt.date], Role]
+    roles: dict[ChangeKey, Role]
 
 
 def _period(table: ResponseTable, day: dt.date | pd.Timestamp) -> int:
@@ -190,7 +193,7 @@ def attribute(
     table: ResponseTable,
     detected: list[DetectedChange],
     options: AttributionOptions,
-    transitions: Mapping[tuple[str, str, dt.date], tuple[str, dict[str, list[str]]] | None] | None = None,
+    transitions: Mapping[ChangeKey, tuple[str, dict[str, list[str]]] | None] | None = None,
 ) -> AttributionResult:
     """Roles for every detected change; root changes carry the full attribution.
 
@@ -198,7 +201,7 @@ def attribute(
     falls in one with a scope: segments outside the scope are then the control
     group of a difference-in-differences estimate.
     """
-    roles: dict[tuple[str, str, dt.date], Role] = {}
+    roles: dict[ChangeKey, Role] = {}
     changes = list(detected)
     open_generic: list[tuple[Incident, DetectedChange]] = []
     for incident in _incidents(table, detected):
@@ -226,10 +229,49 @@ def attribute(
             _fold(roles, _root_for(masks, incident, member, roots).key, member.key)
         if incident.scope in (FindingScope.GENERIC, FindingScope.MIXED):
             open_generic.append((incident, roots[0]))
+    _fold_related_metrics(changes, roles)
     return AttributionResult(changes, roles)
 
 
-def _fold(roles: dict[tuple[str, str, dt.date], Role], root: tuple[str, str, dt.date], echo: tuple[str, str, dt.date]) -> None:
+def _metric_rank(metric: str) -> int:
+    """Which metric speaks for a cause: Happiness, then lost time, then factor shares."""
+    return {"happiness": 0, "lost_time": 1}.get(metric, 2)
+
+
+def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, Role]) -> None:
+    """One cause, one root: fold other metrics' roots of the same segment into it.
+
+    A dip in Finland x SAP moves Happiness, lost time and the share of a factor at
+    once (or the factor a few weeks later, while the dip is still open); the root
+    Happiness finding already lists the factors that rose. Volume stays apart: it
+    is a feed-health signal for another reader.
+    """
+    roots = sorted(
+        (c for c in changes if c.metric != "volume" and (c.key not in roles or roles[c.key].root)),
+        key=lambda c: (c.change.change_date, _metric_rank(c.metric), c.metric),
+    )
+    hosts: list[DetectedChange] = []
+    for change in roots:
+        date = change.change.change_date
+        host = next(
+            (h for h in hosts if h.segment == change.segment and _open_at(h, date)),
+            None,
+        )
+        if host is None:
+            hosts.append(change)
+            continue
+        role = roles.pop(change.key, Role())
+        _fold(roles, host.key, change.key)
+        for echo in role.children:
+            _fold(roles, host.key, echo)
+
+
+def _open_at(change: DetectedChange, date: pd.Timestamp) -> bool:
+    start, recovered = change.change.change_date, change.change.recovered_at
+    return abs((date - start).days) <= MATCH_DAYS or (date > start and (recovered is None or date < recovered))
+
+
+def _fold(roles: dict[ChangeKey, Role], root: ChangeKey, echo: ChangeKey) -> None:
     roles.setdefault(root, Role()).children.append(echo)
     roles[echo] = Role(root=False, root_key=root)
 
@@ -444,7 +486,7 @@ def _details(
     incident: Incident,
     root: DetectedChange,
     options: AttributionOptions,
-    transitions: Mapping[tuple[str, str, dt.date], tuple[str, dict[str, list[str]]] | None] | None,
+    transitions: Mapping[ChangeKey, tuple[str, dict[str, list[str]]] | None] | None,
 ) -> dict[str, Any]:
     metric = incident.metric
     overall = incident.overall

@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 
 from detectors import Change
 from monitor.analysis import DetectedChange
-from monitor.attribution import Role
+from monitor.attribution import ChangeKey, Role
 from monitor.models import Finding, FindingState
 
 MATCH_DAYS = 21  # three weeks either way
 NEW_DAYS = 7  # a finding first reported within the last week is new
-ChangeKey = tuple[str, str, dt.date]
 
 
 def finding_id(metric: str, segment_key: str, change_date: dt.date) -> str:
