@@ -99,5 +99,9 @@ def run_demo(
 
     for line in demo_outbox(engine, settings, directory / "outbox", dt.datetime.combine(as_of, dt.time(12), dt.UTC)):
         echo(line)
+    from web.demo import demo_access  # the web view (issue 6): config, admin, serve command
+
+    for line in demo_access(engine, directory, f"sqlite:///{database}", command):
+        echo(line)
     engine.dispose()
     return database

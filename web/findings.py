@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from monitor.lifecycle import LifecycleError, add_silence, label_finding
-from monitor.models import Label
+from monitor.models import Finding, Label
 from web import params, queries
 from web.db import get_db
 from web.security import admin_required, login_required
@@ -64,18 +65,29 @@ def show(finding_id: str) -> tuple[str, int]:
     return _render(finding_id)
 
 
+def _record(finding: Finding, form: str, action: Callable[[], object], done: str) -> Response | tuple[str, int]:
+    """Run a lifecycle change; its refusal re-renders the page with the message by the form."""
+    try:
+        action()
+    except LifecycleError as exc:
+        get_db().rollback()
+        return _render(finding.id, {form: str(exc)}, 400)
+    get_db().commit()
+    flash(done)
+    return redirect(url_for("findings.show", finding_id=finding.id))
+
+
 @bp.route("/findings/<finding_id>/label", methods=["POST"])
 @admin_required
 def label(finding_id: str) -> Response | tuple[str, int]:
     finding = params.finding(finding_id)
-    try:
-        label_finding(get_db(), finding.id, request.form.get("label", ""), author=g.user.email, note=request.form.get("note", "").strip())
-    except LifecycleError as exc:
-        get_db().rollback()
-        return _render(finding_id, {"label": str(exc)}, 400)
-    get_db().commit()
-    flash(f"Labelled {LABELS[Label(request.form['label'])].lower()}.")
-    return redirect(url_for("findings.show", finding_id=finding.id))
+    verdict = request.form.get("label", "")
+    return _record(
+        finding,
+        "label",
+        lambda: label_finding(get_db(), finding.id, verdict, author=g.user.email, note=request.form.get("note", "").strip()),
+        f"Labelled {verdict.replace('_', ' ')}.",
+    )
 
 
 @bp.route("/findings/<finding_id>/silence", methods=["POST"])
@@ -89,18 +101,17 @@ def silence(finding_id: str) -> Response | tuple[str, int]:
         until = dt.date.fromisoformat(request.form.get("until", "").strip())
     except ValueError:
         return _render(finding_id, {"silence": "Give the end date as YYYY-MM-DD."}, 400)
-    try:
-        add_silence(
+    by_segment = target == "segment" and bool(finding.segment)
+    return _record(
+        finding,
+        "silence",
+        lambda: add_silence(
             get_db(),
             until=until,
             reason=request.form.get("reason", ""),
             author=g.user.email,
-            finding_id=finding.id if target == "finding" or not finding.segment else None,
-            segment=finding.segment if target == "segment" and finding.segment else None,
-        )
-    except LifecycleError as exc:
-        get_db().rollback()
-        return _render(finding_id, {"silence": str(exc)}, 400)
-    get_db().commit()
-    flash(f"Silenced until {until.isoformat()}.")
-    return redirect(url_for("findings.show", finding_id=finding.id))
+            finding_id=None if by_segment else finding.id,
+            segment=finding.segment if by_segment else None,
+        ),
+        f"Silenced until {until.isoformat()}.",
+    )

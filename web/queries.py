@@ -48,9 +48,26 @@ def _silences() -> list[Silence]:
     return active_silences(get_db(), dt.date.today())
 
 
+def _enough(node: dict[str, Any], k: int) -> bool:
+    """A named segment is shown only with ``k`` responses on each side (n unknown: shown)."""
+    return min(node.get("n_before", k), node.get("n_after", k)) >= k
+
+
+def _anonymous_tree(tree: Any, k: int) -> Any:
+    """The attribution's drill-down tree without nodes (and their subtrees) under the threshold."""
+    if isinstance(tree, list):
+        return [_anonymous_tree(node, k) for node in tree if _enough(node, k)]
+    if isinstance(tree, dict):
+        return {**tree, "children": _anonymous_tree(tree.get("children") or [], k)}
+    return tree
+
+
 def finding_entry(finding: Finding, silences: list[Silence]) -> dict[str, Any]:
     """The finding as the analysis reports it, plus its silence if one is in force."""
     entry = finding_dict(finding)
+    k = params.anonymity()
+    entry["tree"] = _anonymous_tree(entry.get("tree"), k)
+    entry["segments"] = [s for s in entry.get("segments") or [] if _enough(s, k)]
     entry.setdefault("state", finding.state)
     entry.setdefault("root", finding.root)
     entry.setdefault("root_id", finding.root_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,17 @@ def percent(value: float | None) -> str:
     return "\u2014" if value is None else f"{value * 100:.0f}%".replace("-", MINUS)
 
 
+def when(text: str | None) -> str:
+    """An ISO time as 'YYYY-MM-DD HH:MM UTC' (stored times are UTC)."""
+    if not text:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return moment.strftime("%Y-%m-%d %H:%M") + (" UTC" if moment.utcoffset() is not None else "")
+
+
 def segment_text(segment: Mapping[str, str] | None) -> str:
     if not segment:
         return "Everyone"
@@ -66,7 +78,7 @@ def drill_url(transition_id: int, filters: Mapping[str, str], **extra: Any) -> s
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(
-        number=number, signed=signed, percent=percent, segment=segment_text, metric=figures.metric_label
+        number=number, signed=signed, percent=percent, when=when, segment=segment_text, metric=figures.metric_label
     )
     app.jinja_env.globals.update(
         interval=interval,

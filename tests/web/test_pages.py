@@ -147,3 +147,23 @@ def test_pages_before_any_analysis_explain_what_to_do(app, people, login):
     assert "No transitions yet" in overview and "mspmon analyze" in overview
     answer = client.get("/transitions/1/segments")
     assert answer.status_code == 404 and "no transition with id 1" in answer.text
+
+
+def test_every_finding_page_renders_and_hides_small_tree_nodes(strict, people, login):
+    """Roots, echoes and recovered findings alike; with k = 300 no tree node under 300 is named."""
+    client = login(people.viewer, strict)
+    with db.session_scope(strict.extensions["mspmon"].engine) as session:
+        ids = [f.id for f in session.query(Finding).all()]
+    assert len(ids) > 5
+    api = strict.test_client()
+    for finding_id in ids:
+        page = client.get(f"/findings/{finding_id}")
+        assert page.status_code == 200, (finding_id, page.text[:300])
+        detail = api.get(f"/api/findings/{finding_id}", headers={"Authorization": f"Bearer {people.viewer_token}"}).json
+        nodes = [detail["tree"]] if isinstance(detail["tree"], dict) else []
+        while nodes:
+            node = nodes.pop()
+            for child in node.get("children") or []:
+                assert min(child.get("n_before", 300), child.get("n_after", 300)) >= 300
+                nodes.append(child)
+        assert all(min(s["n_before"], s["n_after"]) >= 300 for s in detail["segments"])
