@@ -402,6 +402,7 @@ def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFindin
         NamedSegment(segment_label(item["segment"]), item.get("share"), item.get("delta"), item.get("n_after"))
         for item in details.get("segments") or []
         if min(item.get("n_before") or 0, item.get("n_after") or 0) >= minimum
+        and not (item["segment"] == finding.segment and item.get("share") is None)  # says nothing new
     )
     factors = tuple(
         FactorShift(item["factor"], item["before_share"], item["after_share"])
