@@ -53,12 +53,16 @@ def excess_noise(values: np.ndarray, variances: np.ndarray) -> np.ndarray:
     return np.maximum(1.0, NOISE_LENIENCY * np.where(usable, mad_sd, 1.0))
 
 
-def window_scan(values: np.ndarray, variances: np.ndarray, *, min_size: int = 2) -> ScreenResult:
+def window_scan(
+    values: np.ndarray, variances: np.ndarray, *, min_size: int = 2, min_effect: np.ndarray | float = 0.0
+) -> ScreenResult:
     """Best inside-versus-outside difference over all stretches, per series.
 
     ``values`` and ``variances`` are shaped (series, periods); NaN values (periods
     without responses) carry no weight. Returns, per series, the score of the best
-    stretch (see ``ScreenResult``) and the difference of means behind it.
+    stretch (see ``ScreenResult``) and the difference of means behind it. Only
+    stretches whose difference reaches ``min_effect`` (per series, or one for all)
+    compete: a long, small, clear shift must not hide a short dip that matters.
     """
     series, periods = values.shape
     usable = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
@@ -87,7 +91,8 @@ def window_scan(values: np.ndarray, variances: np.ndarray, *, min_size: int = 2)
         with np.errstate(divide="ignore", invalid="ignore"):
             effect = x_in / w_in - x_out / w_out
             z = effect / np.sqrt(1.0 / w_in + 1.0 / w_out)
-        score = np.where(np.isfinite(z), z * z / changes, 0.0)
+        big = np.abs(effect) >= (np.broadcast_to(min_effect, (series,))[first : first + step, None])
+        score = np.where(np.isfinite(z) & big, z * z / changes, 0.0)
         pick = np.argmax(score, axis=1)
         rows = np.arange(len(w))
         best_score[first : first + step] = score[rows, pick]

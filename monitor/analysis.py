@@ -102,18 +102,16 @@ def family_penalty(n_points: int, family_size: int) -> float:
 def _candidates(
     metric: Metric, values: np.ndarray, variances: np.ndarray, eligible: np.ndarray, score_min: float
 ) -> np.ndarray:
-    """Series whose best stretch is notable and at least 80% of the metric's minimum
-    effect: only those are worth the full detector (which needs the full effect)."""
-    screen = window_scan(values, variances)
-    effect = np.abs(screen.effect)
+    """Series with a notable stretch of at least 80% of the metric's minimum effect:
+    only those are worth the full detector (which needs the full effect)."""
+    threshold: np.ndarray | float = 0.8 * metric.min_effect
     if metric.relative_effect:
         finite = np.isfinite(values)
         count = finite.sum(axis=1)
         level = np.where(finite, values, 0.0).sum(axis=1) / np.maximum(count, 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            effect = np.where(count > 0, effect / np.abs(level), 0.0)
-    notable = (screen.score >= score_min) & (effect >= 0.8 * metric.min_effect)
-    return np.flatnonzero(notable & eligible)
+        threshold = np.where(count > 0, 0.8 * metric.min_effect * np.abs(level), np.inf)
+    screen = window_scan(values, variances, min_effect=threshold)
+    return np.flatnonzero((screen.score >= score_min) & eligible)
 
 
 def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResult:
@@ -156,7 +154,8 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
                 contrast = _contrast(values, variances, [parents[Segment()][name]] * len(segments))
                 rows = _candidates(metric, *contrast, eligible, score_min)
             else:
-                rows = _candidates(metric, values, variances, eligible, score_min)
+                # Everyone's series are a handful: the detector sees each of them.
+                rows = np.flatnonzero(eligible)
             for parent_of in _parent_segments(segments, by) if len(by) == 2 else []:
                 if not len(rows):
                     break

@@ -57,7 +57,9 @@ from monitor.records import EPOCH
 from monitor.suggestions import suggestions_for
 
 MATCH_DAYS = 21  # changes starting within three weeks of each other are one incident
-MAX_BEFORE_PERIODS = 26  # the before window reaches back at most half a year
+GENERIC_SPREAD = 0.5  # a segment stands out only by half the overall change or more
+BEFORE_PERIODS, MIN_BEFORE_PERIODS = 12, 4  # the baseline: a quarter, at least a month
+AFTER_PERIODS, MIN_AFTER_PERIODS = 8, 2  # the change: two months, at least two weeks
 STABLE_PARTITION = 0.05  # share of responses allowed in segments present on one side only
 TREE_CHILDREN = 3  # segments per dimension shown under a node of the drill-down tree
 
@@ -126,48 +128,96 @@ def _period(table: ResponseTable, day: dt.date | pd.Timestamp) -> int:
     return int(period_of_day((day - EPOCH).days, table.period))
 
 
-class _Masks:
-    """Window sums of any set of respondents, given as a boolean mask over a slice.
+@dataclass(frozen=True)
+class Mask:
+    """A set of respondents: one boolean array per window (before, after)."""
 
-    Only the responses inside the incident's two windows are kept, so a mask is
-    a fraction of the table and a sum is a few milliseconds.
+    before: np.ndarray
+    after: np.ndarray
+
+    def __and__(self, other: Mask) -> Mask:
+        return Mask(self.before & other.before, self.after & other.after)
+
+    def __or__(self, other: Mask) -> Mask:
+        return Mask(self.before | other.before, self.after | other.after)
+
+    def overlap_after(self, other: Mask) -> int:
+        return int(np.count_nonzero(self.after & other.after))
+
+
+class _Masks:
+    """Window sums of any set of respondents of an incident.
+
+    Only the responses of the two windows are kept, split by window, so a mask is
+    a fraction of the table. Masks stay small (a segment, the roots): the sums of
+    a large complement are the window totals minus the small side's.
     """
 
     def __init__(self, table: ResponseTable, before: Window, after: Window) -> None:
-        inside = (table.periods >= before.first) & (table.periods <= after.last)
         self.table = table
-        self.stats = table.stats[inside]
-        periods = table.periods[inside]
-        self.in_before = (periods >= before.first) & (periods <= before.last)
-        self.in_after = periods >= after.first
-        self.codes = {name: codes[inside] for name, codes in table.codes.items()}
         self.columns = list(table.stat_names)
+        self._stats: list[np.ndarray] = []
+        self._codes: list[dict[str, np.ndarray]] = []
+        for window in (before, after):
+            rows = (table.periods >= window.first) & (table.periods <= window.last)
+            self._stats.append(table.stats[rows])
+            self._codes.append({name: codes[rows] for name, codes in table.codes.items()})
+        self.totals = tuple(pd.Series(stats.sum(axis=0), index=self.columns) for stats in self._stats)
+        self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
+        self._segments: dict[Segment, Mask] = {}
 
-    def of(self, segment: Segment) -> np.ndarray:
-        mask = np.ones(len(self.stats), dtype=bool)
-        for name, value in segment.items:
+    def nobody(self) -> Mask:
+        return Mask(*(np.zeros(len(stats), dtype=bool) for stats in self._stats))
+
+    def of(self, segment: Segment) -> Mask:
+        if segment not in self._segments:
+            self._segments[segment] = self.in_scope({name: [value] for name, value in segment.items})
+        return self._segments[segment]
+
+    def in_scope(self, scope: Mapping[str, list[str]]) -> Mask:
+        """Respondents whose value of each listed dimension is one of those listed."""
+        return Mask(*(self._match(window, scope) for window in range(2)))
+
+    def _match(self, window: int, scope: Mapping[str, list[str]]) -> np.ndarray:
+        codes = self._codes[window]
+        mask = np.ones(len(self._stats[window]), dtype=bool)
+        for name, values in scope.items():
             labels = self.table.labels.get(name, [])
-            code = labels.index(value) if value in labels else -2
-            mask &= self.codes[name] == code
+            allowed = [code for code, label in enumerate(labels) if label in values]
+            if name not in codes or not allowed:
+                mask[:] = False
+            elif len(allowed) == 1:
+                mask &= codes[name] == allowed[0]
+            else:
+                mask &= np.isin(codes[name], allowed)
         return mask
 
-    def sums(self, mask: np.ndarray) -> tuple[pd.Series, pd.Series]:
-        before = self.stats[mask & self.in_before].sum(axis=0)
-        after = self.stats[mask & self.in_after].sum(axis=0)
+    def sums(self, mask: Mask | None) -> tuple[pd.Series, pd.Series]:
+        """Window sums of ``mask`` (everyone when None)."""
+        if mask is None:
+            return self.totals
+        before, after = (stats[m].sum(axis=0) for stats, m in zip(self._stats, (mask.before, mask.after), strict=True))
         return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
 
-    def partition(self, mask: np.ndarray, name: str) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
-        """Window sums of the masked respondents split by the values of one dimension."""
-        codes = self.codes[name]
-        labels = self.table.labels[name]
-        frames = []
-        for window in (self.in_before, self.in_after):
-            keep = mask & window & (codes >= 0)
-            sums = np.zeros((len(labels), len(self.columns)))
-            for j, column in enumerate(self.stats[keep].T):
-                sums[:, j] = np.bincount(codes[keep], weights=column, minlength=len(labels))
-            frames.append(pd.DataFrame(sums, columns=self.columns))
-        return labels, frames[0], frames[1]
+    def complement(self, mask: Mask) -> tuple[pd.Series, pd.Series]:
+        """Window sums of everyone outside ``mask``."""
+        before, after = self.sums(mask)
+        return self.totals[0] - before, self.totals[1] - after
+
+    def partition(self, segment: Segment, name: str) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+        """Window sums of a segment's respondents split by the values of one dimension."""
+        key = (segment.key(), name)
+        if key not in self._partitions:
+            labels = self.table.labels[name]
+            frames = []
+            for window, (stats, codes) in enumerate(zip(self._stats, self._codes, strict=True)):
+                keep = (self.of(segment).before, self.of(segment).after)[window] & (codes[name] >= 0)
+                sums = np.zeros((len(labels), len(self.columns)))
+                for j, column in enumerate(stats[keep].T):
+                    sums[:, j] = np.bincount(codes[name][keep], weights=column, minlength=len(labels))
+                frames.append(pd.DataFrame(sums, columns=self.columns))
+            self._partitions[key] = (labels, frames[0], frames[1])
+        return self._partitions[key]
 
 
 @dataclass
@@ -180,7 +230,6 @@ class Incident:
     after: Window
     overall: Delta | None = None
     roots: list[SegmentEffect] = field(default_factory=list)
-    echo_of: dict[Segment, Segment] = field(default_factory=dict)
     rest: Delta | None = None
     scope: FindingScope | None = None
 
@@ -289,20 +338,44 @@ def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Inc
         )
         if home is not None:
             home.members.append(item)
-            continue
-        change = item.change
-        start = _period(table, change.change_date)
-        first_before = _period(table, change.before_from) if change.before_from is not None else table.first_period
-        last_after = _period(table, change.after_to) if change.after_to is not None else table.last_period
-        incidents.append(
-            Incident(
-                metric_for(item.metric),
-                [item],
-                Window("before", max(first_before, start - MAX_BEFORE_PERIODS), start - 1),
-                Window("after", start, last_after),
-            )
-        )
+        else:
+            incidents.append(Incident(metric_for(item.metric), [item], Window("before", 0, -1), Window("after", 0, -1)))
+    for incident in incidents:
+        incident.before, incident.after = _windows(table, incident, detected)
     return sorted(incidents, key=lambda i: (i.anchor.change.change_date, i.metric.name))
+
+
+def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> tuple[Window, Window]:
+    """The stretches before and after the incident's onset that no other event disturbs.
+
+    Segments are compared on how they changed between the two windows, so no other
+    dip may start, and no dip may recover, inside them: the windows stop at the
+    other changes of the same metric (their onsets and recoveries) and at the
+    members' own recovery, and are capped at ``BEFORE_PERIODS`` and
+    ``AFTER_PERIODS``. A window squeezed below its minimum keeps the minimum.
+    """
+    change = incident.anchor.change
+    start = _period(table, change.change_date)
+    members = set(map(id, incident.members))
+    events = [
+        _period(table, when)
+        for item in detected if item.metric == incident.metric.name
+        for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
+        if when is not None
+    ]
+    first = max(
+        [start - BEFORE_PERIODS, table.first_period]
+        + ([_period(table, change.before_from)] if change.before_from is not None else [])
+        + [e for e in events if e < start]
+    )
+    last = min(
+        [start + AFTER_PERIODS - 1, table.last_period]
+        + ([_period(table, change.after_to)] if change.after_to is not None else [])
+        + [e - 1 for e in events if e > start]
+    )
+    first = min(first, max(start - MIN_BEFORE_PERIODS, table.first_period))
+    last = max(last, min(start + MIN_AFTER_PERIODS - 1, table.last_period))
+    return Window("before", first, start - 1), Window("after", start, last)
 
 
 def _effects(
@@ -351,8 +424,7 @@ def _big_enough(metric: Metric, change: float, level: float, factor: float = 0.5
 def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> None:
     """Find the incident's root segments, their echoes, and its scope."""
     metric = incident.metric
-    everyone = np.ones(len(masks.stats), dtype=bool)
-    totals = masks.sums(everyone)
+    totals = masks.totals
     incident.overall = metric.compare(*totals, confidence=options.confidence)
     level = incident.overall.before.value
     found: list[SegmentEffect] = []
@@ -364,18 +436,23 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         tested += int(testable.sum())
         found.extend(e for e, ok in zip(effects, testable, strict=True) if ok)
     threshold = critical_z(tested, options.alpha)
+    # A generic change is not uniform in every unit: a Happiness dip that turns a
+    # third of answers into detractors takes more points where more were
+    # promoters. Only an excess of at least half everyone's change marks a segment.
+    floor = GENERIC_SPREAD * max(worse_sign(metric) * incident.overall.delta, 0.0)
     candidates = sorted(
-        (e for e in found if e.z >= threshold and _big_enough(metric, e.excess, level)),
+        (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
-    root_mask = np.zeros(len(masks.stats), dtype=bool)
+    root_mask = masks.nobody()
     settled: set[Segment] = set()
     for candidate in candidates:
         if candidate.segment in settled:
             continue
         settled.add(candidate.segment)
-        if incident.roots and not _still_stands_out(masks, metric, candidate.segment, root_mask, threshold, level):
-            incident.echo_of[candidate.segment] = _most_overlapping(masks, candidate.segment, incident.roots)
+        if incident.roots and not _still_stands_out(
+            masks, metric, candidate.segment, root_mask, threshold, level, floor
+        ):
             continue
         chosen = candidate
         inside = [
@@ -383,15 +460,24 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
             if c.segment not in settled and set(candidate.segment.items) < set(c.segment.items)
         ]
         child = max(inside, key=lambda c: c.carried, default=None)
+        # The child is the root when the rest of the parent no longer stands out,
+        # or only by a fraction of what the child does.
         if child is not None and not _still_stands_out(
-            masks, metric, candidate.segment, root_mask | masks.of(child.segment), threshold, level
+            masks, metric, candidate.segment, root_mask | masks.of(child.segment), threshold, level,
+            max(floor, GENERIC_SPREAD * child.excess),
         ):
-            incident.echo_of[candidate.segment] = child.segment
             settled.add(child.segment)
             chosen = child
+        # A set of respondents goes by its shortest name: "Lyon", not "France x Lyon".
+        chosen = min(
+            (c for c in found if set(c.segment.items) <= set(chosen.segment.items)
+             and (c.n_before, c.n_after) == (chosen.n_before, chosen.n_after)),
+            key=lambda c: (len(c.segment.items), c.segment.key()),
+        )
+        settled.add(chosen.segment)
         incident.roots.append(chosen)
-        root_mask |= masks.of(chosen.segment)
-    rest = metric.compare(*masks.sums(~root_mask), confidence=options.confidence)
+        root_mask = root_mask | masks.of(chosen.segment)
+    rest = metric.compare(*masks.complement(root_mask), confidence=options.confidence)
     incident.rest = rest
     sign = worse_sign(metric)
     rest_clear = (rest.ci_low > 0) if sign > 0 else (rest.ci_high < 0)
@@ -405,22 +491,23 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
 
 
 def _still_stands_out(
-    masks: _Masks, metric: Metric, segment: Segment, root_mask: np.ndarray, threshold: float, level: float
+    masks: _Masks, metric: Metric, segment: Segment, root_mask: Mask, threshold: float, level: float, floor: float
 ) -> bool:
-    """Does ``segment`` still change more than the rest once the roots are taken out of both?"""
+    """Does ``segment`` still change more than the rest once the roots are taken out of both?
+
+    "More" means significantly, by half the metric's minimum effect, and by at
+    least ``floor``.
+    """
     own = masks.of(segment)
-    parts = [masks.sums(own & ~root_mask), masks.sums(~own & ~root_mask)]
-    if min(parts[0][0]["n"], parts[0][1]["n"]) < 1:
+    remaining = masks.sums(Mask(own.before & ~root_mask.before, own.after & ~root_mask.after))
+    if min(remaining[0]["n"], remaining[1]["n"]) < 1:
         return False
-    frames = [(pd.DataFrame([b]), pd.DataFrame([a])) for b, a in parts]
+    rest = masks.complement(own | root_mask)
+    frames = [(pd.DataFrame([b]), pd.DataFrame([a])) for b, a in (remaining, rest)]
     extra, z = excess(metric, shift(metric, *frames[0]), shift(metric, *frames[1]))
-    return bool(np.isfinite(z[0]) and z[0] >= threshold and _big_enough(metric, float(extra[0]), level))
-
-
-def _most_overlapping(masks: _Masks, segment: Segment, roots: list[SegmentEffect]) -> Segment:
-    own = masks.of(segment) & masks.in_after
-    overlaps = [int((own & masks.of(root.segment)).sum()) for root in roots]
-    return roots[int(np.argmax(overlaps))].segment
+    return bool(
+        np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= floor and _big_enough(metric, float(extra[0]), level)
+    )
 
 
 def _root_changes(table: ResponseTable, incident: Incident, options: AttributionOptions) -> list[DetectedChange]:
@@ -472,8 +559,8 @@ def _root_for(masks: _Masks, incident: Incident, member: DetectedChange, roots: 
     """The root a non-root member echoes: the one whose respondents it shares most."""
     if len(roots) == 1:
         return roots[0]
-    own = masks.of(member.segment) & masks.in_after
-    overlaps = [int((own & masks.of(root.segment)).sum()) for root in roots]
+    own = masks.of(member.segment)
+    overlaps = [own.overlap_after(masks.of(root.segment)) for root in roots]
     return roots[int(np.argmax(overlaps))]
 
 
@@ -494,8 +581,11 @@ def _details(
     mask = masks.of(root.segment)
     contribution = _contribution(masks, metric, mask)
     before, after = masks.sums(mask)
+    # The incident's windows can be shorter than the finding's own: below the
+    # anonymity threshold there, nothing about the segment is shown from them.
+    shown = min(before["n"], after["n"]) >= options.anonymity_min_responses
     factors = [name.removeprefix("f:") for name in table.stat_names if name.startswith("f:")]
-    rose = rising_factors(before, after, factors, alpha=options.alpha, confidence=options.confidence)
+    rose = rising_factors(before, after, factors, alpha=options.alpha, confidence=options.confidence) if shown else []
     sign = worse_sign(metric)
     segment = root.segment.as_dict()
     details: dict[str, Any] = {
@@ -506,9 +596,9 @@ def _details(
         "factors": [item.as_dict() for item in rose],
         "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),
         "impact": round(sign * float(after["n"]) * (metric.estimate(after).value - metric.estimate(before).value), 1),
-        "mix_rate": _mix_rate(masks, metric, mask, root.segment),
+        "mix_rate": _mix_rate(masks, metric, root.segment) if shown else None,
         "did": None,
-        "tree": _tree(masks, metric, mask, root.segment, options),
+        "tree": _tree(masks, metric, mask, root.segment, options) if shown else None,
         "windows": {
             "before": [table.period_start(incident.before.first).isoformat(), table.period_start(incident.before.last).isoformat()],
             "after": [table.period_start(incident.after.first).isoformat(), table.period_start(incident.after.last).isoformat()],
@@ -523,8 +613,8 @@ def _details(
                                    "n_after": incident.rest.n_after}
     transition = (transitions or {}).get(root.key)
     if transition is not None and transition[1]:
-        inside = _scope_mask(masks, transition[1])
-        result = diff_in_diff(metric, masks.sums(inside & mask), masks.sums(~inside), confidence=options.confidence)
+        inside = masks.in_scope(transition[1])
+        result = diff_in_diff(metric, masks.sums(inside & mask), masks.complement(inside), confidence=options.confidence)
         details["did"] = _did_dict(result, transition[0])
     return details
 
@@ -540,9 +630,9 @@ def _share(part: float, whole: float) -> float | None:
     return round(float(min(max(part / whole, 0.0), 1.0)), 3)
 
 
-def _contribution(masks: _Masks, metric: Metric, mask: np.ndarray) -> float:
+def _contribution(masks: _Masks, metric: Metric, mask: Mask) -> float:
     """The rate + mix part of everyone's change that the masked respondents carry."""
-    inside, outside = masks.sums(mask), masks.sums(~mask)
+    inside, outside = masks.sums(mask), masks.complement(mask)
     frames = [pd.DataFrame([inside[0], outside[0]]), pd.DataFrame([inside[1], outside[1]])]
     return float(shift_share(shift(metric, *frames)).contribution[0])
 
@@ -573,7 +663,7 @@ def _named_segments(incident: Incident, sign: float, overall_delta: float) -> li
     return named
 
 
-def _mix_rate(masks: _Masks, metric: Metric, mask: np.ndarray, segment: Segment) -> dict[str, Any] | None:
+def _mix_rate(masks: _Masks, metric: Metric, segment: Segment) -> dict[str, Any] | None:
     """Rate versus mix inside the root, split by the dimension where mix is largest.
 
     Only dimensions whose segments exist on both sides qualify: when the MSP's
@@ -584,7 +674,7 @@ def _mix_rate(masks: _Masks, metric: Metric, mask: np.ndarray, segment: Segment)
     for name in masks.table.labels:
         if name in segment.as_dict():
             continue
-        _, before, after = masks.partition(mask, name)
+        _, before, after = masks.partition(segment, name)
         n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
         one_sided = n_b[n_a == 0].sum() + n_a[n_b == 0].sum()
         if one_sided > STABLE_PARTITION * (n_b.sum() + n_a.sum()):
@@ -597,7 +687,7 @@ def _mix_rate(masks: _Masks, metric: Metric, mask: np.ndarray, segment: Segment)
 
 
 def _tree(
-    masks: _Masks, metric: Metric, mask: np.ndarray, segment: Segment, options: AttributionOptions
+    masks: _Masks, metric: Metric, mask: Mask, segment: Segment, options: AttributionOptions
 ) -> dict[str, Any]:
     """The root and, per other dimension, the segments inside it that carry its change.
 
@@ -611,7 +701,7 @@ def _tree(
     for name in masks.table.labels:
         if name in segment.as_dict():
             continue
-        labels, b, a = masks.partition(mask, name)
+        labels, b, a = masks.partition(segment, name)
         values = shift(metric, b, a)
         parts = shift_share(values)
         shown = np.minimum(b["n"].to_numpy(), a["n"].to_numpy()) >= options.anonymity_min_responses
@@ -649,15 +739,6 @@ def _tree(
         "n_after": int(after["n"]),
         "children": children,
     }
-
-
-def _scope_mask(masks: _Masks, scope: Mapping[str, list[str]]) -> np.ndarray:
-    inside = np.ones(len(masks.stats), dtype=bool)
-    for name, values in scope.items():
-        labels = masks.table.labels.get(name, [])
-        allowed = [code for code, label in enumerate(labels) if label in values]
-        inside &= np.isin(masks.codes[name], allowed) if name in masks.codes else False
-    return inside
 
 
 def _did_dict(result: DiffInDiff | None, transition: str) -> dict[str, Any] | None:
