@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from monitor.models import (
     DIMENSION_SLOTS,
     AnalysisRun,
+    Finding,
     MAX_FACTORS,
     Dimension,
     DimensionValue,
@@ -256,3 +257,18 @@ def latest_run(session: Session) -> AnalysisRun | None:
     return session.scalars(
         select(AnalysisRun).where(AnalysisRun.status == "succeeded").order_by(AnalysisRun.id.desc()).limit(1)
     ).first()
+
+
+def current_findings(session: Session) -> list[Finding]:
+    """The findings the latest successful analysis reported, in its order.
+
+    Older findings stay stored (labels, silences and sent digests refer to them),
+    but a change a later run no longer sees, or sees folded under another root,
+    must not be shown as it was.
+    """
+    run = latest_run(session)
+    if run is None or not run.report:
+        return []
+    order = [f["id"] for f in run.report.get("findings", [])]
+    found = {f.id: f for f in session.scalars(select(Finding).where(Finding.id.in_(order)).options(selectinload(Finding.labels)))}
+    return [found[i] for i in order if i in found]

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from config import Settings
 from detectors import metric_for
@@ -111,7 +111,7 @@ class DigestSource:
         self.report: dict[str, Any] | None = run.report if run is not None else None
         self.as_of = dt.date.fromisoformat(self.report["as_of"]) if self.report else None
         self.transitions = {t.name: t for t in store.list_transitions(session)}
-        findings = list(session.scalars(select(Finding).options(selectinload(Finding.labels))))
+        findings = store.current_findings(session)
         self.related = dict(Counter(f.root_id for f in findings if not f.root and f.root_id))
         self.echo_segments: dict[str, list[dict[str, str]]] = {}
         for finding in findings:

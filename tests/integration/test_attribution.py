@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from monitor import db, store
 from monitor.cli import main
 from tests.integration import test_analysis as reference
 from tests.integration.test_analysis import AS_OF, GENERIC, LOCALIZED
@@ -149,3 +150,19 @@ def test_a_scoped_transition_reports_difference_in_differences(scenario_db, tmp_
     assert did["ci_high"] < 0  # Finland fell beyond what the rest of the company saw
     (unscoped,) = [t for t in report["transitions"] if t["name"] == "MSP"]
     assert "did" not in unscoped["metrics"]["happiness"]["since_go_live"]
+
+
+def test_current_findings_are_those_the_latest_run_reported(scenario_db, tmp_path):
+    """A finding an older run reported but the latest does not is stored, not current."""
+    copy = tmp_path / "current.db"
+    shutil.copy(Path(scenario_db.removeprefix("sqlite:///")), copy)
+    url = f"sqlite:///{copy}"
+    early = json.loads(_invoke(url, "analyze", "--as-of", (LOCALIZED.start + dt.timedelta(weeks=8)).isoformat(), "--json").stdout)
+    before_onset = json.loads(_invoke(url, "analyze", "--as-of", (LOCALIZED.start - dt.timedelta(days=1)).isoformat(), "--json").stdout)
+    engine = db.make_engine(url)
+    with db.session_scope(engine) as session:
+        current = [f.id for f in store.current_findings(session)]
+    engine.dispose()
+    assert current == [f["id"] for f in before_onset["findings"]]
+    gone = {f["id"] for f in early["findings"]} - set(current)
+    assert gone, "findings of the localized dip are not current before its onset"

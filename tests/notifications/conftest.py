@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from config import Settings, load_settings
-from monitor import db
+from monitor import db, store
 from monitor.aggregate import Segment
 from monitor.models import AnalysisRun, Finding, Transition
 
@@ -103,6 +103,11 @@ def add_finding(session: Any, finding_id: str, metric: str, segment: dict[str, s
     values.update(fields)
     finding = Finding(id=finding_id, metric=metric, segment_key=Segment.of(segment).key(), segment=segment, **values)
     session.add(finding)
+    session.flush()
+    # The latest run reports it, as the analysis does with every finding it keeps.
+    run = store.latest_run(session)
+    if run is not None and run.report is not None:
+        run.report = {**run.report, "findings": [*run.report["findings"], {"id": finding_id}]}
     return finding
 
 
