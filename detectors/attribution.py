@@ -72,11 +72,15 @@ def excess(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.
     Both are signed so that positive means worse (a Happiness excess of +12 is a
     segment that fell 12 points more than the rest). NaN where a side is empty.
     """
-    sign = worse_sign(metric)
-    difference = sign * (segment.delta - rest.delta)
-    se = np.sqrt(segment.delta_variance + rest.delta_variance)
+    difference, se = excess_and_error(metric, segment, rest)
     with np.errstate(divide="ignore", invalid="ignore"):
         return difference, difference / se
+
+
+def excess_and_error(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.ndarray]:
+    """The worse-signed excess and its standard error (sampling variances of all four sides)."""
+    difference = worse_sign(metric) * (segment.delta - rest.delta)
+    return difference, np.sqrt(segment.delta_variance + rest.delta_variance)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ statistics and the published methods they borrow from):
 2. Candidates are taken in order of the overall change they carry. A candidate
    is re-tested with the roots found so far removed from it and from the rest:
    if it no longer stands out, it is an echo of the root it overlaps most.
-   Otherwise it becomes a root, unless its largest child (a pair inside a
-   single dimension's segment) explains it: once that child is taken out, the
-   rest of the segment no longer stands out. Then the child is the more precise
-   root (HotSpot's ripple effect, applied one level down).
+   Otherwise it becomes a root, unless its change is concentrated in its
+   largest child (a pair inside a single dimension's segment): the rest of the
+   segment changed clearly less than the child. Then the child is the more
+   precise root (HotSpot's ripple effect, applied one level down). A set of
+   respondents goes by its shortest name ("Lyon", not "France x Lyon").
 3. The change outside every root decides the scope: none and no roots is
    ``generic``; roots and a clear change outside them is ``mixed``; roots alone
    is ``localized``.
@@ -45,6 +46,7 @@ from detectors.attribution import (
     critical_z,
     diff_in_diff,
     excess,
+    excess_and_error,
     rising_factors,
     shift,
     shift_share,
@@ -288,7 +290,8 @@ def _metric_rank(metric: str) -> int:
 
 
 def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, Role]) -> None:
-    """One cause, one root: fold other metrics' roots of the same segment into it.
+    """One cause, one root: fold other metrics' roots of the same segment (or of one
+    inside it) into the Happiness root, or lost time's when Happiness has none.
 
     A dip in Finland x SAP moves Happiness, lost time and the share of a factor at
     once (or the factor a few weeks later, while the dip is still open); the root
@@ -297,13 +300,13 @@ def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, 
     """
     roots = sorted(
         (c for c in changes if c.metric != "volume" and (c.key not in roles or roles[c.key].root)),
-        key=lambda c: (c.change.change_date, _metric_rank(c.metric), c.metric),
+        key=lambda c: (_metric_rank(c.metric), c.change.change_date, c.metric),
     )
     hosts: list[DetectedChange] = []
     for change in roots:
         date = change.change.change_date
         host = next(
-            (h for h in hosts if h.segment == change.segment and _open_at(h, date)),
+            (h for h in hosts if _within(change.segment, h.segment) and _open_at(h, date)),
             None,
         )
         if host is None:
@@ -313,6 +316,14 @@ def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, 
         _fold(roles, host.key, change.key)
         for echo in role.children:
             _fold(roles, host.key, echo)
+
+
+def _within(segment: Segment, host: Segment) -> bool:
+    """The same segment, or one inside a localized host (Finland x HR in HR).
+
+    Not inside everyone: a localized root stands out from a generic change.
+    """
+    return segment == host or (bool(host.items) and set(host.items) < set(segment.items))
 
 
 def _open_at(change: DetectedChange, date: pd.Timestamp) -> bool:
@@ -355,7 +366,9 @@ def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedCh
     ``AFTER_PERIODS``. A window squeezed below its minimum keeps the minimum.
     """
     change = incident.anchor.change
-    start = _period(table, change.change_date)
+    # The after window starts with the earliest member: a pair's own estimate of
+    # the onset is often sharper than its parent's, which the dip dilutes.
+    start = min(_period(table, member.change.change_date) for member in incident.members)
     members = set(map(id, incident.members))
     events = [
         _period(table, when)
@@ -460,12 +473,7 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
             if c.segment not in settled and set(candidate.segment.items) < set(c.segment.items)
         ]
         child = max(inside, key=lambda c: c.carried, default=None)
-        # The child is the root when the rest of the parent no longer stands out,
-        # or only by a fraction of what the child does.
-        if child is not None and not _still_stands_out(
-            masks, metric, candidate.segment, root_mask | masks.of(child.segment), threshold, level,
-            max(floor, GENERIC_SPREAD * child.excess),
-        ):
+        if child is not None and _concentrated(masks, metric, candidate.segment, child.segment, root_mask, options.alpha):
             settled.add(child.segment)
             chosen = child
         # A set of respondents goes by its shortest name: "Lyon", not "France x Lyon".
@@ -488,6 +496,32 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         incident.scope = FindingScope.GENERIC if clear and metric.direction(overall.delta) is Direction.WORSE else None
     else:
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
+
+
+def _concentrated(
+    masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, alpha: float
+) -> bool:
+    """Is the parent's change concentrated in the child?
+
+    Yes when the rest of the parent changed clearly less than the child did (both
+    against everyone else), or when the child is the whole parent. A small, noisy
+    remainder that cannot be told apart from the child keeps the parent: a
+    Sweden-wide dip is not a Stockholm dip because the other offices are small.
+    """
+    own, kid = masks.of(parent), masks.of(child)
+    remainder = masks.sums(Mask(own.before & ~(kid.before | root_mask.before), own.after & ~(kid.after | root_mask.after)))
+    if min(remainder[0]["n"], remainder[1]["n"]) < 1:
+        return True
+    sides = [
+        (remainder, masks.complement(own | root_mask)),
+        (masks.sums(Mask(kid.before & ~root_mask.before, kid.after & ~root_mask.after)), masks.complement(kid | root_mask)),
+    ]
+    (e_rest, se_rest), (e_child, se_child) = (
+        excess_and_error(metric, *(shift(metric, pd.DataFrame([b]), pd.DataFrame([a])) for b, a in side))
+        for side in sides
+    )
+    z = (e_child[0] - e_rest[0]) / np.hypot(se_child[0], se_rest[0])
+    return bool(np.isfinite(z) and z >= critical_z(1, alpha))
 
 
 def _still_stands_out(
@@ -517,9 +551,12 @@ def _root_changes(table: ResponseTable, incident: Incident, options: Attribution
     by_segment = {member.segment: member for member in incident.members}
     roots = []
     for effect in incident.roots:
-        member = by_segment.get(effect.segment)
-        roots.append(member if member is not None else _created_change(table, incident, effect, options))
-    return roots
+        member = by_segment.get(effect.segment) or _created_change(table, incident, effect, options)
+        # A located segment whose own change is too small to be a finding is named
+        # by the root finding, never a root of its own.
+        if member.change.finding:
+            roots.append(member)
+    return roots or [incident.anchor]
 
 
 def _created_change(
