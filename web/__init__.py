@@ -40,14 +40,16 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
         # public address: on behind https in production, off for a local demo.
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        SESSION_REFRESH_EACH_REQUEST=False,  # no new cookie on every page: less work per request
     )
     if test_config:
         app.config.update(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
 
-    from web import api, auth, db, errors, findings, security, templating, transitions
+    from web import api, auth, cache, db, errors, findings, security, templating, transitions
 
     db.init_app(app, settings)
+    cache.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     templating.init_app(app)

@@ -55,7 +55,8 @@ def conditions_for(
     return {name: tuple(sorted(values)) for name, values in sorted(merged.items())}
 
 
-def _memo(cubes: CubeSet, key: Hashable, compute: Callable[[], T]) -> T:
+def memoised(cubes: CubeSet, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, once per process and analysis: the memo goes with the cubes."""
     if key not in cubes.memo:
         cubes.memo[key] = compute()
     return cubes.memo[key]
@@ -98,7 +99,7 @@ class TransitionKey:
 def summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: int) -> dict[str, Any]:
     """Before/after per metric and window, recovery, and a status, for one view of a transition."""
     key = ("summary", TransitionKey.of(transition), tuple(conditions.items()), k)
-    return _memo(cubes, key, lambda: _summary(cubes, transition, conditions, k))
+    return memoised(cubes, key, lambda: _summary(cubes, transition, conditions, k))
 
 
 def _summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: int) -> dict[str, Any]:
@@ -155,7 +156,7 @@ def status(metrics: Mapping[str, Mapping[str, Any]]) -> str:
 def weekly(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:
     """The metric per week with its interval; weeks under the anonymity threshold are left out."""
     key = ("weekly", tuple(conditions.items()), metric_name, k)
-    return _memo(cubes, key, lambda: _weekly(cubes, conditions, metric_name, k))
+    return memoised(cubes, key, lambda: _weekly(cubes, conditions, metric_name, k))
 
 
 def _weekly(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:
@@ -278,7 +279,7 @@ def segment_total(
         comparison = _Comparison.of(cubes, transition, conditions, metric_name, k)
         return comparison.row(comparison.total, {})
 
-    return _memo(cubes, key, compute)
+    return memoised(cubes, key, compute)
 
 
 def drill(
@@ -286,7 +287,7 @@ def drill(
 ) -> dict[str, Any]:
     """Each segment of ``by`` within the view: before (baseline) and after (since go-live)."""
     key = ("drill", TransitionKey.of(transition), tuple(conditions.items()), by, metric_name, k)
-    return _memo(cubes, key, lambda: _drill(cubes, transition, conditions, by, metric_name, k))
+    return memoised(cubes, key, lambda: _drill(cubes, transition, conditions, by, metric_name, k))
 
 
 def _drill(
@@ -351,7 +352,7 @@ def heatmap(
 ) -> dict[str, Any]:
     """The change of a metric in every pair of ``by`` x ``by2`` segments; small cells stay blank."""
     key = ("heatmap", TransitionKey.of(transition), tuple(conditions.items()), by, by2, metric_name, k)
-    return _memo(cubes, key, lambda: _heatmap(cubes, transition, conditions, by, by2, metric_name, k))
+    return memoised(cubes, key, lambda: _heatmap(cubes, transition, conditions, by, by2, metric_name, k))
 
 
 def _heatmap(
@@ -387,7 +388,7 @@ def _heatmap(
 def factor_shifts(cubes: CubeSet, transition: Transition, conditions: Conditions, k: int) -> list[dict[str, Any]]:
     """Each feedback factor's share of responses before and after go-live, largest rise first."""
     key = ("factors", TransitionKey.of(transition), tuple(conditions.items()), k)
-    return _memo(cubes, key, lambda: _factor_shifts(cubes, transition, conditions, k))
+    return memoised(cubes, key, lambda: _factor_shifts(cubes, transition, conditions, k))
 
 
 def _factor_shifts(cubes: CubeSet, transition: Transition, conditions: Conditions, k: int) -> list[dict[str, Any]]:

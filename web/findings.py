@@ -12,6 +12,7 @@ from monitor.lifecycle import LifecycleError, add_silence, label_finding
 from monitor.models import Finding, Label
 from web import params, queries
 from web.db import get_db
+from web.cache import cached_page
 from web.security import admin_required, login_required
 
 bp = Blueprint("findings", __name__)
@@ -40,6 +41,7 @@ def list_arguments() -> dict[str, object]:
 
 @bp.route("/findings")
 @login_required
+@cached_page
 def index() -> str:
     arguments = list_arguments()
     return render_template("findings/index.html", findings=queries.findings(**arguments), arguments=arguments, states=STATES)
@@ -61,6 +63,7 @@ def _render(finding_id: str, errors: dict[str, str] | None = None, status: int =
 
 @bp.route("/findings/<finding_id>")
 @login_required
+@cached_page
 def show(finding_id: str) -> tuple[str, int]:
     return _render(finding_id)
 

@@ -77,14 +77,14 @@ def user_scope() -> dict[str, list[str]]:
     return dict(g.user.scope or {}) if g.user is not None else {}
 
 
-def visible(finding: Finding) -> bool:
+def visible(segment: dict[str, str]) -> bool:
     """A scoped viewer sees findings of segments inside their scope only."""
-    return all(finding.segment.get(name) in values for name, values in user_scope().items())
+    return all(segment.get(name) in values for name, values in user_scope().items())
 
 
 def finding(finding_id: str) -> Finding:
     found = get_db().get(Finding, finding_id)
-    if found is None or not visible(found):
+    if found is None or not visible(found.segment):
         abort(404, description=f"no finding with id {finding_id!r}")
     return found
 

@@ -8,14 +8,15 @@ transition figures from the cubes (``web.figures``), limited to the user's scope
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from monitor import store
 from monitor.cube import CubeSet
 from monitor.lifecycle import active_silences, silence_for
-from monitor.models import Finding, ImportRun, Silence, Transition
+from monitor.models import AnalysisRun, Finding, FindingLabel, ImportRun, Silence, Transition
 from monitor.pipeline import finding_dict
 from web import figures, params
 from web.db import get_cubes, get_db
@@ -34,7 +35,12 @@ def transition_ref(transition: Transition) -> dict[str, Any]:
 def freshness(cubes: CubeSet | None) -> dict[str, Any]:
     """How current the figures are: the analysis date, its last complete week, the last import."""
     session = get_db()
-    run = store.latest_run(session)
+    run = session.execute(  # the columns only: the run's report is large
+        select(AnalysisRun.as_of, AnalysisRun.finished_at)
+        .where(AnalysisRun.status == "succeeded")
+        .order_by(AnalysisRun.id.desc())
+        .limit(1)
+    ).first()
     last_import = session.scalar(select(func.max(ImportRun.finished_at)).where(ImportRun.status != "failed"))
     return {
         "analysed_as_of": None if run is None else run.as_of.isoformat(),
@@ -62,58 +68,93 @@ def _anonymous_tree(tree: Any, k: int) -> Any:
     return tree
 
 
-def finding_entry(finding: Finding, silences: list[Silence]) -> dict[str, Any]:
-    """The finding as the analysis reports it, plus its silence if one is in force."""
+class _Ref(NamedTuple):
+    """What ``silence_for`` looks at, for a finding known by its stored dict."""
+
+    id: str
+    root_id: str | None
+    segment: dict[str, str]
+
+
+def _base_entry(finding: Finding, k: int) -> dict[str, Any]:
+    """The finding as the analysis reported it, small tree nodes left out."""
     entry = finding_dict(finding)
-    k = params.anonymity()
     entry["tree"] = _anonymous_tree(entry.get("tree"), k)
     entry["segments"] = [s for s in entry.get("segments") or [] if _enough(s, k)]
     entry.setdefault("state", finding.state)
     entry.setdefault("root", finding.root)
     entry.setdefault("root_id", finding.root_id)
-    if "label" not in entry:
-        label = finding.label
-        entry["label"] = None if label is None else {
-            "label": label.label, "author": label.author, "note": label.note,
-            "created_at": label.created_at.isoformat(timespec="minutes"),
-        }
-    silence = silence_for(finding, silences)
-    entry["silenced"] = None if silence is None else {
-        "until": silence.until.isoformat(), "reason": silence.reason, "author": silence.author,
-        "segment": silence.segment,
-    }
+    entry.setdefault("last_reported", finding.last_reported.isoformat())
     return entry
+
+
+def _bases() -> dict[str, dict[str, Any]]:
+    """Every finding by id. Findings change only when an analysis runs, which also
+    replaces the cubes, so the list is memoised with them (labels and silences,
+    which change any time, are added per request)."""
+    k = params.anonymity()
+
+    def load() -> dict[str, dict[str, Any]]:
+        query = select(Finding).options(selectinload(Finding.labels)).order_by(Finding.id)
+        return {f.id: _base_entry(f, k) for f in get_db().scalars(query)}
+
+    cubes = get_cubes()
+    return load() if cubes is None else figures.memoised(cubes, ("findings", k), load)
+
+
+def _latest_labels() -> dict[str, dict[str, Any]]:
+    labels: dict[str, dict[str, Any]] = {}
+    for row in get_db().scalars(select(FindingLabel).order_by(FindingLabel.created_at, FindingLabel.id)):
+        labels[row.finding_id] = _label_dict(row)
+    return labels
+
+
+def _label_dict(row: FindingLabel) -> dict[str, Any]:
+    return {"label": row.label, "author": row.author, "note": row.note, "created_at": row.created_at.isoformat(timespec="minutes")}
+
+
+def _with_state(base: dict[str, Any], labels: dict[str, dict[str, Any]], silences: list[Silence]) -> dict[str, Any]:
+    """A finding's stored dict plus its latest label and the silence in force, if any."""
+    silence = silence_for(_Ref(base["id"], base.get("root_id"), base["segment"]), silences)  # type: ignore[arg-type]
+    return {
+        **base,
+        "label": labels.get(base["id"]),
+        "silenced": None if silence is None else {
+            "until": silence.until.isoformat(), "reason": silence.reason, "author": silence.author, "segment": silence.segment,
+        },
+    }
 
 
 def findings(
     *, transition: str | None = None, state: str | None = None, metric: str | None = None, since: dt.date | None = None
 ) -> list[dict[str, Any]]:
     """Visible findings, roots first (open before recovered, largest first), each followed by its echoes."""
-    query = select(Finding)
-    if transition is not None:
-        query = query.where(Finding.transition == transition)
-    if state is not None:
-        query = query.where(Finding.state == state)
-    if metric is not None:
-        query = query.where(Finding.metric == metric)
-    if since is not None:
-        query = query.where(Finding.change_date >= since)
-    rows = [f for f in get_db().scalars(query) if params.visible(f)]
-    silences = _silences()
-    ids = {f.id for f in rows}
-    roots = [f for f in rows if f.root or f.root_id not in ids]
-    echoes: dict[str, list[Finding]] = {}
-    for f in rows:
-        if not (f.root or f.root_id not in ids):
-            echoes.setdefault(f.root_id or "", []).append(f)
+    wanted = [
+        b for b in _bases().values()
+        if (transition is None or b["transition"] == transition)
+        and (state is None or b["state"] == state)
+        and (metric is None or b["metric"] == metric)
+        and (since is None or b["change_date"] >= since.isoformat())
+        and params.visible(b["segment"])
+    ]
+    labels, silences = _latest_labels(), _silences()
+    ids = {b["id"] for b in wanted}
 
-    def order(f: Finding) -> tuple[Any, ...]:
-        return (f.recovered_on is not None, len(f.segment), -abs(f.delta), f.id)
+    def is_root(b: dict[str, Any]) -> bool:
+        return bool(b["root"]) or b["root_id"] not in ids
+
+    echoes: dict[str, list[dict[str, Any]]] = {}
+    for b in wanted:
+        if not is_root(b):
+            echoes.setdefault(b["root_id"], []).append(b)
+
+    def order(b: dict[str, Any]) -> tuple[Any, ...]:
+        return (b["recovered_on"] is not None, len(b["segment"]), -abs(b["delta"]), b["id"])
 
     result = []
-    for root in sorted(roots, key=order):
-        entry = finding_entry(root, silences)
-        entry["echoes"] = [finding_entry(e, silences) for e in sorted(echoes.get(root.id, []), key=order)]
+    for root in sorted(filter(is_root, wanted), key=order):
+        entry = _with_state(root, labels, silences)
+        entry["echoes"] = [_with_state(e, labels, silences) for e in sorted(echoes.get(root["id"], []), key=order)]
         result.append(entry)
     return result
 
@@ -145,11 +186,16 @@ def overview() -> dict[str, Any]:
     }
 
 
-def _report_entry(transition: Transition) -> dict[str, Any] | None:
-    run = store.latest_run(get_db())
-    if run is None or not run.report:
-        return None
-    return next((t for t in run.report.get("transitions", []) if t.get("name") == transition.name), None)
+def _report_entry(cubes: CubeSet, transition: Transition) -> dict[str, Any] | None:
+    """The transition's entry in the latest run's report, read once per analysis."""
+
+    def load() -> dict[str, Any] | None:
+        run = store.latest_run(get_db())
+        if run is None or not run.report:
+            return None
+        return next((t for t in run.report.get("transitions", []) if t.get("name") == transition.name), None)
+
+    return figures.memoised(cubes, ("report", transition.name), load)
 
 
 def transition_detail(transition: Transition, metric: str) -> dict[str, Any]:
@@ -161,7 +207,7 @@ def transition_detail(transition: Transition, metric: str) -> dict[str, Any]:
     entry["weekly"] = figures.weekly(cubes, conditions, metric, params.anonymity())
     # Targets and the lost-time median need raw answers: the report has them for
     # the whole transition, which a scoped viewer must not see.
-    report = _report_entry(transition) if not params.user_scope() else None
+    report = _report_entry(cubes, transition) if not params.user_scope() else None
     entry["targets"] = [] if report is None else report.get("targets", [])
     entry["lost_time_distribution"] = {} if report is None else report.get("lost_time_distribution", {})
     entry["findings"] = findings(transition=transition.name)
@@ -219,21 +265,17 @@ def finding_detail(finding: Finding) -> dict[str, Any]:
     cubes, for the finding's segment before and after its transition's go-live.
     """
     session = get_db()
-    silences = _silences()
-    entry = finding_entry(finding, silences)
-    root = session.get(Finding, finding.root_id) if finding.root_id else None
-    entry["root_finding"] = None if root is None or not params.visible(root) else finding_entry(root, silences)
+    bases, labels, silences = _bases(), _latest_labels(), _silences()
+    entry = _with_state(bases.get(finding.id) or _base_entry(finding, params.anonymity()), labels, silences)
+    root = bases.get(finding.root_id or "")
+    entry["root_finding"] = None if root is None or not params.visible(root["segment"]) else _with_state(root, labels, silences)
     # Echoes of the same run: an older run may have folded other changes under it.
-    echoes = session.scalars(
-        select(Finding)
-        .where(Finding.root_id == finding.id, Finding.last_reported == finding.last_reported)
-        .order_by(Finding.id)
-    )
-    entry["echoes"] = [finding_entry(e, silences) for e in echoes if params.visible(e) and e.id != finding.id]
-    entry["history"] = [
-        {"label": item.label, "author": item.author, "note": item.note, "created_at": item.created_at.isoformat(timespec="minutes")}
-        for item in reversed(finding.labels)
+    entry["echoes"] = [
+        _with_state(b, labels, silences)
+        for b in bases.values()
+        if b["root_id"] == finding.id and b["last_reported"] == entry["last_reported"] and params.visible(b["segment"])
     ]
+    entry["history"] = [_label_dict(item) for item in reversed(finding.labels)]
     transition = store.find_transition(session, finding.transition) if finding.transition else None
     entry["transition_ref"] = None if transition is None else transition_ref(transition)
     cubes = get_cubes()

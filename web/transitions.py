@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from web import params, queries
+from web.cache import cached_page
 from web.security import login_required
 
 bp = Blueprint("transitions", __name__)
@@ -12,12 +13,14 @@ bp = Blueprint("transitions", __name__)
 
 @bp.route("/")
 @login_required
+@cached_page
 def overview() -> str:
     return render_template("transitions/overview.html", **queries.overview())
 
 
 @bp.route("/transitions/<int:transition_id>")
 @login_required
+@cached_page
 def show(transition_id: int) -> str:
     transition = params.transition(transition_id)
     metric = params.metric()
@@ -27,6 +30,7 @@ def show(transition_id: int) -> str:
 
 @bp.route("/transitions/<int:transition_id>/segments")
 @login_required
+@cached_page
 def segments(transition_id: int) -> str:
     transition = params.transition(transition_id)
     cubes = params.require_cubes()

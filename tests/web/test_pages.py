@@ -167,3 +167,19 @@ def test_every_finding_page_renders_and_hides_small_tree_nodes(strict, people, l
                 assert min(child.get("n_before", 300), child.get("n_after", 300)) >= 300
                 nodes.append(child)
         assert all(min(s["n_before"], s["n_after"]) >= 300 for s in detail["segments"])
+
+
+def test_a_kept_page_changes_as_soon_as_what_it_shows_changes(seeded, people, login):
+    """Pages are served from memory between changes; a label made elsewhere shows at once."""
+    from monitor.lifecycle import label_finding
+
+    client = login(people.viewer)
+    finding = a_finding(seeded)
+    first = client.get(f"/findings/{finding.id}").text
+    assert client.get(f"/findings/{finding.id}").text == first
+    assert "Not labelled yet." in first
+    with db.session_scope(seeded.extensions["mspmon"].engine) as session:
+        label_finding(session, finding.id, "expected", author="cli@example.com")
+    assert "Expected" in client.get(f"/findings/{finding.id}").text
+    other = login(people.admin).get(f"/findings/{finding.id}").text
+    assert "Save label" in other  # another user's page is their own, forms and all
