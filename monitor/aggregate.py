@@ -78,20 +78,29 @@ class ResponseTable:
 
     def within(self, scope: Mapping[str, list[str]]) -> ResponseTable:
         """The responses inside a transition's scope (each listed dimension must match)."""
-        return self if not scope else self._subset(self._in_scope(scope))
+        return self if not scope else self._subset(self.scope_mask(scope))
 
     def outside(self, scope: Mapping[str, list[str]]) -> ResponseTable:
         """The responses outside a scope: the control group of a scoped transition."""
-        return self._subset(~self._in_scope(scope))
+        return self._subset(~self.scope_mask(scope))
 
-    def _in_scope(self, scope: Mapping[str, list[str]]) -> np.ndarray:
+    def of(self, segment: Segment) -> np.ndarray:
+        """Which responses belong to ``segment``."""
+        return self.scope_mask({name: [value] for name, value in segment.items})
+
+    def between(self, first: int, last: int) -> ResponseTable:
+        """The responses of periods ``first`` to ``last`` (inclusive)."""
+        return self._subset((self.periods >= first) & (self.periods <= last))
+
+    def scope_mask(self, scope: Mapping[str, list[str]]) -> np.ndarray:
+        """Which responses are inside a scope (each listed dimension must match)."""
         keep = np.ones(len(self), dtype=bool)
         for name, values in scope.items():
             if name not in self.codes:
                 keep[:] = False
                 continue
             allowed = [code for code, label in enumerate(self.labels[name]) if label in values]
-            keep &= np.isin(self.codes[name], allowed)
+            keep &= self.codes[name] == allowed[0] if len(allowed) == 1 else np.isin(self.codes[name], allowed)
         return keep
 
     def _subset(self, keep: np.ndarray) -> ResponseTable:

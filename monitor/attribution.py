@@ -158,47 +158,28 @@ class _Masks:
     def __init__(self, table: ResponseTable, before: Window, after: Window) -> None:
         self.table = table
         self.columns = list(table.stat_names)
-        self._stats: list[np.ndarray] = []
-        self._codes: list[dict[str, np.ndarray]] = []
-        for window in (before, after):
-            rows = (table.periods >= window.first) & (table.periods <= window.last)
-            self._stats.append(table.stats[rows])
-            self._codes.append({name: codes[rows] for name, codes in table.codes.items()})
-        self.totals = tuple(pd.Series(stats.sum(axis=0), index=self.columns) for stats in self._stats)
+        self._windows = [table.between(window.first, window.last) for window in (before, after)]
+        self.totals = tuple(pd.Series(part.stats.sum(axis=0), index=self.columns) for part in self._windows)
         self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
         self._segments: dict[Segment, Mask] = {}
 
     def nobody(self) -> Mask:
-        return Mask(*(np.zeros(len(stats), dtype=bool) for stats in self._stats))
+        return Mask(*(np.zeros(len(part), dtype=bool) for part in self._windows))
 
     def of(self, segment: Segment) -> Mask:
         if segment not in self._segments:
-            self._segments[segment] = self.in_scope({name: [value] for name, value in segment.items})
+            self._segments[segment] = Mask(*(part.of(segment) for part in self._windows))
         return self._segments[segment]
 
     def in_scope(self, scope: Mapping[str, list[str]]) -> Mask:
         """Respondents whose value of each listed dimension is one of those listed."""
-        return Mask(*(self._match(window, scope) for window in range(2)))
-
-    def _match(self, window: int, scope: Mapping[str, list[str]]) -> np.ndarray:
-        codes = self._codes[window]
-        mask = np.ones(len(self._stats[window]), dtype=bool)
-        for name, values in scope.items():
-            labels = self.table.labels.get(name, [])
-            allowed = [code for code, label in enumerate(labels) if label in values]
-            if name not in codes or not allowed:
-                mask[:] = False
-            elif len(allowed) == 1:
-                mask &= codes[name] == allowed[0]
-            else:
-                mask &= np.isin(codes[name], allowed)
-        return mask
+        return Mask(*(part.scope_mask(scope) for part in self._windows))
 
     def sums(self, mask: Mask | None) -> tuple[pd.Series, pd.Series]:
         """Window sums of ``mask`` (everyone when None)."""
         if mask is None:
             return self.totals
-        before, after = (stats[m].sum(axis=0) for stats, m in zip(self._stats, (mask.before, mask.after), strict=True))
+        before, after = (part.stats[m].sum(axis=0) for part, m in zip(self._windows, (mask.before, mask.after), strict=True))
         return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
 
     def complement(self, mask: Mask) -> tuple[pd.Series, pd.Series]:
@@ -212,11 +193,12 @@ class _Masks:
         if key not in self._partitions:
             labels = self.table.labels[name]
             frames = []
-            for window, (stats, codes) in enumerate(zip(self._stats, self._codes, strict=True)):
-                keep = (self.of(segment).before, self.of(segment).after)[window] & (codes[name] >= 0)
+            for part, inside in zip(self._windows, (self.of(segment).before, self.of(segment).after), strict=True):
+                codes = part.codes[name]
+                keep = inside & (codes >= 0)
                 sums = np.zeros((len(labels), len(self.columns)))
-                for j, column in enumerate(stats[keep].T):
-                    sums[:, j] = np.bincount(codes[name][keep], weights=column, minlength=len(labels))
+                for j, column in enumerate(part.stats[keep].T):
+                    sums[:, j] = np.bincount(codes[keep], weights=column, minlength=len(labels))
                 frames.append(pd.DataFrame(sums, columns=self.columns))
             self._partitions[key] = (labels, frames[0], frames[1])
         return self._partitions[key]
@@ -280,7 +262,7 @@ def attribute(
             _fold(roles, _root_for(masks, incident, member, roots).key, member.key)
         if incident.scope in (FindingScope.GENERIC, FindingScope.MIXED):
             open_generic.append((incident, roots[0]))
-    _fold_related_metrics(changes, roles)
+    _fold_related_metrics(table, changes, roles)
     return AttributionResult(changes, roles)
 
 
@@ -289,7 +271,7 @@ def _metric_rank(metric: str) -> int:
     return {"happiness": 0, "lost_time": 1}.get(metric, 2)
 
 
-def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, Role]) -> None:
+def _fold_related_metrics(table: ResponseTable, changes: list[DetectedChange], roles: dict[ChangeKey, Role]) -> None:
     """One cause, one root: fold other metrics' roots of the same segment (or of one
     inside it) into the Happiness root, or lost time's when Happiness has none.
 
@@ -306,7 +288,7 @@ def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, 
     for change in roots:
         date = change.change.change_date
         host = next(
-            (h for h in hosts if _within(change.segment, h.segment) and _open_at(h, date)),
+            (h for h in hosts if _open_at(h, date) and _within(table, change.segment, h.segment)),
             None,
         )
         if host is None:
@@ -318,12 +300,18 @@ def _fold_related_metrics(changes: list[DetectedChange], roles: dict[ChangeKey, 
             _fold(roles, host.key, echo)
 
 
-def _within(segment: Segment, host: Segment) -> bool:
-    """The same segment, or one inside a localized host (Finland x HR in HR).
+def _within(table: ResponseTable, segment: Segment, host: Segment) -> bool:
+    """The same segment, or one inside a localized host: Finland x HR in HR, and
+    Gothenburg in Sweden (every Gothenburg respondent is in Sweden).
 
     Not inside everyone: a localized root stands out from a generic change.
     """
-    return segment == host or (bool(host.items) and set(host.items) < set(segment.items))
+    if segment == host or (host.items and set(host.items) < set(segment.items)):
+        return True
+    if not host.items:
+        return False
+    inside = table.of(segment)
+    return bool(inside.any() and table.of(host)[inside].all())
 
 
 def _open_at(change: DetectedChange, date: pd.Timestamp) -> bool:
