@@ -254,7 +254,11 @@ def segment_view(
     view["heatmap"] = None if by is None or by2 is None else figures.heatmap(cubes, transition, conditions, by, by2, metric, k)
     view["factors"] = figures.factor_shifts(cubes, transition, conditions, k) if filters else []
     view["weekly"] = figures.weekly(cubes, conditions, metric, k) if filters else []
-    view["findings"] = [f for f in findings(transition=transition.name) if filters and filters.items() <= f["segment"].items()]
+    # Roots and echoes alike: an echo in this segment is news here even when its root lies elsewhere.
+    everything = [item for root in findings(transition=transition.name) for item in (root, *root["echoes"])]
+    view["findings"] = [
+        {**item, "echoes": []} for item in everything if filters and filters.items() <= item["segment"].items()
+    ]
     return view
 
 
