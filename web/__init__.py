@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
         app.config.update(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
 
-    from web import api, auth, cache, db, errors, findings, security, templating, transitions
+    from web import api, auth, cache, db, errors, findings, security, subscriptions, templating, transitions
 
     db.init_app(app, settings)
     cache.init_app(app)
@@ -57,4 +57,5 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
     app.register_blueprint(transitions.bp)
     app.register_blueprint(findings.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(subscriptions.bp)
     return app
