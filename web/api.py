@@ -48,11 +48,7 @@ def transition(transition_id: int) -> Response:
 @bp.route("/transitions/<int:transition_id>/segments")
 @login_required
 def segments(transition_id: int) -> Response:
-    found = params.transition(transition_id)
-    cubes = params.require_cubes()
-    by = params.dimension("by", cubes)
-    by2 = params.dimension("by2", cubes) if by else None
-    return jsonify(queries.segment_view(found, params.filters(cubes), by, by2, params.metric()))
+    return jsonify(queries.segment_view(params.transition(transition_id), *params.segment_query()))
 
 
 @bp.route("/findings")

@@ -55,6 +55,13 @@ def filters(cubes: CubeSet) -> dict[str, str]:
     return chosen
 
 
+def segment_query() -> tuple[dict[str, str], str | None, str | None, str]:
+    """A drill-down's filters, split dimension, heatmap dimension and metric."""
+    cubes = require_cubes()
+    by = dimension("by", cubes)
+    return filters(cubes), by, dimension("by2", cubes) if by else None, metric()
+
+
 def metric(default: str = "happiness") -> str:
     return choice("metric", figures.METRICS, default)
 

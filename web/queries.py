@@ -228,6 +228,19 @@ def deeper_dimensions(cubes: CubeSet, conditions: figures.Conditions) -> list[st
     ]
 
 
+def _parent_share(cubes: CubeSet, transition: Transition, filters: dict[str, str], metric: str) -> dict[str, Any] | None:
+    """The segment's share of the change one level up (the view without its last filter)."""
+    *above, (name, value) = filters.items()
+    parent = dict(above)
+    conditions = figures.conditions_for(transition.scope, params.user_scope(), parent)
+    try:
+        table = figures.drill(cubes, transition, conditions, name, metric, params.anonymity())
+    except LookupError:
+        return None
+    row = next((r for r in table["rows"] if r["segment"] == {name: value}), None)
+    return None if row is None else {"share": row["share"], "of": parent}
+
+
 def segment_view(
     transition: Transition, filters: dict[str, str], by: str | None, by2: str | None, metric: str
 ) -> dict[str, Any]:
@@ -240,6 +253,7 @@ def segment_view(
         raise figures.NotShown("this segment lies outside what you may see")
     view["dimensions"] = deeper_dimensions(cubes, conditions)
     view["segment"] = figures.segment_total(cubes, transition, conditions, metric, k)
+    view["parent_share"] = _parent_share(cubes, transition, filters, metric) if filters else None
     if by is None:
         # No choice made: start where the change is most concentrated.
         by = view["by"] = figures.best_dimension(cubes, transition, conditions, view["dimensions"], metric, k)

@@ -17,7 +17,7 @@ from monitor import store
 from web.db import get_db, settings
 from web.security import admin_required
 
-bp = Blueprint("subscriptions", __name__, url_prefix="/admin/subscriptions")
+bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")  # digests link here
 SEVERITIES = ("low", "medium", "high")
 # The digest is an email: inline styles and embedded images, and nothing may run.
 PREVIEW_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
@@ -86,6 +86,17 @@ def add() -> Response | tuple[str, int]:
     get_db().commit()
     flash(f"Subscription {subscription.name!r} added.")
     return redirect(url_for("subscriptions.index"))
+
+
+@bp.route("/<int:subscription_id>")
+@admin_required
+def show(subscription_id: int) -> Response:
+    """Where a digest's "manage this subscription" link lands: its row in the list."""
+    from monitor.subscriptions import Subscription
+
+    if get_db().get(Subscription, subscription_id) is None:
+        abort(404, description=f"no subscription with id {subscription_id}")
+    return redirect(url_for("subscriptions.index", _anchor=f"s{subscription_id}"))
 
 
 @bp.route("/<int:subscription_id>/delete", methods=["POST"])

@@ -32,10 +32,5 @@ def show(transition_id: int) -> str:
 @login_required
 @cached_page
 def segments(transition_id: int) -> str:
-    transition = params.transition(transition_id)
-    cubes = params.require_cubes()
-    filters = params.filters(cubes)
-    by = params.dimension("by", cubes)
-    by2 = params.dimension("by2", cubes) if by else None
-    view = queries.segment_view(transition, filters, by, by2, params.metric())
+    view = queries.segment_view(params.transition(transition_id), *params.segment_query())
     return render_template("transitions/segments.html", v=view)

@@ -47,9 +47,12 @@ def test_three_clicks_lead_from_the_transition_to_the_localized_segment_and_its_
     page = client.get(transition).text  # click 1
     first = re.search(r'class="rowlink" href="([^"]+segments[^"]+)">Finland<', page).group(1)
     page = client.get(first.replace("&amp;", "&")).text  # click 2: country = Finland, split by its best dimension
+    share = re.search(r"(\d+)% of the change in the whole transition", page)
+    assert share and 30 < int(share.group(1)) < 100
     second = re.search(r'class="rowlink" href="([^"]+segments[^"]+)">SAP<', page).group(1)
     leaf = client.get(second.replace("&amp;", "&")).text  # click 3
     assert "country = Finland × service = SAP" in leaf
+    assert "of the change in country = Finland" in leaf
     factors = leaf[leaf.index('id="factors"') :]
     assert factors.index("Lack of business knowledge") < factors.index("Long waiting time")
 
