@@ -174,6 +174,9 @@ def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[st
         entry.update(figures.summary(cubes, transition, conditions, params.anonymity()))
         entry["weeks_since_go_live"] = (cubes.as_of - transition.go_live).days // 7
     entry["open_findings"] = len(open_roots(findings(transition=transition.name)))
+    if entry["status"] in ("recovered", "on_target") and entry["open_findings"]:
+        # Back overall, but a segment is still worse: not over yet for the people in it.
+        entry["status"] = "recovering"
     return entry
 
 

@@ -13,7 +13,7 @@ from web import charts, figures
 MINUS = "\u2212"
 STATUS = {
     "dipping": ("Dipping", "Worse than before go-live and not improving"),
-    "recovering": ("Recovering", "Still below the baseline, but the last weeks are better"),
+    "recovering": ("Recovering", "Better in the last weeks, or back overall while some segments are still worse"),
     "recovered": ("Recovered", "Back within the baseline's interval"),
     "on_target": ("On target", "No lasting change for the worse"),
     "no_data": ("No data", "Too few responses before and after go-live"),
