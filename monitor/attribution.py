@@ -237,7 +237,9 @@ def attribute(
     roles: dict[ChangeKey, Role] = {}
     changes = list(detected)
     open_generic: list[tuple[Incident, DetectedChange]] = []
-    for incident in _incidents(table, detected):
+    # Volume is a feed-health signal of everyone: nothing to break down, and its
+    # window sums are counts over windows of different lengths.
+    for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
         masks = _Masks(table, incident.before, incident.after)
         _explain(table, masks, incident, options)
         inhibitor = next(
@@ -250,6 +252,15 @@ def attribute(
             for member in incident.members:
                 _fold(roles, inhibitor.key, member.key)
             continue
+        if incident.scope is None:
+            # Nothing stands out and everyone did not change: keep only the members
+            # whose own change is a finding over these weeks too. Pelt's long
+            # stretches can place a slow drift or a later dip at an earlier date.
+            unconfirmed = [m for m in incident.members if not _confirmed(masks, incident.metric, m, options)]
+            changes = [c for c in changes if c not in unconfirmed]
+            incident.members = [m for m in incident.members if m not in unconfirmed]
+            if not incident.members:
+                continue
         roots = _root_changes(table, incident, options)
         changes.extend(root for root in roots if root not in detected)
         for root in roots:
@@ -530,6 +541,11 @@ def _still_stands_out(
     return bool(
         np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= floor and _big_enough(metric, float(extra[0]), level)
     )
+
+
+def _confirmed(masks: _Masks, metric: Metric, member: DetectedChange, options: AttributionOptions) -> bool:
+    delta = metric.compare(*masks.sums(masks.of(member.segment)), confidence=options.confidence)
+    return is_finding(delta, metric, min_n=options.min_n)
 
 
 def _root_changes(table: ResponseTable, incident: Incident, options: AttributionOptions) -> list[DetectedChange]:
