@@ -2,7 +2,7 @@
 
 A page depends on the latest analysis (findings, report, cubes), on labels,
 silences (and the date, as silences expire), imports, transitions, and on who
-asks (role, scope, and the session's CSRF token in its forms). One small query
+asks (role, scope, and the session's CSRF token, filled in on the way out). One small query
 reads the versions of all of them; a page is served again from memory only when
 every one is unchanged. Rendering a large page costs 5-15 ms of CPU, the check
 about one; under load that is the difference between queueing and not.
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from web.db import get_db
 from web.security import csrf_token
 
 MAX_PAGES = 512
+PLACEHOLDER = "csrf-" + secrets.token_hex(16)  # stands for the session's token in kept pages
 View = TypeVar("View", bound=Callable[..., Any])
 
 
@@ -71,21 +73,32 @@ def _versions() -> tuple[Any, ...]:
 
 
 def cached_page(view: View) -> View:
-    """Serve a GET page from memory while nothing it shows has changed."""
+    """Serve a GET page from memory while nothing it shows has changed.
+
+    Pages are kept per user, not per session: the session's CSRF token is put
+    into the kept page's forms on the way out.
+    """
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if "_flashes" in session:  # a one-off message: render it, do not keep it
             return view(*args, **kwargs)
         user = g.user
-        key = (request.full_path, user.id, user.role, json.dumps(user.scope, sort_keys=True), csrf_token(), _versions())
+        token = csrf_token().encode()
+        key = (request.full_path, user.id, user.role, json.dumps(user.scope, sort_keys=True), _versions())
         pages: PageCache = current_app.extensions["mspmon.pages"]
         hit = pages.get(key)
-        if hit is not None:
-            return Response(hit[0], mimetype=hit[1])
-        response = make_response(view(*args, **kwargs))
-        if response.status_code == 200:
-            pages.put(key, (response.get_data(), response.mimetype or "text/html"))
-        return response
+        if hit is None:
+            g.csrf_placeholder = PLACEHOLDER
+            try:
+                response = make_response(view(*args, **kwargs))
+            finally:  # error pages rendered after an abort get the real token
+                g.csrf_placeholder = None
+            if response.status_code != 200:
+                response.set_data(response.get_data().replace(PLACEHOLDER.encode(), token))
+                return response
+            hit = (response.get_data(), response.mimetype or "text/html")
+            pages.put(key, hit)
+        return Response(hit[0].replace(PLACEHOLDER.encode(), token), mimetype=hit[1])
 
     return wrapped  # type: ignore[return-value]

@@ -121,7 +121,7 @@ def trend_chart(
     return chart
 
 
-def sparkline(values: Sequence[float | None]) -> dict[str, Any] | None:
+def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT) -> dict[str, Any] | None:
     """A small trend path; None values (hidden or empty) break it."""
     known = [v for v in values if v is not None]
     if len(known) < 2:
@@ -130,13 +130,13 @@ def sparkline(values: Sequence[float | None]) -> dict[str, Any] | None:
     span = max(high - low, 1e-9)
     count = max(len(values) - 1, 1)
     placed = [
-        (round(2 + (SPARK_WIDTH - 4) * i / count, 1), round(SPARK_HEIGHT - 3 - (SPARK_HEIGHT - 6) * (v - low) / span, 1))
+        (round(2 + (width - 4) * i / count, 1), round(height - 3 - (height - 6) * (v - low) / span, 1))
         for i, v in enumerate(values)
         if v is not None
     ]
-    runs = _runs([(px, {"y": py}) for px, py in placed], (SPARK_WIDTH - 4) / count * 1.5)
+    runs = _runs([(px, {"y": py}) for px, py in placed], (width - 4) / count * 1.5)
     path = " ".join("M" + " L".join(f"{px},{p['y']}" for px, p in run) for run in runs)
-    return {"path": path, "last": placed[-1], "width": SPARK_WIDTH, "height": SPARK_HEIGHT}
+    return {"path": path, "last": placed[-1], "width": width, "height": height}
 
 
 def heat_class(metric: str, before: float, delta: float) -> str:

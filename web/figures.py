@@ -335,6 +335,17 @@ def best_dimension(
     return max(candidates, key=concentration, default=None)
 
 
+def trend(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[float | None]:
+    """The metric over pooled four-week windows across all the analysed weeks."""
+    key = ("trend", tuple(conditions.items()), metric_name, k)
+
+    def compute() -> list[float | None]:
+        series = _series(cubes, conditions)
+        return [] if series is None else _trend(cubes, metric_name, series, cubes.first_period, k)
+
+    return memoised(cubes, key, compute)
+
+
 def _trend(cubes: CubeSet, metric_name: str, series: np.ndarray, first_period: int, k: int) -> list[float | None]:
     """The metric over pooled four-week windows from the baseline on; None where too few answered."""
     start = max(first_period - cubes.first_period, 0)

@@ -168,12 +168,15 @@ def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[st
     entry = transition_ref(transition)
     entry["weeks_since_go_live"] = (dt.date.today() - transition.go_live).days // 7
     if cubes is None:
-        entry.update(status="no_data", metrics={})
+        entry.update(status="no_data", metrics={}, trend=[])
     else:
         conditions = figures.conditions_for(transition.scope, params.user_scope(), {})
         entry.update(figures.summary(cubes, transition, conditions, params.anonymity()))
+        entry["trend"] = figures.trend(cubes, conditions, "happiness", params.anonymity())
         entry["weeks_since_go_live"] = (cubes.as_of - transition.go_live).days // 7
-    entry["open_findings"] = len(open_roots(findings(transition=transition.name)))
+    still_open = open_roots(findings(transition=transition.name))
+    entry["open_findings"] = len(still_open)
+    entry["top_finding"] = still_open[0] if still_open else None
     if entry["status"] in ("recovered", "on_target") and entry["open_findings"]:
         # Back overall, but a segment is still worse: not over yet for the people in it.
         entry["status"] = "recovering"

@@ -57,10 +57,14 @@ def _load_user() -> None:
 
 
 def csrf_token() -> str:
-    """The session's CSRF token, created on first use."""
+    """The session's CSRF token, created on first use.
+
+    While a page is rendered to be kept (``web.cache``), forms get a placeholder
+    instead, which each response replaces with its own session's token.
+    """
     if CSRF_FIELD not in session:
         session[CSRF_FIELD] = secrets.token_urlsafe(32)
-    return session[CSRF_FIELD]
+    return g.get("csrf_placeholder") or session[CSRF_FIELD]
 
 
 def _check_csrf() -> None:

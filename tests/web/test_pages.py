@@ -186,3 +186,17 @@ def test_a_kept_page_changes_as_soon_as_what_it_shows_changes(seeded, people, lo
     assert "Expected" in client.get(f"/findings/{finding.id}").text
     other = login(people.admin).get(f"/findings/{finding.id}").text
     assert "Save label" in other  # another user's page is their own, forms and all
+
+
+def test_kept_pages_carry_each_sessions_own_csrf_token(seeded, people, login, csrf):
+    """Two sessions of one user share a kept page, each with its own working form token."""
+    first, second = login(people.admin), login(people.admin)
+    finding = a_finding(seeded)
+    token_one = csrf(first.get(f"/findings/{finding.id}").text)
+    token_two = csrf(second.get(f"/findings/{finding.id}").text)
+    assert token_one != token_two and "csrf-" not in token_one
+    answer = second.post(f"/findings/{finding.id}/label", data={"label": "expected", "csrf_token": token_two})
+    assert answer.status_code == 302
+    assert first.post("/logout", data={"csrf_token": token_one}).status_code == 302
+    error_page = second.get("/transitions/999").text
+    assert csrf(error_page) == token_two
