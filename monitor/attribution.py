@@ -216,6 +216,8 @@ class Incident:
     roots: list[SegmentEffect] = field(default_factory=list)
     rest: Delta | None = None
     scope: FindingScope | None = None
+    threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested)
+    floor: float = 0.0  # excess a segment needs beyond everyone's change
 
     @property
     def anchor(self) -> DetectedChange:
@@ -253,10 +255,11 @@ def attribute(
                 _fold(roles, inhibitor.key, member.key)
             continue
         if incident.scope is None:
-            # Nothing stands out and everyone did not change: keep only the members
-            # whose own change is a finding over these weeks too. Pelt's long
-            # stretches can place a slow drift or a later dip at an earlier date.
-            unconfirmed = [m for m in incident.members if not _confirmed(masks, incident.metric, m, options)]
+            # Nothing stands out and everyone did not change. A member that could
+            # be tested here and did not stand out is not confirmed: Pelt's long
+            # stretches can place the sum of later dips of a small segment at an
+            # earlier, noisy week. Members too small to test keep their finding.
+            unconfirmed = [m for m in incident.members if not _confirmed(masks, incident, m, options)]
             changes = [c for c in changes if c not in unconfirmed]
             incident.members = [m for m in incident.members if m not in unconfirmed]
             if not incident.members:
@@ -447,11 +450,11 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         effects, testable = _effects(table, incident, by, totals, options.min_segment)
         tested += int(testable.sum())
         found.extend(e for e, ok in zip(effects, testable, strict=True) if ok)
-    threshold = critical_z(tested, options.alpha)
+    threshold = incident.threshold = critical_z(tested, options.alpha)
     # A generic change is not uniform in every unit: a Happiness dip that turns a
     # third of answers into detractors takes more points where more were
     # promoters. Only an excess of at least half everyone's change marks a segment.
-    floor = GENERIC_SPREAD * max(worse_sign(metric) * incident.overall.delta, 0.0)
+    floor = incident.floor = GENERIC_SPREAD * max(worse_sign(metric) * incident.overall.delta, 0.0)
     candidates = sorted(
         (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
@@ -543,9 +546,14 @@ def _still_stands_out(
     )
 
 
-def _confirmed(masks: _Masks, metric: Metric, member: DetectedChange, options: AttributionOptions) -> bool:
-    delta = metric.compare(*masks.sums(masks.of(member.segment)), confidence=options.confidence)
-    return is_finding(delta, metric, min_n=options.min_n)
+def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, options: AttributionOptions) -> bool:
+    before, after = masks.sums(masks.of(member.segment))
+    if min(before["n"], after["n"]) < options.min_segment:
+        return True
+    level = incident.overall.before.value if incident.overall is not None else np.nan
+    return _still_stands_out(
+        masks, incident.metric, member.segment, masks.nobody(), incident.threshold, level, incident.floor
+    )
 
 
 def _root_changes(table: ResponseTable, incident: Incident, options: AttributionOptions) -> list[DetectedChange]:
