@@ -113,9 +113,11 @@ def _summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: 
     if min(_window_sum(cubes, series[None], w)[0, n] for w in (baseline, since)) < k:
         return entry
     recent = Window("recent", max(since.first, since.last - RECENT_PERIODS + 1), since.last)
+    # A window with fewer than k responses (a scoped viewer's last weeks, say) is not shown.
+    shown = [w for w in (*windows.values(), recent) if _window_sum(cubes, series[None], w)[0, n] >= k]
     for name in SUMMARY_METRICS:
         metric = metric_for(name)
-        compared = compare_windows(metric, cubes.table, series, [*windows.values(), recent], CONFIDENCE)
+        compared = compare_windows(metric, cubes.table, series, shown, CONFIDENCE)
         recovered = recovery_period(metric, cubes.table, series, baseline, since.first, CONFIDENCE)
         compared["recovered_from"] = None if recovered is None else recovered.isoformat()
         entry["metrics"][name] = compared

@@ -84,12 +84,25 @@ def seeded(app: Flask, analysed: Engine) -> Flask:
 
 
 @pytest.fixture
-def strict(web_settings: Settings, analysed: Engine, people: People) -> Iterator[Flask]:
-    """The seeded app with an anonymity threshold of 300 responses (people share its database)."""
-    application = create_app(dataclasses.replace(web_settings, anonymity_min_responses=300), {"TESTING": True})
-    copy_analysis(analysed, application.extensions["mspmon"].engine)
-    yield application
-    application.extensions["mspmon"].engine.dispose()
+def with_threshold(web_settings: Settings, analysed: Engine, people: People) -> Iterator[Callable[[int], Flask]]:
+    """Seeded apps with another anonymity threshold (people share their database)."""
+    made: list[Flask] = []
+
+    def make(k: int) -> Flask:
+        application = create_app(dataclasses.replace(web_settings, anonymity_min_responses=k), {"TESTING": True})
+        copy_analysis(analysed, application.extensions["mspmon"].engine)
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.extensions["mspmon"].engine.dispose()
+
+
+@pytest.fixture
+def strict(with_threshold: Callable[[int], Flask]) -> Flask:
+    """The seeded app with an anonymity threshold of 300 responses."""
+    return with_threshold(300)
 
 
 @dataclass(frozen=True)

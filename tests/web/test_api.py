@@ -273,3 +273,15 @@ def test_only_admins_may_post_responses(app, people):
     assert post(app, people.viewer_token, [record(1)]).status_code == 403
     assert post(app, "mspm_wrong", [record(1)]).status_code == 401
     assert count_rows(app) == 0
+
+
+def test_windows_under_the_threshold_are_left_out_of_a_transitions_figures(with_threshold, people):
+    """With k = 150, Finland (a scoped view) shows its baseline and months since go-live,
+    but not its last four weeks (about 90 responses)."""
+    client = with_threshold(150).test_client()
+    everyone = client.get("/api/transitions/1", headers=bearer(people.admin_token)).json
+    assert everyone["metrics"]["happiness"]["recent"]["n_after"] >= 150
+    finland = client.get("/api/transitions/1", headers=bearer(people.scoped_token)).json
+    windows = finland["metrics"]["happiness"]
+    assert "recent" not in windows and "since_go_live" in windows
+    assert all(w["n_after"] >= 150 for w in windows.values() if isinstance(w, dict))
