@@ -7,7 +7,6 @@ web workers: digests have their own process.
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Any
 
@@ -19,9 +18,6 @@ from config import ConfigError, Settings
 from monitor.accounts import AccountError, add_user, create_token, list_tokens, list_users, revoke_token
 from monitor.context import AppContext, pass_app, print_json
 from monitor.db import session_scope
-
-_SCOPE = re.compile(r"^\s*([^=]+?)\s*=\s*(.+?)\s*$")
-
 
 class _Server(BaseApplication):  # type: ignore[misc]
     """gunicorn with its options from the command line and the app from our factory."""
@@ -69,16 +65,6 @@ def serve(app: AppContext, host: str, port: int, workers: int) -> None:
     _Server(app.settings, options).run()
 
 
-def _scope(items: tuple[str, ...]) -> dict[str, list[str]]:
-    scope: dict[str, list[str]] = {}
-    for item in items:
-        match = _SCOPE.match(item)
-        if not match:
-            raise click.BadParameter(f"expected dimension=value, got {item!r}", param_hint="--scope")
-        scope.setdefault(match.group(1), []).append(match.group(2))
-    return scope
-
-
 @click.group("users")
 def users_group() -> None:
     """People who may sign in to the web view."""
@@ -92,13 +78,16 @@ def users_group() -> None:
 @pass_app
 def users_add(app: AppContext, email: str, role: str, scope_items: tuple[str, ...], password_stdin: bool) -> None:
     """Add a user; the password is asked for (never given on the command line)."""
+    from monitor.cli import _parse_scope  # at call time: monitor.cli imports this module
+
+    scope = _parse_scope(scope_items)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         with session_scope(app.ready_engine()) as session:
-            user = add_user(session, email, password, role=role, scope=_scope(scope_items))
+            user = add_user(session, email, password, role=role, scope=scope)
             click.echo(f"user {user.email} added as {user.role}")
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None

@@ -35,6 +35,8 @@ def test_users_add_refuses_short_passwords_and_scoped_admins(cli):
         main, ["users", "add", "c@example.com", "--scope", "country=Finland", "--password-stdin"], input="long-enough-pw\n"
     )
     assert viewer.exit_code == 0
+    malformed = cli.invoke(main, ["users", "add", "d@example.com", "--scope", "Finland", "--password-stdin"], input="x" * 12 + "\n")
+    assert malformed.exit_code != 0 and "dimension=value" in malformed.output
     listed = cli.invoke(main, ["users", "list", "--json"])
     assert json.loads(listed.output)[0]["scope"] == {"country": ["Finland"]}
 
