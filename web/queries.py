@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
+from flask import url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -217,6 +218,13 @@ def transition_detail(transition: Transition, metric: str) -> dict[str, Any]:
     entry["targets"] = [] if report is None else report.get("targets", [])
     entry["lost_time_distribution"] = {} if report is None else report.get("lost_time_distribution", {})
     entry["findings"] = findings(transition=transition.name)
+    # Changes of everyone's figures in this metric, marked on the chart.
+    entry["changes"] = [
+        {"date": f["change_date"], "title": f"Detected change {f['change_date']}: {f['delta']:+.1f}", "href": url_for("findings.show", finding_id=f["id"])}
+        for root in entry["findings"]
+        for f in (root, *root["echoes"])
+        if f["metric"] == metric and not f["segment"]
+    ]
     entry["freshness"] = freshness(cubes)
     entry["dimensions"] = deeper_dimensions(cubes, conditions)
     entry["drill"] = None

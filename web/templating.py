@@ -89,5 +89,4 @@ def init_app(app: Flask) -> None:
         STATUS=STATUS,
         WINDOWS=WINDOWS,
         UNITS=UNITS,
-        IMPACT_UNITS=figures.IMPACT_UNITS,
     )
