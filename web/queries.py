@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 
 from flask import url_for
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from monitor import store
 from monitor.cube import CubeSet
@@ -90,14 +89,14 @@ def _base_entry(finding: Finding, k: int) -> dict[str, Any]:
 
 
 def _bases() -> dict[str, dict[str, Any]]:
-    """Every finding by id. Findings change only when an analysis runs, which also
+    """Every current finding by id. Findings change only when an analysis runs, which also
     replaces the cubes, so the list is memoised with them (labels and silences,
     which change any time, are added per request)."""
     k = params.anonymity()
 
     def load() -> dict[str, dict[str, Any]]:
-        query = select(Finding).options(selectinload(Finding.labels)).order_by(Finding.id)
-        return {f.id: _base_entry(f, k) for f in get_db().scalars(query)}
+        # The latest run's findings: older ones stay reachable by id (finding_detail).
+        return {f.id: _base_entry(f, k) for f in store.current_findings(get_db())}
 
     cubes = get_cubes()
     return load() if cubes is None else figures.memoised(cubes, ("findings", k), load)
