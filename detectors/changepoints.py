@@ -190,6 +190,39 @@ class Change:
     before_from: pd.Timestamp | None = None
     after_to: pd.Timestamp | None = None
 
+    @classmethod
+    def of(
+        cls,
+        metric: Metric,
+        delta: Delta,
+        *,
+        index: int,
+        change_date: pd.Timestamp,
+        recovered_at: pd.Timestamp | None,
+        finding: bool,
+        before_from: pd.Timestamp | None = None,
+        after_to: pd.Timestamp | None = None,
+    ) -> Change:
+        """A change described by the comparison of the stretches either side of it."""
+        return cls(
+            metric=metric.name,
+            index=index,
+            change_date=change_date,
+            before=delta.before,
+            after=delta.after,
+            delta=delta.delta,
+            ci_low=delta.ci_low,
+            ci_high=delta.ci_high,
+            n_before=delta.n_before,
+            n_after=delta.n_after,
+            direction=metric.direction(delta.delta),
+            p_value=delta.p_value,
+            recovered_at=recovered_at,
+            finding=finding,
+            before_from=before_from,
+            after_to=after_to,
+        )
+
 
 DEFAULT_MIN_N = 30
 
@@ -282,19 +315,11 @@ def describe_changes(
             None,
         )
         changes.append(
-            Change(
-                metric=metric.name,
+            Change.of(
+                metric,
+                delta,
                 index=start,
                 change_date=stats.index[start],
-                before=delta.before,
-                after=delta.after,
-                delta=delta.delta,
-                ci_low=delta.ci_low,
-                ci_high=delta.ci_high,
-                n_before=delta.n_before,
-                n_after=delta.n_after,
-                direction=metric.direction(delta.delta),
-                p_value=delta.p_value,
                 recovered_at=None if back is None else stats.index[bounds[back]],
                 finding=is_finding(delta, metric, min_effect=min_effect, min_n=min_n),
                 before_from=stats.index[bounds[j]],

@@ -264,7 +264,7 @@ def attribute(
             incident.members = [m for m in incident.members if m not in unconfirmed]
             if not incident.members:
                 continue
-        roots = _root_changes(table, incident, options)
+        roots = _root_changes(table, masks, incident, options)
         changes.extend(root for root in roots if root not in detected)
         for root in roots:
             role = roles.setdefault(root.key, Role())
@@ -556,14 +556,16 @@ def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, option
     )
 
 
-def _root_changes(table: ResponseTable, incident: Incident, options: AttributionOptions) -> list[DetectedChange]:
+def _root_changes(
+    table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions
+) -> list[DetectedChange]:
     """The changes that stand for the incident's roots, created where none was detected."""
     if incident.scope is not FindingScope.LOCALIZED:
         return [incident.anchor]
     by_segment = {member.segment: member for member in incident.members}
     roots = []
     for effect in incident.roots:
-        member = by_segment.get(effect.segment) or _created_change(table, incident, effect, options)
+        member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
         # A located segment whose own change is too small to be a finding is named
         # by the root finding, never a root of its own.
         if member.change.finding:
@@ -572,7 +574,7 @@ def _root_changes(table: ResponseTable, incident: Incident, options: Attribution
 
 
 def _created_change(
-    table: ResponseTable, incident: Incident, effect: SegmentEffect, options: AttributionOptions
+    table: ResponseTable, masks: _Masks, incident: Incident, effect: SegmentEffect, options: AttributionOptions
 ) -> DetectedChange:
     """A change for a located root segment the detector had not flagged by itself.
 
@@ -580,22 +582,12 @@ def _created_change(
     finding reads like any other ("Happiness in Finland x SAP fell from ... to ...").
     """
     metric = incident.metric
-    masks = _Masks(table, incident.before, incident.after)
     delta = metric.compare(*masks.sums(masks.of(effect.segment)), confidence=options.confidence)
-    date = pd.Timestamp(table.period_start(incident.after.first))
-    change = Change(
-        metric=metric.name,
+    change = Change.of(
+        metric,
+        delta,
         index=incident.after.first - table.first_period,
-        change_date=date,
-        before=delta.before,
-        after=delta.after,
-        delta=delta.delta,
-        ci_low=delta.ci_low,
-        ci_high=delta.ci_high,
-        n_before=delta.n_before,
-        n_after=delta.n_after,
-        direction=metric.direction(delta.delta),
-        p_value=delta.p_value,
+        change_date=pd.Timestamp(table.period_start(incident.after.first)),
         recovered_at=incident.anchor.change.recovered_at,
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),
