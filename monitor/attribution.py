@@ -60,8 +60,8 @@ from monitor.suggestions import suggestions_for
 
 MATCH_DAYS = 21  # changes starting within three weeks of each other are one incident
 GENERIC_SPREAD = 0.5  # a segment stands out only by half the overall change or more
-BEFORE_PERIODS, MIN_BEFORE_PERIODS = 12, 4  # the baseline: a quarter, at least a month
-AFTER_PERIODS, MIN_AFTER_PERIODS = 8, 2  # the change: two months, at least two weeks
+BEFORE_WEEKS, MIN_BEFORE_WEEKS = 12, 4  # the baseline: a quarter, at least a month
+AFTER_WEEKS, MIN_AFTER_WEEKS = 8, 2  # the change: two months, at least two weeks
 STABLE_PARTITION = 0.05  # share of responses allowed in segments present on one side only
 TREE_CHILDREN = 3  # segments per dimension shown under a node of the drill-down tree
 
@@ -238,16 +238,16 @@ def attribute(
     """
     roles: dict[ChangeKey, Role] = {}
     changes = list(detected)
-    open_generic: list[tuple[Incident, DetectedChange]] = []
+    open_generic: list[DetectedChange] = []
     # Volume is a feed-health signal of everyone: nothing to break down, and its
     # window sums are counts over windows of different lengths.
     for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
         masks = _Masks(table, incident.before, incident.after)
         _explain(table, masks, incident, options)
         inhibitor = next(
-            (root for generic, root in open_generic
-             if generic.metric.name == incident.metric.name and not incident.roots
-             and generic.after.first < incident.after.first <= generic.after.last),
+            (root for root in open_generic
+             if root.metric == incident.metric.name and not incident.roots
+             and _open_at(root, incident.anchor.change.change_date)),
             None,
         )
         if inhibitor is not None:
@@ -275,7 +275,7 @@ def attribute(
                 continue
             _fold(roles, _root_for(masks, incident, member, roots).key, member.key)
         if incident.scope in (FindingScope.GENERIC, FindingScope.MIXED):
-            open_generic.append((incident, roots[0]))
+            open_generic.append(roots[0])
     _fold_related_metrics(table, changes, roles)
     return AttributionResult(changes, roles)
 
@@ -364,8 +364,8 @@ def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedCh
     Segments are compared on how they changed between the two windows, so no other
     dip may start, and no dip may recover, inside them: the windows stop at the
     other changes of the same metric (their onsets and recoveries) and at the
-    members' own recovery, and are capped at ``BEFORE_PERIODS`` and
-    ``AFTER_PERIODS``. A window squeezed below its minimum keeps the minimum.
+    members' own recovery, and are capped at ``BEFORE_WEEKS`` and
+    ``AFTER_WEEKS``. A window squeezed below its minimum keeps the minimum.
     """
     change = incident.anchor.change
     # The after window starts with the earliest member: a pair's own estimate of
@@ -378,18 +378,19 @@ def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedCh
         for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
         if when is not None
     ]
+    per_week = 7 if table.period == "day" else 1
     first = max(
-        [start - BEFORE_PERIODS, table.first_period]
+        [start - BEFORE_WEEKS * per_week, table.first_period]
         + ([_period(table, change.before_from)] if change.before_from is not None else [])
         + [e for e in events if e < start]
     )
     last = min(
-        [start + AFTER_PERIODS - 1, table.last_period]
+        [start + AFTER_WEEKS * per_week - 1, table.last_period]
         + ([_period(table, change.after_to)] if change.after_to is not None else [])
         + [e - 1 for e in events if e > start]
     )
-    first = min(first, max(start - MIN_BEFORE_PERIODS, table.first_period))
-    last = max(last, min(start + MIN_AFTER_PERIODS - 1, table.last_period))
+    first = min(first, max(start - MIN_BEFORE_WEEKS * per_week, table.first_period))
+    last = max(last, min(start + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
     return Window("before", first, start - 1), Window("after", start, last)
 
 

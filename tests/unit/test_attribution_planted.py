@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors import Happiness, metric_for
+from detectors import Change, Happiness, metric_for
 from detectors.attribution import diff_in_diff, excess, rising_factors, shift, shift_share
-from monitor.aggregate import ResponseTable, Segment, _row_statistics
-from monitor.analysis import AnalysisOptions, find_changes
+from monitor.aggregate import ResponseTable, Segment, _row_statistics, grouping_cube
+from monitor.analysis import AnalysisOptions, DetectedChange, find_changes
 from monitor.attribution import AttributionOptions, attribute
 from monitor.suggestions import suggestions_for
 
@@ -210,3 +210,22 @@ def test_a_child_with_the_same_respondents_does_not_replace_its_parent():
     roles, changes = _attributed(table)
     roots = _roots(roles, changes)
     assert [r.segment for r in roots] == [Segment.of({"channel": "Chat"})]
+
+
+def test_a_later_segment_change_during_an_open_generic_dip_is_folded_into_it():
+    """Inhibition: a segment change that starts while a generic dip is open, and does
+    not stand out from everyone, is an echo of the generic root."""
+    table = _table(dips=[({}, 0.35, "Long waiting time")])
+    detected = [c for c in find_changes(table, AnalysisOptions(workers=1)).changes if c.metric == "happiness"]
+    (generic,) = [c for c in detected if c.segment == Segment()]
+    germany = Segment.of({"country": "DE"})
+    later = generic.change.change_date + pd.Timedelta(weeks=4)
+    segments, cube = grouping_cube(table, ("country",))
+    series = pd.DataFrame(cube[segments.index(germany)], columns=list(table.stat_names))
+    row = int((later - table.period_index[0]).days // 7)
+    delta = Happiness().compare(series.iloc[row - 8 : row].sum(), series.iloc[row:].sum())
+    change = Change.of(Happiness(), delta, index=row, change_date=later, recovered_at=None, finding=True)
+    result = attribute(table, [generic, DetectedChange("happiness", germany, change)], AttributionOptions())
+    echo = result.roles[("happiness", germany.key(), later.date())]
+    assert not echo.root and echo.root_key == generic.key
+    assert ("happiness", germany.key(), later.date()) in result.roles[generic.key].children
