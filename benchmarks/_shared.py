@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import datetime as dt
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from monitor.pipeline import AnalysisReport
 
 DEFAULT_PG_URL = os.environ.get("MSPMON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -30,6 +36,21 @@ def run_child(script: str, *args: str) -> dict:
     figures = json.loads(output.strip().splitlines()[-1])
     figures["peak_mb"] = usage.ru_maxrss / 1024  # Linux reports KiB
     return figures
+
+
+def timed_analysis(url: str, as_of: str) -> tuple[AnalysisReport, float]:
+    """One ``run_analysis`` on the database at ``url``, and its wall-clock seconds."""
+    from config import load_settings
+    from monitor import db
+    from monitor.pipeline import run_analysis
+
+    settings = load_settings(environ={}, overrides={"database_url": url})
+    engine = db.make_engine(url)
+    started = time.perf_counter()
+    report = run_analysis(engine, settings, dt.date.fromisoformat(as_of))
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return report, seconds
 
 
 def fresh_database(backend: str, workdir: Path, pg_url: str = DEFAULT_PG_URL) -> tuple[str, Callable[[], None]]:

@@ -40,7 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _shared import DEFAULT_PG_URL, fresh_database, run_child  # noqa: E402
+from _shared import DEFAULT_PG_URL, fresh_database, run_child, timed_analysis  # noqa: E402
 
 TARGET_SECONDS = 10.0
 TARGET_MEMORY_MB = 1536.0
@@ -99,16 +99,7 @@ def _child_setup(url: str, csv_path: str, rows: int) -> None:
 
 def _child_analysis(url: str, as_of: str) -> None:
     """One ``run_analysis`` from the database; its figures as JSON."""
-    from config import load_settings
-    from monitor import db
-    from monitor.pipeline import run_analysis
-
-    settings = load_settings(environ={}, overrides={"database_url": url})
-    engine = db.make_engine(url)
-    started = time.perf_counter()
-    report = run_analysis(engine, settings, dt.date.fromisoformat(as_of))
-    elapsed = time.perf_counter() - started
-    engine.dispose()
+    report, elapsed = timed_analysis(url, as_of)
     print(
         json.dumps(
             {

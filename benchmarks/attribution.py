@@ -59,7 +59,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _shared import DEFAULT_PG_URL, fresh_database, run_child  # noqa: E402
+from _shared import DEFAULT_PG_URL, fresh_database, run_child, timed_analysis  # noqa: E402
 
 from monitor.synthetic import DEFAULT_GO_LIVE, DEFAULT_START, PlantedEffect, Scenario  # noqa: E402
 
@@ -180,16 +180,7 @@ def _child_setup(url: str, csv_path: str, rows: int, name: str) -> None:
 
 def _child_analysis(url: str, as_of: str) -> None:
     """One ``run_analysis``; its time and the findings scoring needs, as JSON."""
-    from config import load_settings
-    from monitor import db
-    from monitor.pipeline import run_analysis
-
-    settings = load_settings(environ={}, overrides={"database_url": url})
-    engine = db.make_engine(url)
-    started = time.perf_counter()
-    report = run_analysis(engine, settings, dt.date.fromisoformat(as_of))
-    seconds = time.perf_counter() - started
-    engine.dispose()
+    report, seconds = timed_analysis(url, as_of)
     keep = ("id", "metric", "segment", "change_date", "direction", "before", "after", "delta", "n_before",
             "n_after", "root", "root_id", "scope", "explains", "segments", "factors", "children")
     findings = [{key: f[key] for key in keep} for f in report.findings]
