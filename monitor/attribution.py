@@ -33,7 +33,7 @@ dips that start while a generic dip is still open (inhibition).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,7 @@ import pandas as pd
 from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
 from detectors.attribution import (
     DiffInDiff,
+    Shift,
     critical_z,
     diff_in_diff,
     excess,
@@ -106,6 +107,8 @@ class SegmentEffect:
 
 
 ChangeKey = tuple[str, str, dt.date]
+# The (name, scope) of the transition a change falls in, if any.
+TransitionOf = Callable[[DetectedChange], tuple[str, dict[str, list[str]]] | None]
 
 
 @dataclass
@@ -142,6 +145,9 @@ class Mask:
 
     def __or__(self, other: Mask) -> Mask:
         return Mask(self.before | other.before, self.after | other.after)
+
+    def without(self, other: Mask) -> Mask:
+        return Mask(self.before & ~other.before, self.after & ~other.after)
 
     def overlap_after(self, other: Mask) -> int:
         return int(np.count_nonzero(self.after & other.after))
@@ -228,13 +234,13 @@ def attribute(
     table: ResponseTable,
     detected: list[DetectedChange],
     options: AttributionOptions,
-    transitions: Mapping[ChangeKey, tuple[str, dict[str, list[str]]] | None] | None = None,
+    transition_of: TransitionOf | None = None,
 ) -> AttributionResult:
     """Roles for every detected change; root changes carry the full attribution.
 
-    ``transitions`` maps a change's key to its transition's (name, scope), when it
-    falls in one with a scope: segments outside the scope are then the control
-    group of a difference-in-differences estimate.
+    ``transition_of`` gives a root's transition (name, scope), when it falls in
+    one with a scope: segments outside the scope are then the control group of a
+    difference-in-differences estimate.
     """
     roles: dict[ChangeKey, Role] = {}
     changes = list(detected)
@@ -269,7 +275,7 @@ def attribute(
         for root in roots:
             role = roles.setdefault(root.key, Role())
             role.root, role.root_key = True, None
-            role.details = _details(table, masks, incident, root, options, transitions)
+            role.details = _details(table, masks, incident, root, options, transition_of)
         for member in incident.members:
             if member in roots:
                 continue
@@ -512,19 +518,22 @@ def _concentrated(
     Sweden-wide dip is not a Stockholm dip because the other offices are small.
     """
     own, kid = masks.of(parent), masks.of(child)
-    remainder = masks.sums(Mask(own.before & ~(kid.before | root_mask.before), own.after & ~(kid.after | root_mask.after)))
+    remainder = masks.sums(own.without(kid | root_mask))
     if min(remainder[0]["n"], remainder[1]["n"]) < 1:
         return True
-    sides = [
-        (remainder, masks.complement(own | root_mask)),
-        (masks.sums(Mask(kid.before & ~root_mask.before, kid.after & ~root_mask.after)), masks.complement(kid | root_mask)),
-    ]
-    (e_rest, se_rest), (e_child, se_child) = (
-        excess_and_error(metric, *(shift(metric, pd.DataFrame([b]), pd.DataFrame([a])) for b, a in side))
-        for side in sides
+    e_rest, se_rest = excess_and_error(
+        metric, _shift_of(metric, remainder), _shift_of(metric, masks.complement(own | root_mask))
+    )
+    e_child, se_child = excess_and_error(
+        metric, _shift_of(metric, masks.sums(kid.without(root_mask))), _shift_of(metric, masks.complement(kid | root_mask))
     )
     z = (e_child[0] - e_rest[0]) / np.hypot(se_child[0], se_rest[0])
     return bool(np.isfinite(z) and z >= critical_z(1, alpha))
+
+
+def _shift_of(metric: Metric, sums: tuple[pd.Series, pd.Series]) -> Shift:
+    """One set of respondents' value before and after, from its window sums."""
+    return shift(metric, pd.DataFrame([sums[0]]), pd.DataFrame([sums[1]]))
 
 
 def _still_stands_out(
@@ -536,12 +545,10 @@ def _still_stands_out(
     least ``floor``.
     """
     own = masks.of(segment)
-    remaining = masks.sums(Mask(own.before & ~root_mask.before, own.after & ~root_mask.after))
+    remaining = masks.sums(own.without(root_mask))
     if min(remaining[0]["n"], remaining[1]["n"]) < 1:
         return False
-    rest = masks.complement(own | root_mask)
-    frames = [(pd.DataFrame([b]), pd.DataFrame([a])) for b, a in (remaining, rest)]
-    extra, z = excess(metric, shift(metric, *frames[0]), shift(metric, *frames[1]))
+    extra, z = excess(metric, _shift_of(metric, remaining), _shift_of(metric, masks.complement(own | root_mask)))
     return bool(
         np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= floor and _big_enough(metric, float(extra[0]), level)
     )
@@ -615,14 +622,14 @@ def _details(
     incident: Incident,
     root: DetectedChange,
     options: AttributionOptions,
-    transitions: Mapping[ChangeKey, tuple[str, dict[str, list[str]]] | None] | None,
+    transition_of: TransitionOf | None,
 ) -> dict[str, Any]:
     metric = incident.metric
     overall = incident.overall
     assert overall is not None
     mask = masks.of(root.segment)
-    contribution = _contribution(masks, metric, mask)
     before, after = masks.sums(mask)
+    contribution = _contribution(metric, (before, after), masks.totals)
     # The incident's windows can be shorter than the finding's own: below the
     # anonymity threshold there, nothing about the segment is shown from them.
     shown = min(before["n"], after["n"]) >= options.anonymity_min_responses
@@ -653,7 +660,7 @@ def _details(
         details["generic_part"] = {"delta": _r(incident.rest.delta), "ci_low": _r(incident.rest.ci_low),
                                    "ci_high": _r(incident.rest.ci_high), "n_before": incident.rest.n_before,
                                    "n_after": incident.rest.n_after}
-    transition = (transitions or {}).get(root.key)
+    transition = transition_of(root) if transition_of is not None else None
     if transition is not None and transition[1]:
         inside = masks.in_scope(transition[1])
         result = diff_in_diff(metric, masks.sums(inside & mask), masks.complement(inside), confidence=options.confidence)
@@ -672,10 +679,11 @@ def _share(part: float, whole: float) -> float | None:
     return round(float(min(max(part / whole, 0.0), 1.0)), 3)
 
 
-def _contribution(masks: _Masks, metric: Metric, mask: Mask) -> float:
-    """The rate + mix part of everyone's change that the masked respondents carry."""
-    inside, outside = masks.sums(mask), masks.complement(mask)
-    frames = [pd.DataFrame([inside[0], outside[0]]), pd.DataFrame([inside[1], outside[1]])]
+def _contribution(
+    metric: Metric, inside: tuple[pd.Series, pd.Series], totals: tuple[pd.Series, pd.Series]
+) -> float:
+    """The rate + mix part of everyone's change that a set of respondents carries."""
+    frames = [pd.DataFrame([inside[i], totals[i] - inside[i]]) for i in range(2)]
     return float(shift_share(shift(metric, *frames)).contribution[0])
 
 

@@ -9,6 +9,7 @@ prints and later steps (digests, web) read.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,7 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
             transitions = store.list_transitions(session)
             detected = result.changes if result else []
             attributed = attribute(
-                table, detected, explain, {item.key: _scope_of(item, transitions) for item in detected}
+                table, detected, explain, functools.partial(_scope_of, transitions=transitions)
             )
             names = {}
             for item in attributed.changes:
