@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-import datetime as dt
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
-    from monitor.pipeline import AnalysisReport
+    from monitor.analysis.run import AnalysisReport
 
 DEFAULT_PG_URL = os.environ.get("MSPMON_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -41,8 +41,8 @@ def run_child(script: str, *args: str) -> dict:
 def timed_analysis(url: str, as_of: str) -> tuple[AnalysisReport, float]:
     """One ``run_analysis`` on the database at ``url``, and its wall-clock seconds."""
     from config import load_settings
-    from monitor import db
-    from monitor.pipeline import run_analysis
+    from monitor.analysis.run import run_analysis
+    from monitor.store import db
 
     settings = load_settings(environ={}, overrides={"database_url": url})
     engine = db.make_engine(url)

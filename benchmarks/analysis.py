@@ -3,7 +3,7 @@
 Generates N canonical rows over two years (default 1,000,000; ``--quick``: 100,000),
 ingests them into a fresh database, adds the MSP transition, and then:
 
-* runs mspmon's analysis from the database (``monitor.pipeline.run_analysis``: every
+* runs mspmon's analysis from the database (``monitor.analysis.run.run_analysis``: every
   metric, everyone, each dimension and each pair of dimensions) twice, a first run
   and a repeat run (which keeps the findings' identities), each in its own child
   process so its peak memory (max RSS) is measured alone;
@@ -58,10 +58,11 @@ SEED = 7
 def _child_setup(url: str, csv_path: str, rows: int) -> None:
     """Generate the CSV, create the schema, ingest it and add the MSP transition."""
     from config import load_settings
-    from monitor import db, store
-    from monitor.ingest import ingest_files
-    from monitor.models import Transition
-    from monitor.synthetic import default_scenario, write_csv
+    from monitor import store
+    from monitor.dev.synthetic import default_scenario, write_csv
+    from monitor.ingest.importer import ingest_files
+    from monitor.store import db
+    from monitor.store.models import Transition
 
     started = time.perf_counter()
     path = write_csv(csv_path, rows, seed=SEED)

@@ -5,7 +5,7 @@ must turn each planted cause into exactly one root finding on the right segment,
 naming the right factor, and must not invent roots for what is not a dip. This
 script measures that end to end, through the public paths (``write_csv``,
 ``ingest_files``, a registered transition, ``run_analysis``), on seeded synthetic
-scenarios built with ``monitor.synthetic``, each holding at once:
+scenarios built with ``monitor.dev.synthetic``, each holding at once:
 
 * a generic short dip at the go-live (2 weeks at full strength, 4 weeks recovery);
 * a lasting dip limited to a pair of dimensions (e.g. Finland x SAP);
@@ -61,7 +61,12 @@ sys.path.insert(0, str(ROOT))
 
 from _shared import DEFAULT_PG_URL, fresh_database, run_child, timed_analysis  # noqa: E402
 
-from monitor.synthetic import DEFAULT_GO_LIVE, DEFAULT_START, PlantedEffect, Scenario  # noqa: E402
+from monitor.dev.synthetic import (  # noqa: E402
+    DEFAULT_GO_LIVE,
+    DEFAULT_START,
+    PlantedEffect,
+    Scenario,
+)
 
 TOLERANCE_DAYS = 14
 TARGET_SECONDS = 15.0
@@ -153,10 +158,11 @@ SCENARIOS: dict[str, Layout] = {
 def _child_setup(url: str, csv_path: str, rows: int, name: str) -> None:
     """Generate the scenario's CSV, ingest it into a fresh schema and register the go-live."""
     from config import load_settings
-    from monitor import db, store
-    from monitor.ingest import ingest_files
-    from monitor.models import Transition
-    from monitor.synthetic import write_csv
+    from monitor import store
+    from monitor.dev.synthetic import write_csv
+    from monitor.ingest.importer import ingest_files
+    from monitor.store import db
+    from monitor.store.models import Transition
 
     layout = SCENARIOS[name]
     scenario = layout.scenario()

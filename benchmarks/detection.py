@@ -4,7 +4,7 @@ Usage (from the repo root): ``python benchmarks/detection.py [--quick] [--seed N
 
 Weekly series of 104 weeks are built from simulated responses (each response a
 trinomial draw: promoter / passive / detractor, using the same rating model as
-``monitor.synthetic``: passive share 0.22 * (1 - h^2) at Happiness h). Weekly
+``monitor.dev.synthetic``: passive share 0.22 * (1 - h^2) at Happiness h). Weekly
 sample sizes wander around a mean of 10, 30, 100 or 300 with summer and
 year-end dips (empty weeks happen at 10/week). One level shift of 5, 10, 15 or
 25 points starts at a random week 44-60; null series have none.
@@ -52,7 +52,7 @@ from detectors import (  # noqa: E402
 from detectors.calibration import WEEKS_PER_YEAR, simulate_weights  # noqa: E402
 
 WEEKS = 104
-BASELINE_HAPPINESS = 52.0  # monitor.synthetic's default scenario
+BASELINE_HAPPINESS = 52.0  # monitor.dev.synthetic's default scenario
 SHIFTS = (5.0, 10.0, 15.0, 25.0)
 WEEKLY_N = (10, 30, 100, 300)
 TOLERANCE = 5  # weeks either side of the onset that count as the right place (TCPDBench's margin)

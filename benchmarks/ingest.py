@@ -29,9 +29,9 @@ from sqlalchemy import case, func, select  # noqa: E402
 
 from config import load_settings  # noqa: E402
 from monitor import db, store  # noqa: E402
-from monitor.ingest import ingest_files  # noqa: E402
-from monitor.models import Dimension, responses, slot_column  # noqa: E402
-from monitor.synthetic import write_csv  # noqa: E402
+from monitor.dev.synthetic import write_csv  # noqa: E402
+from monitor.ingest.importer import ingest_files  # noqa: E402
+from monitor.store.models import Dimension, responses, slot_column  # noqa: E402
 
 TARGET_SECONDS = 20.0
 TARGET_MEMORY_MB = 1024.0

@@ -55,15 +55,15 @@ def prepare(url: str, folder: Path, rows: int) -> dict[str, float]:
     from sqlalchemy.orm import Session
 
     from config import load_settings
-    from monitor import db
-    from monitor.accounts import add_user
-    from monitor.aggregate import grouping_cube, groupings, load_responses
-    from monitor.cube import write_cubes
-    from monitor.demo import DEMO_TRANSITION, demo_scenario
-    from monitor.ingest import ingest_files
-    from monitor.models import Transition
-    from monitor.pipeline import run_analysis
-    from monitor.synthetic import write_csv
+    from monitor.analysis.aggregate import grouping_cube, groupings, load_responses
+    from monitor.analysis.cube import write_cubes
+    from monitor.analysis.run import run_analysis
+    from monitor.dev.synthetic import write_csv
+    from monitor.ingest.importer import ingest_files
+    from monitor.store import db
+    from monitor.store.models import Transition
+    from web.accounts import add_user
+    from web.demo import DEMO_TRANSITION, demo_scenario
 
     today = dt.date.today()
     settings = load_settings(environ={}, overrides={"database_url": url})
@@ -105,7 +105,7 @@ def free_port() -> int:
 def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MSPMON_DATABASE_URL": url, "MSPMON_SECRET_KEY": SECRET}
     env.pop("MSPMON_CONFIG", None)
-    command = [sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--port", str(port), "--workers", "2"]
+    command = [sys.executable, "-c", "from monitor.cli.commands import main; main()", "serve", "--port", str(port), "--workers", "2"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:

@@ -63,7 +63,7 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     base_url: str = "http://127.0.0.1:8000"
     # Course-correction suggestions by feedback factor, merged over the defaults in
-    # ``monitor.suggestions``: a TOML table ``[mspmon.suggestions]`` (or a JSON
+    # ``monitor.analysis.suggestions``: a TOML table ``[mspmon.suggestions]`` (or a JSON
     # object in MSPMON_SUGGESTIONS). ``{where}``, ``{service}``, ``{channel}`` ... are
     # filled from the root segment of a finding.
     suggestions: dict[str, str] = field(default_factory=dict)

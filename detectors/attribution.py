@@ -18,7 +18,7 @@ of everyone else (``excess = dv_s - dv_rest``, z-scored with both sides'
 sampling variances). Small segments cannot stand out on noise, which
 Jensen-Shannon surprise on tiny counts does. HotSpot's *ripple effect* and
 Squeeze's generalised potential score motivate the drill-down in
-``monitor.attribution``: a root is the least specific segment whose removal
+``monitor.analysis.attribution``: a root is the least specific segment whose removal
 makes every echo disappear, and a more specific child replaces it when it carries
 most of its excess. iDice's combination search is bounded here to pairs of
 dimensions, which the store pre-aggregates.

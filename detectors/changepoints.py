@@ -17,7 +17,14 @@ import pandas as pd
 import ruptures as rpt
 
 from detectors.costs import WeightedL2Cost
-from detectors.metrics import Delta, Direction, Estimate, Metric, PeriodValues, pool_segments
+from detectors.metrics import (
+    Delta,
+    Direction,
+    Estimate,
+    Metric,
+    PeriodValues,
+    pool_segments,
+)
 
 # Penalty per change point, in chi-square units: PENALTY_BASE + PENALTY_SHORT / n
 # for n usable points. Calibrated by `python -m detectors.calibration` on pure

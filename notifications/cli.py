@@ -1,6 +1,6 @@
 """``mspmon subscriptions``, ``mspmon digest`` and ``mspmon scheduler``.
 
-Registered on the main command line at the bottom of ``monitor.cli``.
+Registered on the main command line at the bottom of ``monitor.cli.commands``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ from pathlib import Path
 import click
 
 from config.settings import WEEKDAYS
-from monitor import db
-from monitor.context import AppContext, pass_app, print_json
-from monitor.subscriptions import (
-    Severity,
+from monitor.cli.context import AppContext, pass_app, print_json
+from monitor.store import db
+from monitor.store.app_models import Severity
+from notifications.outbox import digest_state, preview, send_due
+from notifications.preview import write_previews
+from notifications.render import subject
+from notifications.scheduler import run_scheduler
+from notifications.subscriptions import (
     SubscriptionError,
     add_subscription,
     list_subscriptions,
@@ -143,8 +147,6 @@ def digest_group() -> None:
 @pass_app
 def digest_preview(app: AppContext, subscription_id: int | None, directory: Path) -> None:
     """Write each digest as .eml and .html into --out; nothing is sent or recorded."""
-    from notifications.preview import write_previews
-
     with db.session_scope(app.ready_engine()) as session:
         ids = None if subscription_id is None else [subscription_id]
         written = write_previews(session, app.settings, directory, dt.datetime.now(dt.UTC), ids)
@@ -162,9 +164,6 @@ def digest_preview(app: AppContext, subscription_id: int | None, directory: Path
 @pass_app
 def digest_send(app: AppContext, dry_run: bool, subscription_id: int | None) -> None:
     """Send the digests that are due (once per subscription and week) and due retries."""
-    from notifications.outbox import digest_state, preview, send_due
-    from notifications.render import subject
-
     engine = app.ready_engine()
     now = dt.datetime.now(dt.UTC)
     ids = None if subscription_id is None else [subscription_id]
@@ -189,6 +188,4 @@ def digest_send(app: AppContext, dry_run: bool, subscription_id: int | None) -> 
 @pass_app
 def scheduler_command(app: AppContext) -> None:
     """Run the weekly analysis and the digests on schedule (its own process; Ctrl-C stops it)."""
-    from monitor.scheduler import run_scheduler
-
     run_scheduler(app.ready_engine(), app.settings, echo=click.echo)

@@ -47,13 +47,19 @@ from config import Settings
 from detectors import metric_for
 from detectors.metrics import Direction
 from monitor import store
-from monitor.aggregate import ResponseTable, as_frame, grouping_cube, load_responses
-from monitor.analysis import Window, compare_windows, transition_windows
-from monitor.health import data_health
-from monitor.lifecycle import active_silences, silence_for
-from monitor.models import Finding, FindingScope, FindingState, Label, Transition
-from monitor.pipeline import finding_dict
-from monitor.subscriptions import SEVERITY_RATIO, Digest, DigestState, Severity, Subscription
+from monitor.analysis.aggregate import (
+    ResponseTable,
+    as_frame,
+    grouping_cube,
+    load_responses,
+)
+from monitor.analysis.detect import Window, compare_windows, transition_windows
+from monitor.analysis.health import data_health
+from monitor.analysis.lifecycle import active_silences, silence_for
+from monitor.analysis.run import finding_dict
+from monitor.scope import Scope, segment_label
+from monitor.store.app_models import Digest, DigestState, Severity, Subscription
+from monitor.store.models import Finding, FindingScope, FindingState, Label, Transition
 from notifications.channels.base import InlineImage
 from notifications.charts import ChartSeries, transition_chart
 from notifications.content import (
@@ -66,6 +72,7 @@ from notifications.content import (
     NewFinding,
     TransitionHeadline,
 )
+from notifications.subscriptions import SEVERITY_RATIO
 
 HIDDEN_LABELS = {Label.FALSE_ALARM, Label.NEW_NORMAL}
 DETAILED_NEW = 5  # new findings shown in full; the rest get a line each
@@ -76,30 +83,11 @@ HEADLINE_METRICS = ("happiness", "lost_time")
 TOLD_STATES = (DigestState.SENDING, DigestState.SENT, DigestState.PARTIAL)
 
 
-def segment_label(segment: Mapping[str, Any]) -> str:
-    """``country Finland x service SAP``; ``everyone`` for the empty segment."""
-    return " x ".join(f"{name.replace('_', ' ')} {value}" for name, value in segment.items()) or "everyone"
-
-
-def scope_label(scope: Mapping[str, list[str]]) -> str:
-    return "; ".join(f"{name.replace('_', ' ')} {' or '.join(values)}" for name, values in scope.items()) or "everyone"
-
-
 def severity_of(metric: str, before: float, delta: float) -> float:
     """How many times the metric's minimum effect the change is (1.0 = just reportable)."""
     definition = metric_for(metric)
     effect = abs(delta) / abs(before) if definition.relative_effect and before else abs(delta)
     return effect / definition.min_effect
-
-
-def _inside(segment: Mapping[str, str], scope: Mapping[str, list[str]]) -> bool:
-    """Every filter dimension is named by the segment, with an allowed value."""
-    return all(segment.get(name) in values for name, values in scope.items())
-
-
-def _contains(segment: Mapping[str, str], scope: Mapping[str, list[str]]) -> bool:
-    """The segment only names filter dimensions, with allowed values: it contains the slice."""
-    return all(name in scope and value in scope[name] for name, value in segment.items())
 
 
 class DigestSource:
@@ -216,8 +204,8 @@ def _transitions_in_scope(source: DigestSource, subscription: Subscription) -> l
 def _in_transition(finding: Finding, transition: Transition) -> bool:
     if finding.transition is not None:
         return finding.transition == transition.name
-    return finding.change_date >= transition.go_live - dt.timedelta(weeks=1) and all(
-        finding.segment[name] in values for name, values in transition.scope.items() if name in finding.segment
+    return finding.change_date >= transition.go_live - dt.timedelta(weeks=1) and Scope.of(transition.scope).overlaps(
+        finding.segment
     )
 
 
@@ -237,14 +225,14 @@ def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription
         return False
     if severity_of(finding.metric, finding.before, finding.delta) < SEVERITY_RATIO[Severity(subscription.min_severity)]:
         return False
-    scope = subscription.segments
-    if not scope or _inside(finding.segment, scope):
+    scope = Scope.of(subscription.segments)
+    if not scope or scope.contains(finding.segment):
         return True
     named = _named_segments(finding)
     echoes = source.echo_segments.get(finding.id, [])
-    if any(_inside(segment, scope) for segment in [*(item.get("segment", {}) for item in named), *echoes]):
+    if any(scope.contains(segment) for segment in [*(item.get("segment", {}) for item in named), *echoes]):
         return True
-    return _contains(finding.segment, scope) and not (finding.scope == FindingScope.LOCALIZED and named)
+    return scope.within(finding.segment) and not (finding.scope == FindingScope.LOCALIZED and named)
 
 
 def _interval(entry: Mapping[str, Any], side: str) -> Interval:
@@ -281,7 +269,7 @@ def _headline(
         name=transition.name,
         go_live=transition.go_live,
         weeks_since_go_live=weeks_since,
-        slice_label=scope_label(scope),
+        slice_label=Scope.of(scope).label(),
         metrics=tuple(metrics),
         targets=targets,
         on_track=on_track,
@@ -346,7 +334,7 @@ def _chart(
     changes = sorted(
         {(f.change_date, f.metric) for f in findings if f.metric in HEADLINE_METRICS and _in_transition(f, transition)}
     )
-    title = f"{transition.name}: {scope_label({**transition.scope, **subscription.segments})}, weekly"
+    title = f"{transition.name}: {Scope.of({**transition.scope, **subscription.segments}).label()}, weekly"
     png = transition_chart(
         ChartSeries(
             title=title,

@@ -1,6 +1,6 @@
 """The outbox: claim a period, store the rendered digest, deliver per recipient, retry.
 
-Every step commits before the next one starts (see ``monitor.subscriptions`` for
+Every step commits before the next one starts (see ``notifications.subscriptions`` for
 the tables and why): a claim before composing, the rendered digest and its
 deliveries before any send, ``sending`` before each channel call, and each attempt
 with its outcome after it. Time always comes in as ``now``.
@@ -22,23 +22,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import Settings
-from monitor.db import make_session_factory, session_scope
-from monitor.subscriptions import (
-    OPEN_DELIVERY_STATES,
+from monitor.store.app_models import (
     DeliveryAttempt,
     DeliveryState,
     Digest,
     DigestDelivery,
     DigestState,
     Subscription,
+)
+from monitor.store.db import make_session_factory, session_scope
+from notifications.channels import (
+    Channel,
+    DeliveryError,
+    InlineImage,
+    Message,
+    channel_for,
+)
+from notifications.compose import DigestSource, compose, told
+from notifications.content import DigestContent
+from notifications.render import render_message
+from notifications.subscriptions import (
+    OPEN_DELIVERY_STATES,
     latest_slot,
     list_subscriptions,
     period_of,
 )
-from notifications.channels import Channel, DeliveryError, InlineImage, Message, channel_for
-from notifications.compose import DigestSource, compose, told
-from notifications.content import DigestContent
-from notifications.render import render_message
 
 log = logging.getLogger(__name__)
 

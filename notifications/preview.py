@@ -13,11 +13,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from config import Settings
-from monitor.db import session_scope
-from monitor.subscriptions import Subscription, add_subscription
+from monitor.store.app_models import Subscription
+from monitor.store.db import session_scope
 from notifications.channels.email import build_email
 from notifications.outbox import preview
 from notifications.render import data_uri_source, render_html, render_message
+from notifications.subscriptions import add_subscription
 
 
 def preview_html(session: Session, settings: Settings, subscription_id: int, now: dt.datetime | None = None) -> str:

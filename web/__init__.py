@@ -46,7 +46,18 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
         app.config.update(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
 
-    from web import api, auth, cache, db, errors, findings, security, subscriptions, templating, transitions
+    from web import (
+        api,
+        auth,
+        cache,
+        db,
+        errors,
+        findings,
+        security,
+        subscriptions,
+        templating,
+        transitions,
+    )
 
     db.init_app(app, settings)
     cache.init_app(app)

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 from werkzeug.wrappers import Response
 
-from monitor.ingest import ingest_files
+from monitor.ingest.importer import ingest_files
 from web import params, queries
 from web.db import settings, state
 from web.findings import list_arguments

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
-from monitor.accounts import authenticate
+from web.accounts import authenticate
 from web.db import get_db
 from web.security import log_in, safe_next
 

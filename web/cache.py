@@ -22,8 +22,14 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, g, make_response, request, session
 from sqlalchemy import func, select
 
-from monitor.cube import SegmentCube
-from monitor.models import AnalysisRun, FindingLabel, ImportRun, Silence, Transition
+from monitor.analysis.cube import SegmentCube
+from monitor.store.models import (
+    AnalysisRun,
+    FindingLabel,
+    ImportRun,
+    Silence,
+    Transition,
+)
 from web.db import get_db
 from web.security import csrf_token
 

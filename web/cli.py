@@ -8,6 +8,7 @@ web workers: digests have their own process.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,9 +16,18 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from config import ConfigError, Settings
-from monitor.accounts import AccountError, add_user, create_token, list_tokens, list_users, revoke_token
-from monitor.context import AppContext, pass_app, print_json
-from monitor.db import session_scope
+from monitor.cli.context import AppContext, parse_scope_option, pass_app, print_json
+from monitor.store.db import session_scope
+from web.accounts import (
+    AccountError,
+    add_user,
+    create_token,
+    list_tokens,
+    list_users,
+    revoke_token,
+)
+from web.demo import run_demo
+
 
 class _Server(BaseApplication):  # type: ignore[misc]
     """gunicorn with its options from the command line and the app from our factory."""
@@ -78,9 +88,7 @@ def users_group() -> None:
 @pass_app
 def users_add(app: AppContext, email: str, role: str, scope_items: tuple[str, ...], password_stdin: bool) -> None:
     """Add a user; the password is asked for (never given on the command line)."""
-    from monitor.cli import _parse_scope  # at call time: monitor.cli imports this module
-
-    scope = _parse_scope(scope_items)
+    scope = parse_scope_option(scope_items)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -166,3 +174,12 @@ def tokens_revoke(app: AppContext, token_id: int) -> None:
     except AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"token {token_id} revoked")
+
+
+@click.command("demo")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("mspmon-demo"), show_default=True, help="Folder for the demo database and files (recreated).")
+@click.option("--rows", type=click.IntRange(1000, 5_000_000), default=60_000, show_default=True, help="Responses to generate.")
+@click.option("--seed", type=int, default=42, show_default=True)
+def demo(directory: Path, rows: int, seed: int) -> None:
+    """Generate two years of realistic survey data into a fresh SQLite database."""
+    run_demo(directory, rows=rows, seed=seed, echo=click.echo)

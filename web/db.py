@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import ConfigError, Settings
-from monitor import db
-from monitor.cube import CubeSet, CubeStore
+from monitor.analysis.cube import CubeSet, CubeStore
+from monitor.store import db
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from flask import Flask, current_app, jsonify, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
-from monitor.cube import CubeUnavailable
+from monitor.analysis.cube import CubeUnavailable
 from web.figures import NotShown
 from web.security import is_api_request
 

@@ -1,6 +1,6 @@
 """The numbers pages and the API show, computed from the latest analysis's cubes.
 
-Everything here works on summed weekly statistics (``monitor.cube``) and reuses the
+Everything here works on summed weekly statistics (``monitor.analysis.cube``) and reuses the
 analysis's own window and comparison functions, so a page shows exactly what the
 analysis would compute for the same responses, for any segment a user may see.
 Results are memoised on the cube set, which a newer analysis replaces.
@@ -21,9 +21,15 @@ import numpy as np
 import pandas as pd
 
 from detectors import metric_for
-from monitor.analysis import Window, compare_windows, recovery_period, transition_windows, window_totals
-from monitor.cube import CubeSet
-from monitor.models import Transition
+from monitor.analysis.cube import CubeSet
+from monitor.analysis.detect import (
+    Window,
+    compare_windows,
+    recovery_period,
+    transition_windows,
+    window_totals,
+)
+from monitor.store.models import Transition
 
 METRICS = ("happiness", "lost_time")
 SUMMARY_METRICS = (*METRICS, "volume")

@@ -5,14 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
-from monitor.lifecycle import LifecycleError, add_silence, label_finding
-from monitor.models import Finding, Label
+from monitor.analysis.lifecycle import LifecycleError, add_silence, label_finding
+from monitor.store.models import Finding, Label
 from web import params, queries
-from web.db import get_db
 from web.cache import cached_page
+from web.db import get_db
 from web.security import admin_required, login_required
 
 bp = Blueprint("findings", __name__)

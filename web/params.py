@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from flask import abort, g, request
 
-from monitor.cube import CubeSet
-from monitor.models import Finding, Transition
+from monitor.analysis.cube import CubeSet
+from monitor.scope import Scope
+from monitor.store.models import Finding, Transition
 from web import figures
 from web.db import get_cubes, get_db, settings
 
@@ -86,7 +87,7 @@ def user_scope() -> dict[str, list[str]]:
 
 def visible(segment: dict[str, str]) -> bool:
     """A scoped viewer sees findings of segments inside their scope only."""
-    return all(segment.get(name) in values for name, values in user_scope().items())
+    return Scope.of(user_scope()).contains(segment)
 
 
 def finding(finding_id: str) -> Finding:

@@ -14,10 +14,17 @@ from flask import url_for
 from sqlalchemy import func, select
 
 from monitor import store
-from monitor.cube import CubeSet
-from monitor.lifecycle import active_silences, silence_for
-from monitor.models import AnalysisRun, Finding, FindingLabel, ImportRun, Silence, Transition
-from monitor.pipeline import finding_dict
+from monitor.analysis.cube import CubeSet
+from monitor.analysis.lifecycle import active_silences, silence_for
+from monitor.analysis.run import finding_dict
+from monitor.store.models import (
+    AnalysisRun,
+    Finding,
+    FindingLabel,
+    ImportRun,
+    Silence,
+    Transition,
+)
 from web import figures, params
 from web.db import get_cubes, get_db
 

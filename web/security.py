@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from flask import Flask, abort, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
-from monitor.accounts import User, verify_token
+from monitor.store.app_models import User
+from web.accounts import verify_token
 from web.db import get_db
 
 CSRF_FIELD = "csrf_token"

@@ -1,6 +1,6 @@
 """Admin pages: digest subscriptions, and a preview of the next digest exactly as it will be sent.
 
-Subscriptions belong to the digest area (``monitor.subscriptions``,
+Subscriptions belong to the digest area (``notifications.subscriptions``,
 ``notifications.preview``); these pages only call its functions, imported when a
 page is opened so the rest of the web view does not depend on the digest code.
 """
@@ -10,10 +10,28 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from config.settings import WEEKDAYS
 from monitor import store
+from monitor.store.app_models import Subscription
+from notifications.preview import preview_html
+from notifications.subscriptions import (
+    SubscriptionError,
+    add_subscription,
+    list_subscriptions,
+    remove_subscription,
+    subscription_dict,
+)
 from web.db import get_db, settings
 from web.security import admin_required
 
@@ -39,8 +57,6 @@ def _segments(text: str) -> dict[str, list[str]]:
 
 
 def _page(errors: str | None = None, status: int = 200) -> tuple[str, int]:
-    from monitor.subscriptions import list_subscriptions, subscription_dict
-
     session = get_db()
     return render_template(
         "subscriptions/index.html",
@@ -62,8 +78,6 @@ def index() -> tuple[str, int]:
 @bp.route("", methods=["POST"])
 @admin_required
 def add() -> Response | tuple[str, int]:
-    from monitor.subscriptions import SubscriptionError, add_subscription
-
     form = request.form
     try:
         fields: dict[str, Any] = {
@@ -92,8 +106,6 @@ def add() -> Response | tuple[str, int]:
 @admin_required
 def show(subscription_id: int) -> Response:
     """Where a digest's "manage this subscription" link lands: its row in the list."""
-    from monitor.subscriptions import Subscription
-
     if get_db().get(Subscription, subscription_id) is None:
         abort(404, description=f"no subscription with id {subscription_id}")
     return redirect(url_for("subscriptions.index", _anchor=f"s{subscription_id}"))
@@ -102,8 +114,6 @@ def show(subscription_id: int) -> Response:
 @bp.route("/<int:subscription_id>/delete", methods=["POST"])
 @admin_required
 def remove(subscription_id: int) -> Response:
-    from monitor.subscriptions import SubscriptionError, remove_subscription
-
     try:
         remove_subscription(get_db(), subscription_id)
     except SubscriptionError as exc:
@@ -117,8 +127,6 @@ def remove(subscription_id: int) -> Response:
 @admin_required
 def preview(subscription_id: int) -> Response:
     """The next digest's HTML, byte for byte what the email will hold (images inlined)."""
-    from notifications.preview import preview_html
-
     try:
         html = preview_html(get_db(), settings(), subscription_id)
     except LookupError as exc:

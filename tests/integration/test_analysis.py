@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from config import load_settings
-from monitor import db
-from monitor.cli import main
-from monitor.ingest import ingest_files
-from monitor.pipeline import run_analysis
-from monitor.synthetic import default_scenario, write_csv
+from monitor.analysis.run import run_analysis
+from monitor.cli.commands import main
+from monitor.dev.synthetic import default_scenario, write_csv
+from monitor.ingest.importer import ingest_files
+from monitor.store import db
 
 SCENARIO = default_scenario()
 AS_OF = SCENARIO.end + dt.timedelta(days=1)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from monitor import db, store
-from monitor.cli import main
+from monitor import store
+from monitor.cli.commands import main
+from monitor.store import db
 from tests.integration import test_analysis as reference
 from tests.integration.test_analysis import AS_OF, GENERIC, LOCALIZED
 

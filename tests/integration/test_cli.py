@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from monitor.cli import main
-from monitor.readers import CANONICAL_COLUMNS
+from monitor.cli.commands import main
+from monitor.ingest.readers import CANONICAL_COLUMNS
 
 HEADER = ",".join(CANONICAL_COLUMNS) + ",country"
 

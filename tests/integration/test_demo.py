@@ -7,10 +7,10 @@ import datetime as dt
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from monitor import db
-from monitor.cli import main
-from monitor.demo import DEMO_TRANSITION, demo_scenario, run_demo
-from monitor.models import Dimension, Transition, responses
+from monitor.cli.commands import main
+from monitor.store import db
+from monitor.store.models import Dimension, Transition, responses
+from web.demo import DEMO_TRANSITION, demo_scenario, run_demo
 
 TODAY = dt.date(2026, 11, 22)
 

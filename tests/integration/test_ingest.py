@@ -10,9 +10,16 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from config import Settings, load_settings
-from monitor.ingest import ingest_files
-from monitor.models import Dimension, DimensionValue, Factor, ImportRun, responses, slot_column
-from monitor.readers import CANONICAL_COLUMNS
+from monitor.ingest.importer import ingest_files
+from monitor.ingest.readers import CANONICAL_COLUMNS
+from monitor.store.models import (
+    Dimension,
+    DimensionValue,
+    Factor,
+    ImportRun,
+    responses,
+    slot_column,
+)
 
 NOW = dt.datetime(2026, 1, 15, 12, 0, tzinfo=dt.UTC)
 HEADER = ",".join(CANONICAL_COLUMNS) + ",country,service"

@@ -6,10 +6,10 @@ import datetime as dt
 
 import numpy as np
 
-from monitor.aggregate import MISSING, load_responses, period_of_day
-from monitor.ingest import ingest_files
-from monitor.readers import CANONICAL_COLUMNS
-from monitor.records import EPOCH
+from monitor.analysis.aggregate import MISSING, load_responses
+from monitor.ingest.importer import ingest_files
+from monitor.ingest.readers import CANONICAL_COLUMNS
+from monitor.periods import EPOCH, period_of_day
 
 HEADER = ",".join(CANONICAL_COLUMNS) + ",country,service,channel,site"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from monitor import db
-from monitor.schema import Base
+from monitor.store import db
+from monitor.store.schema import Base
 
 
 def test_migrations_match_the_models(engine):

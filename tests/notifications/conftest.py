@@ -21,9 +21,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from config import Settings, load_settings
-from monitor import db, store
-from monitor.aggregate import Segment
-from monitor.models import AnalysisRun, Finding, Transition
+from monitor import store
+from monitor.analysis.aggregate import Segment
+from monitor.store import db
+from monitor.store.models import AnalysisRun, Finding, Transition
 
 NOW = dt.datetime(2026, 11, 23, 7, 30, tzinfo=dt.UTC)  # a Monday, after a 07:00 UTC slot
 AS_OF = dt.date(2026, 11, 22)
@@ -128,9 +129,9 @@ def add_transition(session: Any) -> None:
 @pytest.fixture
 def survey(mail_engine: Any, mail_settings: Settings, tmp_path: Any) -> None:
     """A few thousand synthetic responses (so dimensions exist), the transition and a run."""
-    from monitor.demo import demo_scenario
-    from monitor.ingest import ingest_files
-    from monitor.synthetic import write_csv
+    from monitor.dev.synthetic import write_csv
+    from monitor.ingest.importer import ingest_files
+    from web.demo import demo_scenario
 
     path = write_csv(tmp_path / "responses.csv", 3000, seed=7, scenario=demo_scenario(AS_OF + dt.timedelta(days=1)))
     assert ingest_files(mail_engine, [path], mail_settings, source="test").committed

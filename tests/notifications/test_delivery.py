@@ -8,10 +8,17 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from monitor import db
-from monitor.subscriptions import DeliveryAttempt, DeliveryState, Digest, DigestDelivery, DigestState, add_subscription
+from monitor.store import db
+from monitor.store.app_models import (
+    DeliveryAttempt,
+    DeliveryState,
+    Digest,
+    DigestDelivery,
+    DigestState,
+)
 from notifications.channels import EmailChannel
 from notifications.outbox import claim, send_due
+from notifications.subscriptions import add_subscription
 from tests.notifications.conftest import NOW, add_finding
 
 pytestmark = pytest.mark.usefixtures("survey")

@@ -8,10 +8,10 @@ import re
 import pytest
 
 from config import load_settings
-from monitor import db
-from monitor.demo import run_demo
+from monitor.store import db
 from notifications.outbox import send_due
 from tests.notifications.conftest import AS_OF
+from web.demo import run_demo
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from monitor.cli import main
+from monitor.cli.commands import main
 
 pytestmark = pytest.mark.usefixtures("survey")
 
@@ -43,7 +43,7 @@ def test_subscriptions_add_list_remove(runner):
 
 
 def test_preview_dry_run_then_send_once(runner, smtp, tmp_path, mail_engine):
-    from monitor import db
+    from monitor.store import db
     from tests.notifications.conftest import add_finding
 
     with db.session_scope(mail_engine) as session:
@@ -63,9 +63,9 @@ def test_preview_dry_run_then_send_once(runner, smtp, tmp_path, mail_engine):
 
 
 def test_preview_html_for_the_web_view(mail_engine, mail_settings):
-    from monitor import db
-    from monitor.subscriptions import add_subscription
+    from monitor.store import db
     from notifications.preview import preview_html
+    from notifications.subscriptions import add_subscription
 
     with db.session_scope(mail_engine) as session:
         subscription = add_subscription(session, name="team", recipients=["tm@example.com"])

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from monitor import db
-from monitor.lifecycle import add_silence, label_finding
-from monitor.models import Finding
-from monitor.subscriptions import add_subscription
+from monitor.analysis.lifecycle import add_silence, label_finding
+from monitor.store import db
+from monitor.store.models import Finding
 from notifications.outbox import preview, send_due
+from notifications.subscriptions import add_subscription
 from tests.notifications.conftest import AS_OF, NOW, add_finding
 
 pytestmark = pytest.mark.usefixtures("survey")
@@ -116,8 +116,8 @@ def test_anonymity_holds_for_findings_named_segments_and_new_values(mail_engine,
 
 def _ingest_new_values(engine, settings, tmp_path, counts: dict[str, int]) -> None:
     """Responses in the last complete week from assignment groups never seen before."""
-    from monitor.ingest import ingest_files
-    from monitor.readers import CANONICAL_COLUMNS
+    from monitor.ingest.importer import ingest_files
+    from monitor.ingest.readers import CANONICAL_COLUMNS
 
     rows = [",".join(CANONICAL_COLUMNS) + ",assignment_group"]
     for group, n in counts.items():

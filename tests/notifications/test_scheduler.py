@@ -12,10 +12,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import select
 
 from config import load_settings
-from monitor import db
-from monitor.scheduler import Runtime, build_scheduler, digest_trigger, sync_jobs
-from monitor.subscriptions import Digest, add_subscription, latest_slot, period_of
+from monitor.store import db
+from monitor.store.app_models import Digest
 from notifications.outbox import send_due
+from notifications.scheduler import Runtime, build_scheduler, digest_trigger, sync_jobs
+from notifications.subscriptions import add_subscription, latest_slot, period_of
 from tests.notifications.conftest import add_finding, add_run
 
 HELSINKI = ZoneInfo("Europe/Helsinki")

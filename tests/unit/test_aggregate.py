@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.aggregate import (
+from monitor.analysis.aggregate import (
     MISSING,
     ResponseTable,
     Segment,
@@ -18,7 +18,7 @@ from monitor.aggregate import (
     last_complete_period,
     period_of_day,
 )
-from monitor.records import EPOCH
+from monitor.periods import EPOCH
 
 
 def _table(rows: int = 5000, seed: int = 3) -> tuple[ResponseTable, pd.DataFrame]:
@@ -98,8 +98,8 @@ def test_weeks_start_on_monday_and_only_complete_ones_are_analysed():
 
 
 def test_targets_are_judged_on_their_segment_and_unknown_dimensions_are_unjudgeable():
-    from monitor.models import Transition
-    from monitor.pipeline import _judge_target
+    from monitor.analysis.run import _judge_target
+    from monitor.store.models import Transition
     from monitor.targets import parse_target
 
     table, frame = _table()

@@ -7,11 +7,22 @@ import pandas as pd
 import pytest
 
 from detectors import Change, Happiness, metric_for
-from detectors.attribution import diff_in_diff, excess, rising_factors, shift, shift_share
-from monitor.aggregate import ResponseTable, Segment, _row_statistics, grouping_cube
-from monitor.analysis import AnalysisOptions, DetectedChange, find_changes
-from monitor.attribution import AttributionOptions, attribute
-from monitor.suggestions import suggestions_for
+from detectors.attribution import (
+    diff_in_diff,
+    excess,
+    rising_factors,
+    shift,
+    shift_share,
+)
+from monitor.analysis.aggregate import (
+    ResponseTable,
+    Segment,
+    _row_statistics,
+    grouping_cube,
+)
+from monitor.analysis.attribution import AttributionOptions, attribute
+from monitor.analysis.detect import AnalysisOptions, DetectedChange, find_changes
+from monitor.analysis.suggestions import suggestions_for
 
 FIRST, PERIODS, ONSET = 2900, 40, 24
 COUNTRIES = ["DE", "FI", "FR", "SE"]

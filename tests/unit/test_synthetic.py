@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.synthetic import (
+from monitor.dev.synthetic import (
     COLUMNS,
     DIMENSIONS,
     FACTORS,

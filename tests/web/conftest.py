@@ -20,15 +20,22 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, insert, select
 
 from config import Settings, load_settings
-from monitor import db
-from monitor.accounts import add_user, create_token
-from monitor.cube import SegmentCube
-from monitor.demo import DEMO_TRANSITION, demo_scenario
-from monitor.ingest import ingest_files
-from monitor.models import AnalysisRun, Dimension, DimensionValue, Factor, Finding, Transition
-from monitor.pipeline import run_analysis
-from monitor.synthetic import write_csv
+from monitor.analysis.cube import SegmentCube
+from monitor.analysis.run import run_analysis
+from monitor.dev.synthetic import write_csv
+from monitor.ingest.importer import ingest_files
+from monitor.store import db
+from monitor.store.models import (
+    AnalysisRun,
+    Dimension,
+    DimensionValue,
+    Factor,
+    Finding,
+    Transition,
+)
 from web import create_app
+from web.accounts import add_user, create_token
+from web.demo import DEMO_TRANSITION, demo_scenario
 
 TODAY = dt.date(2026, 11, 23)
 SECRET = "test-secret-key-0123456789"

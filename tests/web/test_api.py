@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from monitor import db
-from monitor.accounts import revoke_token
-from monitor.models import ImportRun, responses
+from monitor.store import db
+from monitor.store.models import ImportRun, responses
+from web.accounts import revoke_token
 
 READS = [
     "/api/transitions",
@@ -56,7 +56,7 @@ def test_a_revoked_token_stops_working(app, people):
     client = app.test_client()
     assert client.get("/api/transitions", headers=bearer(people.viewer_token)).status_code == 200
     with db.session_scope(app.extensions["mspmon"].engine) as session:
-        from monitor.accounts import list_tokens
+        from web.accounts import list_tokens
 
         token = next(t for t in list_tokens(session) if t.user.email == people.viewer)
         revoke_token(session, token.id)

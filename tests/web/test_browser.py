@@ -46,7 +46,7 @@ def server(seeded: Flask, web_settings, tmp_path: Path) -> Iterator[str]:
     }
     env.pop("MSPMON_CONFIG")
     log = (tmp_path / "server.log").open("w")
-    command = [sys.executable, "-c", "from monitor.cli import main; main()", "serve", "--port", str(port), "--workers", "1"]
+    command = [sys.executable, "-c", "from monitor.cli.commands import main; main()", "serve", "--port", str(port), "--workers", "1"]
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.aggregate import Segment, grouping_cube, load_responses
-from monitor.cube import CubeStore, CubeUnavailable, SegmentCube, write_cubes
+from monitor.analysis.aggregate import Segment, grouping_cube, load_responses
+from monitor.analysis.cube import CubeStore, CubeUnavailable, SegmentCube, write_cubes
 
 TODAY = dt.date(2026, 11, 23)
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from monitor import db
-from monitor.models import Finding, FindingLabel, Silence
+from monitor.store import db
+from monitor.store.models import Finding, FindingLabel, Silence
 
 
 def a_finding(app, **where) -> Finding:
@@ -174,7 +174,7 @@ def test_every_finding_page_renders_and_hides_small_tree_nodes(strict, people, l
 
 def test_a_kept_page_changes_as_soon_as_what_it_shows_changes(seeded, people, login):
     """Pages are served from memory between changes; a label made elsewhere shows at once."""
-    from monitor.lifecycle import label_finding
+    from monitor.analysis.lifecycle import label_finding
 
     client = login(people.viewer)
     finding = a_finding(seeded)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from monitor import db
-from monitor.accounts import authenticate, verify_token
-from monitor.cli import main
+from monitor.cli.commands import main
+from monitor.store import db
+from web.accounts import authenticate, verify_token
 
 
 def test_users_add_reads_the_password_from_stdin_and_stores_only_its_hash(cli, database_url):

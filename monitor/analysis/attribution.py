@@ -1,0 +1,803 @@
+"""Break each dip down by area: one root finding per cause, its echoes folded under it.
+
+Per-segment detection finds the same dip many times: a drop in Finland x SAP
+also shows in Finland, in SAP, in SAP x Finance... This step groups the detected
+changes of a metric that start within ``MATCH_DAYS`` of each other into an
+*incident*, and explains the incident on the additive parts of the metric over
+the windows the detector compared (see ``detectors.attribution`` for the
+statistics and the published methods they borrow from):
+
+1. Every segment of every dimension and pair of dimensions is tested for an
+   *excess* change against the rest of the respondents (Bonferroni over all
+   segments tested, and at least half the metric's minimum effect).
+2. Candidates are taken in order of the overall change they carry. A candidate
+   is re-tested with the roots found so far removed from it and from the rest:
+   if it no longer stands out, it is an echo of the root it overlaps most.
+   Otherwise it becomes a root, unless its change is concentrated in its
+   largest child (a pair inside a single dimension's segment): the rest of the
+   segment changed clearly less than the child. Then the child is the more
+   precise root (HotSpot's ripple effect, applied one level down). A set of
+   respondents goes by its shortest name ("Lyon", not "France x Lyon").
+3. The change outside every root decides the scope: none and no roots is
+   ``generic``; roots and a clear change outside them is ``mixed``; roots alone
+   is ``localized``.
+
+Detected findings then take their roles: in a localized incident each root
+segment's finding is a root (created from the window comparison when the
+detector had not flagged that exact segment) and everything else echoes the
+root it overlaps; in a generic or mixed incident the least specific finding
+(usually everyone's) is the root and the rest fold into it, as do later segment
+dips that start while a generic dip is still open (inhibition).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
+from detectors.attribution import (
+    DiffInDiff,
+    Shift,
+    critical_z,
+    diff_in_diff,
+    excess,
+    excess_and_error,
+    rising_factors,
+    shift,
+    shift_share,
+    worse_sign,
+)
+from monitor.analysis.aggregate import (
+    ResponseTable,
+    Segment,
+    grouping_cube,
+    groupings,
+    period_of_day,
+)
+from monitor.analysis.detect import DetectedChange, Window
+from monitor.analysis.suggestions import suggestions_for
+from monitor.periods import EPOCH
+from monitor.store.models import FindingScope
+
+MATCH_DAYS = 21  # changes starting within three weeks of each other are one incident
+GENERIC_SPREAD = 0.5  # a segment stands out only by half the overall change or more
+BEFORE_WEEKS, MIN_BEFORE_WEEKS = 12, 4  # the baseline: a quarter, at least a month
+AFTER_WEEKS, MIN_AFTER_WEEKS = 8, 2  # the change: two months, at least two weeks
+STABLE_PARTITION = 0.05  # share of responses allowed in segments present on one side only
+TREE_CHILDREN = 3  # segments per dimension shown under a node of the drill-down tree
+
+
+@dataclass(frozen=True)
+class AttributionOptions:
+    anonymity_min_responses: int = 5
+    min_n: int = 30
+    alpha: float = 0.05
+    confidence: float = 0.95
+    pairs: bool = True
+    suggestions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def min_segment(self) -> int:
+        """Responses a segment needs in each window to be named at all."""
+        return max(self.min_n, self.anonymity_min_responses)
+
+
+@dataclass(frozen=True)
+class SegmentEffect:
+    """One segment's change over an incident's windows, and how it compares to the rest."""
+
+    segment: Segment
+    n_before: int
+    n_after: int
+    before: float
+    after: float
+    excess: float  # worse-signed: how much more it worsened than everyone else
+    z: float
+    weight: float  # mean share of the parent's responses over both windows
+    contribution: float  # its rate + mix part of the parent's change (metric units)
+
+    @property
+    def delta(self) -> float:
+        return self.after - self.before
+
+    @property
+    def carried(self) -> float:
+        """The part of the parent's change its excess carries: what ranks candidates."""
+        return self.weight * self.excess
+
+
+ChangeKey = tuple[str, str, dt.date]
+# The (name, scope) of the transition a change falls in, if any.
+TransitionOf = Callable[[DetectedChange], tuple[str, dict[str, list[str]]] | None]
+
+
+@dataclass
+class Role:
+    """What attribution says about one detected (or root-created) change."""
+
+    root: bool = True
+    root_key: ChangeKey | None = None
+    children: list[ChangeKey] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # root only: scope, segments, factors ...
+
+
+@dataclass
+class AttributionResult:
+    changes: list[DetectedChange]  # detected ones plus roots created for located segments
+    roles: dict[ChangeKey, Role]
+
+
+def _period(table: ResponseTable, day: dt.date | pd.Timestamp) -> int:
+    if isinstance(day, pd.Timestamp):
+        day = day.date()
+    return int(period_of_day((day - EPOCH).days, table.period))
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A set of respondents: one boolean array per window (before, after)."""
+
+    before: np.ndarray
+    after: np.ndarray
+
+    def __and__(self, other: Mask) -> Mask:
+        return Mask(self.before & other.before, self.after & other.after)
+
+    def __or__(self, other: Mask) -> Mask:
+        return Mask(self.before | other.before, self.after | other.after)
+
+    def without(self, other: Mask) -> Mask:
+        return Mask(self.before & ~other.before, self.after & ~other.after)
+
+    def overlap_after(self, other: Mask) -> int:
+        return int(np.count_nonzero(self.after & other.after))
+
+
+class _Masks:
+    """Window sums of any set of respondents of an incident.
+
+    Only the responses of the two windows are kept, split by window, so a mask is
+    a fraction of the table. Masks stay small (a segment, the roots): the sums of
+    a large complement are the window totals minus the small side's.
+    """
+
+    def __init__(self, table: ResponseTable, before: Window, after: Window) -> None:
+        self.table = table
+        self.columns = list(table.stat_names)
+        self._windows = [table.between(window.first, window.last) for window in (before, after)]
+        self.totals = tuple(pd.Series(part.stats.sum(axis=0), index=self.columns) for part in self._windows)
+        self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
+        self._segments: dict[Segment, Mask] = {}
+
+    def nobody(self) -> Mask:
+        return Mask(*(np.zeros(len(part), dtype=bool) for part in self._windows))
+
+    def of(self, segment: Segment) -> Mask:
+        if segment not in self._segments:
+            self._segments[segment] = Mask(*(part.of(segment) for part in self._windows))
+        return self._segments[segment]
+
+    def in_scope(self, scope: Mapping[str, list[str]]) -> Mask:
+        """Respondents whose value of each listed dimension is one of those listed."""
+        return Mask(*(part.scope_mask(scope) for part in self._windows))
+
+    def sums(self, mask: Mask | None) -> tuple[pd.Series, pd.Series]:
+        """Window sums of ``mask`` (everyone when None)."""
+        if mask is None:
+            return self.totals
+        before, after = (part.stats[m].sum(axis=0) for part, m in zip(self._windows, (mask.before, mask.after), strict=True))
+        return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
+
+    def complement(self, mask: Mask) -> tuple[pd.Series, pd.Series]:
+        """Window sums of everyone outside ``mask``."""
+        before, after = self.sums(mask)
+        return self.totals[0] - before, self.totals[1] - after
+
+    def partition(self, segment: Segment, name: str) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+        """Window sums of a segment's respondents split by the values of one dimension."""
+        key = (segment.key(), name)
+        if key not in self._partitions:
+            labels = self.table.labels[name]
+            frames = []
+            for part, inside in zip(self._windows, (self.of(segment).before, self.of(segment).after), strict=True):
+                codes = part.codes[name]
+                keep = inside & (codes >= 0)
+                sums = np.zeros((len(labels), len(self.columns)))
+                for j, column in enumerate(part.stats[keep].T):
+                    sums[:, j] = np.bincount(codes[keep], weights=column, minlength=len(labels))
+                frames.append(pd.DataFrame(sums, columns=self.columns))
+            self._partitions[key] = (labels, frames[0], frames[1])
+        return self._partitions[key]
+
+
+@dataclass
+class Incident:
+    """Detected changes of one metric starting close together, and their explanation."""
+
+    metric: Metric
+    members: list[DetectedChange]
+    before: Window
+    after: Window
+    overall: Delta | None = None
+    roots: list[SegmentEffect] = field(default_factory=list)
+    rest: Delta | None = None
+    scope: FindingScope | None = None
+    threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested)
+    floor: float = 0.0  # excess a segment needs beyond everyone's change
+
+    @property
+    def anchor(self) -> DetectedChange:
+        return self.members[0]
+
+
+def attribute(
+    table: ResponseTable,
+    detected: list[DetectedChange],
+    options: AttributionOptions,
+    transition_of: TransitionOf | None = None,
+) -> AttributionResult:
+    """Roles for every detected change; root changes carry the full attribution.
+
+    ``transition_of`` gives a root's transition (name, scope), when it falls in
+    one with a scope: segments outside the scope are then the control group of a
+    difference-in-differences estimate.
+    """
+    roles: dict[ChangeKey, Role] = {}
+    changes = list(detected)
+    open_generic: list[DetectedChange] = []
+    # Volume is a feed-health signal of everyone: nothing to break down, and its
+    # window sums are counts over windows of different lengths.
+    for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
+        masks = _Masks(table, incident.before, incident.after)
+        _explain(table, masks, incident, options)
+        inhibitor = next(
+            (root for root in open_generic
+             if root.metric == incident.metric.name and not incident.roots
+             and _open_at(root, incident.anchor.change.change_date)),
+            None,
+        )
+        if inhibitor is not None:
+            for member in incident.members:
+                _fold(roles, inhibitor.key, member.key)
+            continue
+        if incident.scope is None:
+            # Nothing stands out and everyone did not change. A member that could
+            # be tested here and did not stand out is not confirmed: Pelt's long
+            # stretches can place the sum of later dips of a small segment at an
+            # earlier, noisy week. Members too small to test keep their finding.
+            unconfirmed = [m for m in incident.members if not _confirmed(masks, incident, m, options)]
+            changes = [c for c in changes if c not in unconfirmed]
+            incident.members = [m for m in incident.members if m not in unconfirmed]
+            if not incident.members:
+                continue
+        roots = _root_changes(table, masks, incident, options)
+        changes.extend(root for root in roots if root not in detected)
+        for root in roots:
+            role = roles.setdefault(root.key, Role())
+            role.root, role.root_key = True, None
+            role.details = _details(table, masks, incident, root, options, transition_of)
+        for member in incident.members:
+            if member in roots:
+                continue
+            _fold(roles, _root_for(masks, incident, member, roots).key, member.key)
+        if incident.scope in (FindingScope.GENERIC, FindingScope.MIXED):
+            open_generic.append(roots[0])
+    _fold_related_metrics(table, changes, roles)
+    return AttributionResult(changes, roles)
+
+
+def _metric_rank(metric: str) -> int:
+    """Which metric speaks for a cause: Happiness, then lost time, then factor shares."""
+    return {"happiness": 0, "lost_time": 1}.get(metric, 2)
+
+
+def _fold_related_metrics(table: ResponseTable, changes: list[DetectedChange], roles: dict[ChangeKey, Role]) -> None:
+    """One cause, one root: fold other metrics' roots of the same segment (or of one
+    inside it) into the Happiness root, or lost time's when Happiness has none.
+
+    A dip in Finland x SAP moves Happiness, lost time and the share of a factor at
+    once (or the factor a few weeks later, while the dip is still open); the root
+    Happiness finding already lists the factors that rose. Volume stays apart: it
+    is a feed-health signal for another reader.
+    """
+    roots = sorted(
+        (c for c in changes if c.metric != "volume" and (c.key not in roles or roles[c.key].root)),
+        key=lambda c: (_metric_rank(c.metric), c.change.change_date, c.metric),
+    )
+    hosts: list[DetectedChange] = []
+    for change in roots:
+        date = change.change.change_date
+        host = next(
+            (h for h in hosts if _open_at(h, date) and _within(table, change.segment, h.segment)),
+            None,
+        )
+        if host is None:
+            hosts.append(change)
+            continue
+        role = roles.pop(change.key, Role())
+        _fold(roles, host.key, change.key)
+        for echo in role.children:
+            _fold(roles, host.key, echo)
+
+
+def _within(table: ResponseTable, segment: Segment, host: Segment) -> bool:
+    """The same segment, or one inside a localized host: Finland x HR in HR, and
+    Gothenburg in Sweden (every Gothenburg respondent is in Sweden).
+
+    Not inside everyone: a localized root stands out from a generic change.
+    """
+    if segment == host or (host.items and set(host.items) < set(segment.items)):
+        return True
+    if not host.items:
+        return False
+    inside = table.of(segment)
+    return bool(inside.any() and table.of(host)[inside].all())
+
+
+def _open_at(change: DetectedChange, date: pd.Timestamp) -> bool:
+    start, recovered = change.change.change_date, change.change.recovered_at
+    return abs((date - start).days) <= MATCH_DAYS or (date > start and (recovered is None or date < recovered))
+
+
+def _fold(roles: dict[ChangeKey, Role], root: ChangeKey, echo: ChangeKey) -> None:
+    roles.setdefault(root, Role()).children.append(echo)
+    roles[echo] = Role(root=False, root_key=root)
+
+
+def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Incident]:
+    """Group changes per metric by start date; the least specific change anchors each group."""
+    incidents: list[Incident] = []
+    ordered = sorted(detected, key=lambda d: (len(d.segment.items), d.change.change_date, d.segment.key()))
+    for item in ordered:
+        date = item.change.change_date
+        home = next(
+            (i for i in incidents if i.metric.name == item.metric
+             and abs((i.anchor.change.change_date - date).days) <= MATCH_DAYS),
+            None,
+        )
+        if home is not None:
+            home.members.append(item)
+        else:
+            incidents.append(Incident(metric_for(item.metric), [item], Window("before", 0, -1), Window("after", 0, -1)))
+    for incident in incidents:
+        incident.before, incident.after = _windows(table, incident, detected)
+    return sorted(incidents, key=lambda i: (i.anchor.change.change_date, i.metric.name))
+
+
+def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> tuple[Window, Window]:
+    """The stretches before and after the incident's onset that no other event disturbs.
+
+    Segments are compared on how they changed between the two windows, so no other
+    dip may start, and no dip may recover, inside them: the windows stop at the
+    other changes of the same metric (their onsets and recoveries) and at the
+    members' own recovery, and are capped at ``BEFORE_WEEKS`` and
+    ``AFTER_WEEKS``. A window squeezed below its minimum keeps the minimum.
+    """
+    change = incident.anchor.change
+    # The after window starts with the earliest member: a pair's own estimate of
+    # the onset is often sharper than its parent's, which the dip dilutes.
+    start = min(_period(table, member.change.change_date) for member in incident.members)
+    members = set(map(id, incident.members))
+    events = [
+        _period(table, when)
+        for item in detected if item.metric == incident.metric.name
+        for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
+        if when is not None
+    ]
+    per_week = 7 if table.period == "day" else 1
+    first = max(
+        [start - BEFORE_WEEKS * per_week, table.first_period]
+        + ([_period(table, change.before_from)] if change.before_from is not None else [])
+        + [e for e in events if e < start]
+    )
+    last = min(
+        [start + AFTER_WEEKS * per_week - 1, table.last_period]
+        + ([_period(table, change.after_to)] if change.after_to is not None else [])
+        + [e - 1 for e in events if e > start]
+    )
+    first = min(first, max(start - MIN_BEFORE_WEEKS * per_week, table.first_period))
+    last = max(last, min(start + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
+    return Window("before", first, start - 1), Window("after", start, last)
+
+
+def _effects(
+    table: ResponseTable, incident: Incident, by: tuple[str, ...], totals: tuple[pd.Series, pd.Series], min_n: int
+) -> tuple[list[SegmentEffect], np.ndarray]:
+    """Every segment of one grouping over the incident's windows; and which are testable."""
+    segments, cube = grouping_cube(table, by)
+    offset = table.first_period
+    before = cube[:, incident.before.first - offset : incident.before.last - offset + 1].sum(axis=1)
+    after = cube[:, incident.after.first - offset : incident.after.last - offset + 1].sum(axis=1)
+    columns = list(table.stat_names)
+    metric = incident.metric
+    own = shift(metric, pd.DataFrame(before, columns=columns), pd.DataFrame(after, columns=columns))
+    rest = shift(
+        metric,
+        pd.DataFrame(totals[0].to_numpy() - before, columns=columns),
+        pd.DataFrame(totals[1].to_numpy() - after, columns=columns),
+    )
+    extra, z = excess(metric, own, rest)
+    parts = shift_share(own)
+    weight = 0.5 * (own.n_before / max(own.n_before.sum(), 1.0) + own.n_after / max(own.n_after.sum(), 1.0))
+    responses = (before[:, 0], after[:, 0])
+    testable = (
+        (np.minimum(own.n_before, own.n_after) >= min_n)
+        & (np.minimum(rest.n_before, rest.n_after) >= min_n)
+        & (np.minimum(*responses) >= min_n)
+        & np.isfinite(z)
+    )
+    effects = [
+        SegmentEffect(
+            segment, int(responses[0][i]), int(responses[1][i]), float(own.value_before[i]),
+            float(own.value_after[i]), float(extra[i]), float(z[i]), float(weight[i]), float(parts.contribution[i]),
+        )
+        for i, segment in enumerate(segments)
+    ]
+    return effects, testable
+
+
+def _big_enough(metric: Metric, change: float, level: float, factor: float = 0.5) -> bool:
+    """At least ``factor`` of the metric's minimum effect (relative ones on ``level``)."""
+    if metric.relative_effect:
+        return bool(level > 0 and change / level >= factor * metric.min_effect)
+    return bool(change >= factor * metric.min_effect)
+
+
+def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> None:
+    """Find the incident's root segments, their echoes, and its scope."""
+    metric = incident.metric
+    totals = masks.totals
+    incident.overall = metric.compare(*totals, confidence=options.confidence)
+    level = incident.overall.before.value
+    found: list[SegmentEffect] = []
+    tested = 0
+    for by in groupings(tuple(table.labels), pairs=options.pairs):
+        if not by:
+            continue
+        effects, testable = _effects(table, incident, by, totals, options.min_segment)
+        tested += int(testable.sum())
+        found.extend(e for e, ok in zip(effects, testable, strict=True) if ok)
+    threshold = incident.threshold = critical_z(tested, options.alpha)
+    # A generic change is not uniform in every unit: a Happiness dip that turns a
+    # third of answers into detractors takes more points where more were
+    # promoters. Only an excess of at least half everyone's change marks a segment.
+    floor = incident.floor = GENERIC_SPREAD * max(worse_sign(metric) * incident.overall.delta, 0.0)
+    candidates = sorted(
+        (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)),
+        key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
+    )
+    root_mask = masks.nobody()
+    settled: set[Segment] = set()
+    for candidate in candidates:
+        if candidate.segment in settled:
+            continue
+        settled.add(candidate.segment)
+        if incident.roots and not _still_stands_out(
+            masks, metric, candidate.segment, root_mask, threshold, level, floor
+        ):
+            continue
+        chosen = candidate
+        inside = [
+            c for c in candidates
+            if c.segment not in settled and set(candidate.segment.items) < set(c.segment.items)
+        ]
+        child = max(inside, key=lambda c: c.carried, default=None)
+        if child is not None and _concentrated(masks, metric, candidate.segment, child.segment, root_mask, options.alpha):
+            settled.add(child.segment)
+            chosen = child
+        # A set of respondents goes by its shortest name: "Lyon", not "France x Lyon".
+        chosen = min(
+            (c for c in found if set(c.segment.items) <= set(chosen.segment.items)
+             and (c.n_before, c.n_after) == (chosen.n_before, chosen.n_after)),
+            key=lambda c: (len(c.segment.items), c.segment.key()),
+        )
+        settled.add(chosen.segment)
+        incident.roots.append(chosen)
+        root_mask = root_mask | masks.of(chosen.segment)
+    rest = metric.compare(*masks.complement(root_mask), confidence=options.confidence)
+    incident.rest = rest
+    sign = worse_sign(metric)
+    rest_clear = (rest.ci_low > 0) if sign > 0 else (rest.ci_high < 0)
+    rest_matters = rest_clear and _big_enough(metric, sign * rest.delta, rest.before.value)
+    if not incident.roots:
+        overall = incident.overall
+        clear = (overall.ci_low > 0) if sign > 0 else (overall.ci_high < 0)
+        incident.scope = FindingScope.GENERIC if clear and metric.direction(overall.delta) is Direction.WORSE else None
+    else:
+        incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
+
+
+def _concentrated(
+    masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, alpha: float
+) -> bool:
+    """Is the parent's change concentrated in the child?
+
+    Yes when the rest of the parent changed clearly less than the child did (both
+    against everyone else), or when the child is the whole parent. A small, noisy
+    remainder that cannot be told apart from the child keeps the parent: a
+    Sweden-wide dip is not a Stockholm dip because the other offices are small.
+    """
+    own, kid = masks.of(parent), masks.of(child)
+    remainder = masks.sums(own.without(kid | root_mask))
+    if min(remainder[0]["n"], remainder[1]["n"]) < 1:
+        return True
+    e_rest, se_rest = excess_and_error(
+        metric, _shift_of(metric, remainder), _shift_of(metric, masks.complement(own | root_mask))
+    )
+    e_child, se_child = excess_and_error(
+        metric, _shift_of(metric, masks.sums(kid.without(root_mask))), _shift_of(metric, masks.complement(kid | root_mask))
+    )
+    z = (e_child[0] - e_rest[0]) / np.hypot(se_child[0], se_rest[0])
+    return bool(np.isfinite(z) and z >= critical_z(1, alpha))
+
+
+def _shift_of(metric: Metric, sums: tuple[pd.Series, pd.Series]) -> Shift:
+    """One set of respondents' value before and after, from its window sums."""
+    return shift(metric, pd.DataFrame([sums[0]]), pd.DataFrame([sums[1]]))
+
+
+def _still_stands_out(
+    masks: _Masks, metric: Metric, segment: Segment, root_mask: Mask, threshold: float, level: float, floor: float
+) -> bool:
+    """Does ``segment`` still change more than the rest once the roots are taken out of both?
+
+    "More" means significantly, by half the metric's minimum effect, and by at
+    least ``floor``.
+    """
+    own = masks.of(segment)
+    remaining = masks.sums(own.without(root_mask))
+    if min(remaining[0]["n"], remaining[1]["n"]) < 1:
+        return False
+    extra, z = excess(metric, _shift_of(metric, remaining), _shift_of(metric, masks.complement(own | root_mask)))
+    return bool(
+        np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= floor and _big_enough(metric, float(extra[0]), level)
+    )
+
+
+def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, options: AttributionOptions) -> bool:
+    before, after = masks.sums(masks.of(member.segment))
+    if min(before["n"], after["n"]) < options.min_segment:
+        return True
+    level = incident.overall.before.value if incident.overall is not None else np.nan
+    return _still_stands_out(
+        masks, incident.metric, member.segment, masks.nobody(), incident.threshold, level, incident.floor
+    )
+
+
+def _root_changes(
+    table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions
+) -> list[DetectedChange]:
+    """The changes that stand for the incident's roots, created where none was detected."""
+    if incident.scope is not FindingScope.LOCALIZED:
+        return [incident.anchor]
+    by_segment = {member.segment: member for member in incident.members}
+    roots = []
+    for effect in incident.roots:
+        member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
+        # A located segment whose own change is too small to be a finding is named
+        # by the root finding, never a root of its own.
+        if member.change.finding:
+            roots.append(member)
+    return roots or [incident.anchor]
+
+
+def _created_change(
+    table: ResponseTable, masks: _Masks, incident: Incident, effect: SegmentEffect, options: AttributionOptions
+) -> DetectedChange:
+    """A change for a located root segment the detector had not flagged by itself.
+
+    Its figures are the segment's own over the incident's windows, so the root
+    finding reads like any other ("Happiness in Finland x SAP fell from ... to ...").
+    """
+    metric = incident.metric
+    delta = metric.compare(*masks.sums(masks.of(effect.segment)), confidence=options.confidence)
+    change = Change.of(
+        metric,
+        delta,
+        index=incident.after.first - table.first_period,
+        change_date=pd.Timestamp(table.period_start(incident.after.first)),
+        recovered_at=incident.anchor.change.recovered_at,
+        finding=is_finding(delta, metric, min_n=options.min_n),
+        before_from=pd.Timestamp(table.period_start(incident.before.first)),
+        after_to=pd.Timestamp(table.period_start(incident.after.last)),
+    )
+    return DetectedChange(metric.name, effect.segment, change)
+
+
+def _root_for(masks: _Masks, incident: Incident, member: DetectedChange, roots: list[DetectedChange]) -> DetectedChange:
+    """The root a non-root member echoes: the one whose respondents it shares most."""
+    if len(roots) == 1:
+        return roots[0]
+    own = masks.of(member.segment)
+    overlaps = [own.overlap_after(masks.of(root.segment)) for root in roots]
+    return roots[int(np.argmax(overlaps))]
+
+
+# --- what a root finding says -------------------------------------------------
+
+
+def _details(
+    table: ResponseTable,
+    masks: _Masks,
+    incident: Incident,
+    root: DetectedChange,
+    options: AttributionOptions,
+    transition_of: TransitionOf | None,
+) -> dict[str, Any]:
+    metric = incident.metric
+    overall = incident.overall
+    assert overall is not None
+    mask = masks.of(root.segment)
+    before, after = masks.sums(mask)
+    contribution = _contribution(metric, (before, after), masks.totals)
+    # The incident's windows can be shorter than the finding's own: below the
+    # anonymity threshold there, nothing about the segment is shown from them.
+    shown = min(before["n"], after["n"]) >= options.anonymity_min_responses
+    factors = [name.removeprefix("f:") for name in table.stat_names if name.startswith("f:")]
+    rose = rising_factors(before, after, factors, alpha=options.alpha, confidence=options.confidence) if shown else []
+    sign = worse_sign(metric)
+    segment = root.segment.as_dict()
+    details: dict[str, Any] = {
+        "scope": None if incident.scope is None else str(incident.scope),
+        "explains": _share(sign * contribution, sign * overall.delta),
+        "overall_effect": _r(contribution),
+        "segments": _named_segments(incident, sign, overall.delta),
+        "factors": [item.as_dict() for item in rose],
+        "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),
+        "impact": round(sign * float(after["n"]) * (metric.estimate(after).value - metric.estimate(before).value), 1),
+        "mix_rate": _mix_rate(masks, metric, root.segment) if shown else None,
+        "did": None,
+        "tree": _tree(masks, metric, mask, root.segment, options) if shown else None,
+        "windows": {
+            "before": [table.period_start(incident.before.first).isoformat(), table.period_start(incident.before.last).isoformat()],
+            "after": [table.period_start(incident.after.first).isoformat(), table.period_start(incident.after.last).isoformat()],
+        },
+        "overall": {"before": _r(overall.before.value), "after": _r(overall.after.value), "delta": _r(overall.delta),
+                    "ci_low": _r(overall.ci_low), "ci_high": _r(overall.ci_high),
+                    "n_before": overall.n_before, "n_after": overall.n_after},
+    }
+    if incident.scope is FindingScope.MIXED and incident.rest is not None:
+        details["generic_part"] = {"delta": _r(incident.rest.delta), "ci_low": _r(incident.rest.ci_low),
+                                   "ci_high": _r(incident.rest.ci_high), "n_before": incident.rest.n_before,
+                                   "n_after": incident.rest.n_after}
+    transition = transition_of(root) if transition_of is not None else None
+    if transition is not None and transition[1]:
+        inside = masks.in_scope(transition[1])
+        result = diff_in_diff(metric, masks.sums(inside & mask), masks.complement(inside), confidence=options.confidence)
+        details["did"] = _did_dict(result, transition[0])
+    return details
+
+
+def _r(value: float) -> float | None:
+    return round(float(value), 2) if np.isfinite(value) else None
+
+
+def _share(part: float, whole: float) -> float | None:
+    """``part / whole`` as a share of a worsening, 0..1; None when the whole did not worsen."""
+    if not np.isfinite(whole) or whole <= 0 or not np.isfinite(part):
+        return None
+    return round(float(min(max(part / whole, 0.0), 1.0)), 3)
+
+
+def _contribution(
+    metric: Metric, inside: tuple[pd.Series, pd.Series], totals: tuple[pd.Series, pd.Series]
+) -> float:
+    """The rate + mix part of everyone's change that a set of respondents carries."""
+    frames = [pd.DataFrame([inside[i], totals[i] - inside[i]]) for i in range(2)]
+    return float(shift_share(shift(metric, *frames)).contribution[0])
+
+
+def _named_segments(incident: Incident, sign: float, overall_delta: float) -> list[dict[str, Any]]:
+    """The root segments with the share of the overall change each explains.
+
+    In a mixed incident a segment's share is the part beyond the generic change
+    (its weight times its excess over the rest), so generic and localized shares
+    add up to the whole.
+    """
+    rest_delta = incident.rest.delta if incident.rest is not None else 0.0
+    named = []
+    for effect in incident.roots:
+        part = effect.contribution
+        if incident.scope is FindingScope.MIXED:
+            part = effect.weight * (effect.delta - rest_delta)
+        named.append({
+            "segment": effect.segment.as_dict(),
+            "share": _share(sign * part, sign * overall_delta),
+            "before": _r(effect.before),
+            "after": _r(effect.after),
+            "delta": _r(effect.delta),
+            "excess": _r(effect.excess),
+            "n_before": effect.n_before,
+            "n_after": effect.n_after,
+        })
+    return named
+
+
+def _mix_rate(masks: _Masks, metric: Metric, segment: Segment) -> dict[str, Any] | None:
+    """Rate versus mix inside the root, split by the dimension where mix is largest.
+
+    Only dimensions whose segments exist on both sides qualify: when the MSP's
+    assignment groups replace the in-house ones, every change would look like
+    mix, which says nothing about why the metric moved.
+    """
+    best = None
+    for name in masks.table.labels:
+        if name in segment.as_dict():
+            continue
+        _, before, after = masks.partition(segment, name)
+        n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
+        one_sided = n_b[n_a == 0].sum() + n_a[n_b == 0].sum()
+        if one_sided > STABLE_PARTITION * (n_b.sum() + n_a.sum()):
+            continue
+        parts = shift_share(shift(metric, before, after))
+        rate, mix = float(parts.rate.sum()), float(parts.mix.sum())
+        if best is None or abs(mix) > abs(best["mix"]):
+            best = {"rate": round(rate, 2), "mix": round(mix, 2), "by": name}
+    return best
+
+
+def _tree(
+    masks: _Masks, metric: Metric, mask: Mask, segment: Segment, options: AttributionOptions
+) -> dict[str, Any]:
+    """The root and, per other dimension, the segments inside it that carry its change.
+
+    Segments below the anonymity threshold in either window are never named:
+    their responses fold into one "other" node per dimension.
+    """
+    before, after = masks.sums(mask)
+    node_delta = metric.estimate(after).value - metric.estimate(before).value
+    sign = worse_sign(metric)
+    children = []
+    for name in masks.table.labels:
+        if name in segment.as_dict():
+            continue
+        labels, b, a = masks.partition(segment, name)
+        values = shift(metric, b, a)
+        parts = shift_share(values)
+        shown = np.minimum(b["n"].to_numpy(), a["n"].to_numpy()) >= options.anonymity_min_responses
+        # Impact ranks: volume x deviation, so a big segment slightly worse comes
+        # before a tiny one much worse.
+        impact = np.nan_to_num(sign * a["n"].to_numpy() * values.delta, nan=-np.inf)
+        order = np.argsort(-impact, kind="stable")
+        named = [i for i in order if shown[i]][:TREE_CHILDREN]
+        for i in named:
+            child = Segment.of({**segment.as_dict(), name: labels[i]})
+            children.append({
+                "segment": child.as_dict(),
+                "before": _r(values.value_before[i]),
+                "after": _r(values.value_after[i]),
+                "delta": _r(values.delta[i]),
+                "share": _share(sign * parts.contribution[i], sign * node_delta),
+                "impact": _r(impact[i]),
+                "n_before": int(b["n"].iloc[i]),
+                "n_after": int(a["n"].iloc[i]),
+            })
+        hidden = [i for i in range(len(labels)) if i not in named]
+        if hidden and (b["n"].iloc[hidden].sum() + a["n"].iloc[hidden].sum()) > 0:
+            children.append({
+                "segment": {**segment.as_dict(), name: "other"},
+                "share": _share(sign * float(parts.contribution[hidden].sum()), sign * node_delta),
+                "n_before": int(b["n"].iloc[hidden].sum()),
+                "n_after": int(a["n"].iloc[hidden].sum()),
+            })
+    return {
+        "segment": segment.as_dict(),
+        "before": _r(metric.estimate(before).value),
+        "after": _r(metric.estimate(after).value),
+        "delta": _r(node_delta),
+        "n_before": int(before["n"]),
+        "n_after": int(after["n"]),
+        "children": children,
+    }
+
+
+def _did_dict(result: DiffInDiff | None, transition: str) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {"transition": transition, "control": "respondents outside the transition's scope", **result.as_dict()}

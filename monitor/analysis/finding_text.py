@@ -1,0 +1,117 @@
+"""Findings as plain text for the terminal: a table of roots with echoes under them,
+and the drill-down tree of one finding (``mspmon explain``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.analysis.suggestions import describe_segment
+
+HEADER = (
+    f"{'id':<14} {'metric':<32} {'segment':<40} {'since':<10} {'before':>7} {'after':>7} "
+    f"{'delta [95% CI]':>24} {'n before/after':>15}"
+)
+
+
+def signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
+
+
+def _percent(share: float | None) -> str:
+    return "n/a" if share is None else f"{100 * share:.0f}%"
+
+
+def segment_text(segment: dict[str, str]) -> str:
+    return " x ".join(f"{k}={v}" for k, v in segment.items()) or "everyone"
+
+
+def finding_row(f: dict[str, Any], indent: str = "") -> str:
+    interval = f"{signed(f['delta'])} [{signed(f['ci_low'])}, {signed(f['ci_high'])}]"
+    width = 14 - len(indent)
+    return (
+        f"{indent}{f['id']:<{width}} {f['metric'][:32]:<32} {segment_text(f['segment'])[:40]:<40} {f['change_date']:<10} "
+        f"{f['before']:>7.1f} {f['after']:>7.1f} {interval:>24} {f['n_before']:>7}/{f['n_after']:<7}"
+        + (f" recovered {f['recovered_on']}" if f["recovered_on"] else "")
+    )
+
+
+def root_summary(f: dict[str, Any]) -> list[str]:
+    """What a root finding says beyond its numbers: where, why, what to do."""
+    lines = []
+    where = {
+        "generic": "generic: spread over every area",
+        "localized": "localized",
+        "mixed": "mixed: a generic part plus a localized part",
+    }.get(f.get("scope") or "", "")
+    if where:
+        lines.append(f"    scope: {where}")
+    for named in (n for n in f.get("segments", []) if n["segment"] != f["segment"]):
+        lines.append(
+            f"      {segment_text(named['segment'])}: {signed(named['delta'])} "
+            f"(n {named['n_before']}/{named['n_after']}), explains {_percent(named['share'])} of the overall change"
+        )
+    if f.get("explains") is not None and f.get("segment"):
+        lines.append(f"    explains {_percent(f['explains'])} of everyone's change over the same weeks")
+    elif f.get("overall_effect") is not None and f.get("segment"):
+        lines.append(
+            f"    everyone's {f['metric']} did not worsen over these weeks; this segment moved it by {signed(f['overall_effect'])}"
+        )
+    mix = f.get("mix_rate")
+    if mix:
+        lines.append(f"    rate {signed(mix['rate'])} vs mix {signed(mix['mix'])} (mix by {mix['by']})")
+    did = f.get("did")
+    if did:
+        lines.append(
+            f"    difference-in-differences vs outside {did['transition']!r}: {signed(did['estimate'])} "
+            f"[{signed(did['ci_low'])}, {signed(did['ci_high'])}]"
+        )
+    for factor in f.get("factors", [])[:3]:
+        lines.append(
+            f"    factor rose: {factor['factor']} {factor['before_share']:.1f}% -> {factor['after_share']:.1f}% "
+            f"(p={factor['p_value']:.2g})"
+        )
+    lines.extend(f"    suggestion: {text}" for text in f.get("suggestions", [])[:2])
+    return lines
+
+
+def findings_table(findings: list[dict[str, Any]]) -> list[str]:
+    """Root findings, each with its summary and its echoes indented under it."""
+    lines = [HEADER]
+    for f in findings:
+        if f.get("root", True):
+            lines.append(finding_row(f))
+            lines.extend(root_summary(f))
+        else:
+            lines.append(finding_row(f, indent="  └ "))
+    return lines
+
+
+def explain_text(f: dict[str, Any], echoes: list[dict[str, Any]]) -> str:
+    """The drill-down tree of one finding: the root, the segments inside it, its echoes."""
+    if not f.get("root", True):
+        return f"{f['id']} is an echo of {f['root_id']}: run `mspmon explain {f['root_id']}`."
+    lines = [
+        f"{f['id']}: {f['metric']} in {segment_text(f['segment'])} since {f['change_date']}",
+        f"  {f['before']:.1f} -> {f['after']:.1f}, delta {signed(f['delta'])} [{signed(f['ci_low'])}, {signed(f['ci_high'])}], "
+        f"n {f['n_before']}/{f['n_after']}, state {f.get('state')}",
+    ]
+    lines.extend(root_summary(f))
+    tree = f.get("tree")
+    if tree:
+        lines.append("")
+        lines.append(f"  drill-down of {describe_segment(tree['segment'])} over {tree['n_before']}/{tree['n_after']} responses:")
+        for child in tree.get("children", []):
+            added = {k: v for k, v in child["segment"].items() if k not in tree["segment"]}
+            label = segment_text(added)
+            if "delta" in child:
+                lines.append(
+                    f"    {label:<40} {signed(child['delta']):>7}  share {_percent(child['share']):>5}  "
+                    f"n {child['n_before']}/{child['n_after']}"
+                )
+            else:
+                lines.append(f"    {label:<40} {'':>7}  share {_percent(child['share']):>5}  n {child['n_before']}/{child['n_after']} (segments below the anonymity threshold or smaller)")
+    if echoes:
+        lines.append("")
+        lines.append(f"  echoes ({len(echoes)}), explained by this finding:")
+        lines.extend(finding_row(e, indent="    ") for e in echoes)
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""The ``mspmon`` command line."""

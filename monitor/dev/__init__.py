@@ -1,0 +1,1 @@
+"""Tooling for developers and benchmarks: synthetic survey worlds with known, planted effects."""

@@ -1,0 +1,1 @@
+"""Ingest: read export files and API payloads, validate every row, write all-or-nothing."""

@@ -1,0 +1,338 @@
+"""Import survey responses from files (and, through the same path, from the API).
+
+An import streams batches of records inside one database transaction:
+
+* all-or-nothing by default: one bad row anywhere and the transaction is rolled back,
+  so the store is exactly as it was; the report lists the first errors;
+* with ``skip_invalid`` the valid rows are committed and every rejected row is copied,
+  untouched, to a rejects file next to its input, with the reasons beside it;
+* idempotent: each stored response keeps a hash of its normalised content, so a
+  re-import classifies rows as unchanged or updated without rewriting them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from config import Settings
+from monitor import store
+from monitor.ingest.readers import locate_records
+from monitor.ingest.worker import (
+    FileFailed,
+    Validated,
+    validate_files,
+    validate_files_in_child,
+)
+from monitor.ingest.writer import BatchWriter
+from monitor.store.db import session_scope
+from monitor.store.models import ImportRun, ImportStatus
+
+PARALLEL_MIN_BYTES = 16 << 20  # ~100k rows: below, a child process costs more than it saves
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """One reason a record (or a whole file) was refused, where it is and why."""
+
+    file: str
+    line: int
+    column: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "column": self.column, "message": self.message}
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" + (f" [{self.column}]" if self.column else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class IngestReport:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    errors: list[RecordError] = field(default_factory=list)
+    error_count: int = 0
+    rejects_files: list[Path] = field(default_factory=list)
+    committed: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "errors": [error.as_dict() for error in self.errors],
+            "error_count": self.error_count,
+            "rejects_files": [str(path) for path in self.rejects_files],
+            "committed": self.committed,
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.inserted} inserted, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.rejected} rejected"
+        ]
+        if not self.committed:
+            lines.append("Nothing was written: fix the errors below, or use --skip-invalid.")
+        lines.extend(f"  {error}" for error in self.errors)
+        if self.error_count > len(self.errors):
+            lines.append(f"  ... and {self.error_count - len(self.errors)} more errors")
+        lines.extend(f"Rejected rows written to {path}" for path in self.rejects_files)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An error known by record ordinal; its physical line is looked up at the end."""
+
+    record: int
+    column: str
+    message: str
+    # For duplicates: the ordinal of the first occurrence, named in the message.
+    first: int | None = None
+
+
+ProgressCallback = Callable[[Path, int], None]
+
+
+@dataclass
+class _Import:
+    """Validation side of one running import; the writer thread does the database."""
+
+    writer: BatchWriter
+    settings: Settings
+    skip_invalid: bool
+    now: dt.datetime
+    report: IngestReport = field(default_factory=IngestReport)
+    pending: dict[Path, list[_Pending]] = field(default_factory=dict)
+    seen: dict[Path, dict[str, int]] = field(default_factory=dict)  # file -> id -> record
+    file_failed: bool = False
+
+    @property
+    def writing(self) -> bool:
+        """After the first error an all-or-nothing import only validates the rest."""
+        return (
+            not self.file_failed
+            and self.writer.error is None
+            and (self.skip_invalid or self.report.rejected == 0)
+        )
+
+    def reject(self, path: Path, errors: list[_Pending]) -> None:
+        self.pending.setdefault(path, []).extend(errors)
+        self.report.rejected += len({error.record for error in errors})
+        self.report.error_count += len(errors)
+
+    def take(self, item: Validated) -> None:
+        self.reject(item.path, [_Pending(p.record, p.column, p.message) for p in item.problems])
+        if item.result is None:
+            return
+        result = item.result
+        self.reject(item.path, [_Pending(int(item.records[e.position]), e.column, e.message) for e in result.errors])
+        columns = result.columns
+        keep = self._first_occurrences(item.path, columns["response_id"], item.records[result.valid])
+        if not keep.all():
+            columns = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in columns.items()}
+        if self.writing and columns["response_id"]:
+            self.writer.put(columns, item.dimensions)
+
+    def _first_occurrences(self, path: Path, ids: list[str], records: np.ndarray) -> np.ndarray:
+        """Mask of rows whose response_id was not seen earlier in this import."""
+        numbers = records.tolist()
+        here = self.seen.setdefault(path, {})
+        batch_ids = set(ids)
+        if len(batch_ids) == len(ids) and all(seen.keys().isdisjoint(batch_ids) for seen in self.seen.values()):
+            here.update(zip(ids, numbers))  # the usual case, at C speed
+            return np.ones(len(ids), dtype=bool)
+        keep = np.ones(len(ids), dtype=bool)
+        errors = []
+        for index, (rid, number) in enumerate(zip(ids, numbers, strict=True)):
+            earlier = next(((p, seen[rid]) for p, seen in self.seen.items() if rid in seen), None)
+            if earlier is None:
+                here[rid] = number
+                continue
+            keep[index] = False
+            first_path, first_record = earlier
+            if first_path == path:
+                errors.append(_Pending(number, "response_id", f"duplicate response_id {rid!r}", first_record))
+            else:
+                message = f"duplicate response_id {rid!r} (first in {first_path})"
+                errors.append(_Pending(number, "response_id", message))
+        self.reject(path, errors)
+        return keep
+
+    def fail_file(self, path: Path, line: int, column: str, message: str) -> None:
+        """A whole file refused; its line is known already, so it is stored negated."""
+        self.pending.setdefault(path, []).append(_Pending(-line, column, message))
+        self.report.error_count += 1
+        self.file_failed = True
+
+
+def _finish_errors(state: _Import, keep_rejects: bool) -> list[Path]:
+    """Turn pending errors into located ones; write rejects files when keeping them.
+
+    Ordinals become physical lines with a second pass over each file that had errors;
+    file-level errors carry their line already (stored negated).
+    """
+    limit = state.settings.max_errors_listed
+    kept: list[Path] = []
+    for path, errors in state.pending.items():
+        if not errors:
+            continue
+        listed_room = max(limit - len(state.report.errors), 0)
+        write_rejects = keep_rejects and state.skip_invalid
+        wanted_errors = errors if write_rejects else errors[:listed_room]
+        wanted = {e.record for e in wanted_errors if e.record > 0} | {
+            e.first for e in wanted_errors if e.first is not None
+        }
+        header, located = locate_records(path, wanted) if wanted and path.is_file() else ("", {})
+
+        def line_of(record: int) -> int:
+            if record <= 0:
+                return -record
+            return located[record].line if record in located else record
+
+        resolved = [
+            RecordError(
+                str(path),
+                line_of(e.record),
+                e.column,
+                e.message + (f": first on line {line_of(e.first)}" if e.first is not None else ""),
+            )
+            for e in wanted_errors
+        ]
+        state.report.errors.extend(resolved[:listed_room])
+        if write_rejects:
+            kept.append(_write_rejects(path, header, located, errors, resolved))
+    return kept
+
+
+def _write_rejects(
+    path: Path, header: str, located: dict[int, Any], errors: list[_Pending], resolved: list[RecordError]
+) -> Path:
+    rows_path = path.with_name(f"{path.stem}.rejects{path.suffix}")
+    errors_path = path.with_name(f"{path.stem}.rejects.errors.csv")
+    records = sorted({e.record for e in errors if e.record > 0})
+    with rows_path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(header)
+        for record in records:
+            text = located[record].text
+            handle.write(text if text.endswith("\n") else text + "\n")
+    frame = pd.DataFrame([(e.line, e.column, e.message) for e in resolved], columns=["line", "column", "message"])
+    frame.to_csv(errors_path, index=False)
+    return rows_path
+
+
+def ingest_files(
+    engine: Engine,
+    paths: Iterable[Path],
+    settings: Settings,
+    *,
+    source: str = "default",
+    skip_invalid: bool = False,
+    now: dt.datetime | None = None,
+    on_progress: ProgressCallback | None = None,
+    parallel: bool | None = None,
+) -> IngestReport:
+    """Import CSV / JSON-lines files as one transaction and report what happened.
+
+    Large imports into SQLite (``parallel`` None, PARALLEL_MIN_BYTES or more)
+    read and validate in a child process while this one writes, using both cores.
+
+    ``on_progress`` receives each file and the number of records read from it so
+    far; ``now`` is the import's clock (tests replay any day).
+    """
+    paths = [Path(path) for path in paths]
+    now = now or dt.datetime.now(dt.UTC)
+    if parallel is None:
+        # On PostgreSQL the server process already keeps the second core busy
+        # (COPY parsing, index upkeep); a validating child would only compete.
+        large = sum(path.stat().st_size for path in paths if path.is_file()) >= PARALLEL_MIN_BYTES
+        parallel = large and engine.dialect.name == "sqlite"
+    validate = validate_files_in_child if parallel else validate_files
+    return _run_import(
+        engine,
+        settings,
+        source=source,
+        skip_invalid=skip_invalid,
+        now=now,
+        labels=[str(path) for path in paths],
+        validated=_reporting(validate(paths, settings, now), on_progress),
+    )
+
+
+def _reporting(items: Iterator[Validated | FileFailed], on_progress: ProgressCallback | None) -> Iterator[Validated | FileFailed]:
+    """Pass items through, telling ``on_progress`` how many records each file has given."""
+    counts: dict[Path, int] = {}
+    for item in items:
+        if on_progress is not None and isinstance(item, Validated):
+            counts[item.path] = counts.get(item.path, 0) + len(item.records) + len(item.problems)
+            on_progress(item.path, counts[item.path])
+        yield item
+
+
+def _run_import(
+    engine: Engine,
+    settings: Settings,
+    *,
+    source: str,
+    skip_invalid: bool,
+    now: dt.datetime,
+    labels: list[str],
+    validated: Iterator[Validated | FileFailed],
+) -> IngestReport:
+    state = _Import(BatchWriter(engine, source, now), settings, skip_invalid, now)
+    try:
+        for item in validated:
+            if isinstance(item, FileFailed):
+                state.fail_file(item.path, item.line, item.column, item.message)
+            else:
+                state.take(item)
+    finally:
+        committed = state.writer.finish(commit=state.writing)
+    if isinstance(state.writer.error, store.RegistryFull):
+        state.fail_file(Path(labels[-1]), 0, "", str(state.writer.error))
+    elif state.writer.error is not None:
+        raise state.writer.error
+    report = state.report
+    report.committed = committed
+    if committed:
+        counts = state.writer.counts
+        report.inserted, report.updated, report.unchanged = counts.inserted, counts.updated, counts.unchanged
+    report.rejects_files = _finish_errors(state, keep_rejects=committed)
+    _record_run(engine, source, labels, report, now)
+    return report
+
+
+def _record_run(engine: Engine, source: str, labels: list[str], report: IngestReport, started: dt.datetime) -> None:
+    """Keep a row per import, failed ones included: data health reads them later."""
+    if not report.committed:
+        status = ImportStatus.FAILED
+    elif report.rejected:
+        status = ImportStatus.PARTIAL
+    else:
+        status = ImportStatus.SUCCEEDED
+    run = ImportRun(
+        source=source,
+        paths=labels,
+        status=status,
+        inserted=report.inserted,
+        updated=report.updated,
+        unchanged=report.unchanged,
+        rejected=report.rejected,
+        message="\n".join(str(error) for error in report.errors),
+        started_at=started,
+        finished_at=dt.datetime.now(dt.UTC),
+    )
+    with session_scope(engine) as session:
+        store.record_import_run(session, run)

@@ -1,0 +1,6 @@
+"""Every table of the project, for Alembic and the schema test: importing this registers them all on ``Base``."""
+
+import monitor.store.app_models  # noqa: F401  (accounts, subscriptions, outbox)
+from monitor.store.models import Base
+
+__all__ = ["Base"]
