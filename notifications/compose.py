@@ -53,10 +53,10 @@ from monitor.analysis.aggregate import (
     grouping_cube,
     load_responses,
 )
-from monitor.analysis.detect import Window, compare_windows, transition_windows
 from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
 from monitor.analysis.run import finding_dict
+from monitor.analysis.transitions import Window, compare_windows, transition_windows
 from monitor.scope import Scope, segment_label
 from monitor.store.app_models import Digest, DigestState, Severity, Subscription
 from monitor.store.models import Finding, FindingScope, FindingState, Label, Transition

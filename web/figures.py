@@ -22,7 +22,7 @@ import pandas as pd
 
 from detectors import metric_for
 from monitor.analysis.cube import CubeSet
-from monitor.analysis.detect import (
+from monitor.analysis.transitions import (
     Window,
     compare_windows,
     recovery_period,

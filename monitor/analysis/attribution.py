@@ -60,8 +60,9 @@ from monitor.analysis.aggregate import (
     groupings,
     period_of_day,
 )
-from monitor.analysis.detect import DetectedChange, Window
+from monitor.analysis.detect import DetectedChange
 from monitor.analysis.suggestions import suggestions_for
+from monitor.analysis.transitions import Window
 from monitor.periods import EPOCH
 from monitor.store.models import FindingScope
 

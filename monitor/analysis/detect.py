@@ -15,7 +15,7 @@ import functools
 import math
 import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -29,7 +29,6 @@ from detectors import (
     default_penalty,
     detect_changes,
     metric_for,
-    pool,
 )
 from detectors.screening import window_scan
 from monitor.analysis.aggregate import (
@@ -38,9 +37,7 @@ from monitor.analysis.aggregate import (
     as_frame,
     grouping_cube,
     groupings,
-    period_of_day,
 )
-from monitor.periods import EPOCH
 
 CORE_METRICS = ("happiness", "lost_time")
 OVERALL_ONLY_METRICS = ("volume",)  # a feed-health signal, meaningless per segment
@@ -250,101 +247,3 @@ def _contrast(
 def _parent_segments(segments: list[Segment], by: tuple[str, ...]) -> list[list[Segment]]:
     """For each dimension of a pair, the single-dimension parent of every segment."""
     return [[Segment.of({name: seg.as_dict()[name]}) for seg in segments] for name in by]
-
-
-# --- transitions -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Window:
-    name: str
-    first: int  # period numbers, inclusive
-    last: int
-
-    def dates(self, table: ResponseTable) -> tuple[dt.date, dt.date]:
-        return table.period_start(self.first), table.period_start(self.last)
-
-
-def transition_windows(
-    go_live: dt.date, baseline_weeks: int, observation_weeks: int, table: ResponseTable
-) -> list[Window]:
-    """Baseline before go-live, and since / early (weeks 1-4) / settled (5-12) after."""
-    live = period_of_day((go_live - EPOCH).days, table.period)
-    per_week = 7 if table.period == "day" else 1
-    last = table.last_period
-    early_end = min(live + 4 * per_week - 1, last)
-    windows = [
-        Window("baseline", live - baseline_weeks * per_week, live - 1),
-        Window("since_go_live", live, last),
-        Window("early", live, early_end),
-        Window("settled", live + 4 * per_week, min(live + observation_weeks * per_week - 1, last)),
-    ]
-    return [w for w in windows if w.first <= w.last]
-
-
-def window_totals(table: ResponseTable, series: np.ndarray, window: Window) -> pd.Series:
-    first = max(window.first - table.first_period, 0)
-    last = window.last - table.first_period + 1
-    frame = pd.DataFrame(series[first:last], columns=list(table.stat_names))
-    return pool(frame)
-
-
-def compare_windows(
-    metric: Metric, table: ResponseTable, series: np.ndarray, windows: Iterable[Window], confidence: float
-) -> dict[str, dict]:
-    """Each window after go-live against the baseline: before, after, delta with CI and n."""
-    windows = list(windows)
-    baseline = next((w for w in windows if w.name == "baseline"), None)
-    if baseline is None:
-        return {}
-    before = window_totals(table, series, baseline)
-    compared = {}
-    for window in windows:
-        if window is baseline:
-            continue
-        delta = metric.compare(before, window_totals(table, series, window), confidence=confidence)
-        start, end = window.dates(table)
-        compared[window.name] = {
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "before": _rounded(delta.before.value),
-            "before_ci": [_rounded(delta.before.ci_low), _rounded(delta.before.ci_high)],
-            "after": _rounded(delta.after.value),
-            "after_ci": [_rounded(delta.after.ci_low), _rounded(delta.after.ci_high)],
-            "delta": _rounded(delta.delta),
-            "ci_low": _rounded(delta.ci_low),
-            "ci_high": _rounded(delta.ci_high),
-            "n_before": delta.n_before,
-            "n_after": delta.n_after,
-            "direction": str(metric.direction(delta.delta)) if np.isfinite(delta.delta) else "unchanged",
-        }
-    return compared
-
-
-RECOVERY_WINDOW = 4  # periods pooled per step when judging recovery
-
-
-def recovery_period(
-    metric: Metric, table: ResponseTable, series: np.ndarray, baseline: Window, live: int, confidence: float
-) -> dt.date | None:
-    """First period from which the metric is back within the baseline's interval and stays.
-
-    Weekly values of a segment are too noisy to compare one by one; each step
-    pools ``RECOVERY_WINDOW`` periods, and "within" means its interval overlaps the
-    baseline's. The answer is the start of the first such run that lasts to the end.
-    """
-    base = metric.estimate(window_totals(table, series, baseline), confidence=confidence)
-    recovered_from = None
-    for start in range(live, table.last_period - RECOVERY_WINDOW + 2):
-        window = Window("step", start, start + RECOVERY_WINDOW - 1)
-        estimate = metric.estimate(window_totals(table, series, window), confidence=confidence)
-        inside = estimate.n > 0 and estimate.ci_high >= base.ci_low and estimate.ci_low <= base.ci_high
-        if inside and recovered_from is None:
-            recovered_from = start
-        elif not inside:
-            recovered_from = None
-    return None if recovered_from is None else table.period_start(recovered_from)
-
-
-def _rounded(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(float(value), 2)

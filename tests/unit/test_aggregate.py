@@ -98,7 +98,7 @@ def test_weeks_start_on_monday_and_only_complete_ones_are_analysed():
 
 
 def test_targets_are_judged_on_their_segment_and_unknown_dimensions_are_unjudgeable():
-    from monitor.analysis.run import _judge_target
+    from monitor.analysis.transitions import _judge_target
     from monitor.store.models import Transition
     from monitor.targets import parse_target
 

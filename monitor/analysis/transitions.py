@@ -1,0 +1,296 @@
+"""Transition figures: windows around a go-live, before/after per metric, recovery, targets.
+
+The one computation of a transition's figures: the analysis run's report, the web
+view and the digests all call it, so they cannot disagree about the same week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detectors import (
+    Metric,
+    lost_time_summary,
+    metric_for,
+    pool,
+)
+from detectors.attribution import diff_in_diff, worse_sign
+from monitor.analysis.aggregate import (
+    ResponseTable,
+    Segment,
+    grouping_cube,
+    period_of_day,
+)
+from monitor.analysis.detect import AnalysisOptions
+from monitor.periods import EPOCH
+from monitor.store.models import Transition
+from monitor.targets import JUDGE_PERIODS, Target
+
+TRANSITION_METRICS = ("happiness", "lost_time", "volume")
+
+
+@dataclass(frozen=True)
+class Window:
+    name: str
+    first: int  # period numbers, inclusive
+    last: int
+
+    def dates(self, table: ResponseTable) -> tuple[dt.date, dt.date]:
+        return table.period_start(self.first), table.period_start(self.last)
+
+
+def transition_windows(
+    go_live: dt.date, baseline_weeks: int, observation_weeks: int, table: ResponseTable
+) -> list[Window]:
+    """Baseline before go-live, and since / early (weeks 1-4) / settled (5-12) after."""
+    live = period_of_day((go_live - EPOCH).days, table.period)
+    per_week = 7 if table.period == "day" else 1
+    last = table.last_period
+    early_end = min(live + 4 * per_week - 1, last)
+    windows = [
+        Window("baseline", live - baseline_weeks * per_week, live - 1),
+        Window("since_go_live", live, last),
+        Window("early", live, early_end),
+        Window("settled", live + 4 * per_week, min(live + observation_weeks * per_week - 1, last)),
+    ]
+    return [w for w in windows if w.first <= w.last]
+
+
+def window_totals(table: ResponseTable, series: np.ndarray, window: Window) -> pd.Series:
+    first = max(window.first - table.first_period, 0)
+    last = window.last - table.first_period + 1
+    frame = pd.DataFrame(series[first:last], columns=list(table.stat_names))
+    return pool(frame)
+
+
+def compare_windows(
+    metric: Metric, table: ResponseTable, series: np.ndarray, windows: Iterable[Window], confidence: float
+) -> dict[str, dict]:
+    """Each window after go-live against the baseline: before, after, delta with CI and n."""
+    windows = list(windows)
+    baseline = next((w for w in windows if w.name == "baseline"), None)
+    if baseline is None:
+        return {}
+    before = window_totals(table, series, baseline)
+    compared = {}
+    for window in windows:
+        if window is baseline:
+            continue
+        delta = metric.compare(before, window_totals(table, series, window), confidence=confidence)
+        start, end = window.dates(table)
+        compared[window.name] = {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "before": _rounded(delta.before.value),
+            "before_ci": [_rounded(delta.before.ci_low), _rounded(delta.before.ci_high)],
+            "after": _rounded(delta.after.value),
+            "after_ci": [_rounded(delta.after.ci_low), _rounded(delta.after.ci_high)],
+            "delta": _rounded(delta.delta),
+            "ci_low": _rounded(delta.ci_low),
+            "ci_high": _rounded(delta.ci_high),
+            "n_before": delta.n_before,
+            "n_after": delta.n_after,
+            "direction": str(metric.direction(delta.delta)) if np.isfinite(delta.delta) else "unchanged",
+        }
+    return compared
+
+
+RECOVERY_WINDOW = 4  # periods pooled per step when judging recovery
+
+
+def recovery_period(
+    metric: Metric, table: ResponseTable, series: np.ndarray, baseline: Window, live: int, confidence: float
+) -> dt.date | None:
+    """First period from which the metric is back within the baseline's interval and stays.
+
+    Weekly values of a segment are too noisy to compare one by one; each step
+    pools ``RECOVERY_WINDOW`` periods, and "within" means its interval overlaps the
+    baseline's. The answer is the start of the first such run that lasts to the end.
+    """
+    base = metric.estimate(window_totals(table, series, baseline), confidence=confidence)
+    recovered_from = None
+    for start in range(live, table.last_period - RECOVERY_WINDOW + 2):
+        window = Window("step", start, start + RECOVERY_WINDOW - 1)
+        estimate = metric.estimate(window_totals(table, series, window), confidence=confidence)
+        inside = estimate.n > 0 and estimate.ci_high >= base.ci_low and estimate.ci_low <= base.ci_high
+        if inside and recovered_from is None:
+            recovered_from = start
+        elif not inside:
+            recovered_from = None
+    return None if recovered_from is None else table.period_start(recovered_from)
+
+
+def _rounded(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 2)
+
+
+def transition_report(
+    everyone: ResponseTable, transition: Transition, as_of: dt.date, options: AnalysisOptions
+) -> dict[str, Any]:
+    """Before/after per metric, overall in scope and per single-dimension segment."""
+    table = everyone.within(transition.scope)
+    windows = transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)
+    weeks_since = (as_of - transition.go_live).days // 7
+    entry: dict[str, Any] = {
+        "name": transition.name,
+        "go_live": transition.go_live.isoformat(),
+        "scope": transition.scope,
+        "weeks_since_go_live": weeks_since,
+        "metrics": {},
+        "segments": [],
+        "targets": [],
+    }
+    if not len(table):
+        entry["targets"] = [_unjudgeable(Target.from_dict(t), transition, as_of) for t in transition.targets]
+        return entry
+    _, overall = grouping_cube(table, ())
+    series = overall[0]
+    baseline = next((w for w in windows if w.name == "baseline"), None)
+    live_period = next((w.first for w in windows if w.name == "since_go_live"), None)
+    for name in TRANSITION_METRICS:
+        metric = metric_for(name)
+        compared = compare_windows(metric, table, series, windows, options.confidence)
+        if baseline is not None and live_period is not None:
+            recovered = recovery_period(metric, table, series, baseline, live_period, options.confidence)
+            compared["recovered_from"] = None if recovered is None else recovered.isoformat()
+        entry["metrics"][name] = compared
+    if transition.scope:
+        _add_diff_in_diff(entry["metrics"], everyone.outside(transition.scope), table, series, windows, options)
+    entry["lost_time_distribution"] = _lost_time_distribution(table, windows, options)
+    entry["segments"] = _segment_comparisons(table, windows, options)
+    entry["targets"] = [
+        _judge_target(Target.from_dict(t), table, transition, as_of) for t in transition.targets
+    ]
+    return entry
+
+
+def _add_diff_in_diff(
+    metrics: dict[str, Any],
+    control: ResponseTable,
+    table: ResponseTable,
+    series: np.ndarray,
+    windows: list[Window],
+    options: AnalysisOptions,
+) -> None:
+    """Next to each before/after delta, the same delta net of the control group's.
+
+    Respondents outside the transition's scope lived through the same weeks
+    (holidays, a company-wide outage) without the change.
+    """
+    if not len(control):
+        return
+    _, control_cube = grouping_cube(control, ())
+    baseline = next(w for w in windows if w.name == "baseline")
+    for name in ("happiness", "lost_time"):
+        metric = metric_for(name)
+        for window in windows:
+            compared = metrics[name].get(window.name)
+            if window is baseline or compared is None:
+                continue
+            result = diff_in_diff(
+                metric,
+                (window_totals(table, series, baseline), window_totals(table, series, window)),
+                (window_totals(control, control_cube[0], baseline), window_totals(control, control_cube[0], window)),
+                confidence=options.confidence,
+            )
+            compared["did"] = None if result is None else result.as_dict()
+
+
+def _lost_time_distribution(table: ResponseTable, windows: list[Window], options: AnalysisOptions) -> dict[str, Any]:
+    """Mean and median lost minutes per window from the raw answers, bootstrap intervals.
+
+    Lost time is heavily skewed: the median says what a typical respondent lost,
+    the mean what the organisation lost in total; both are reported.
+    """
+    answered = table.stats[:, table.stat_names.index("lt_n")] > 0
+    minutes = table.stats[:, table.stat_names.index("lt_sum")]
+    summary = {}
+    for window in windows:
+        inside = answered & (table.periods >= window.first) & (table.periods <= window.last)
+        if inside.sum() < options.anonymity_min_responses:
+            continue
+        result = lost_time_summary(minutes[inside], n_boot=1000, confidence=options.confidence)
+        summary[window.name] = {
+            kind: {"value": round(e.value, 1), "ci": [round(e.ci_low, 1), round(e.ci_high, 1)], "n": e.n}
+            for kind, e in (("mean", result.mean), ("median", result.median))
+        }
+    return summary
+
+
+def _segment_comparisons(table: ResponseTable, windows: list[Window], options: AnalysisOptions) -> list[dict[str, Any]]:
+    """Happiness and lost time per single-dimension segment since go-live, by impact.
+
+    Segments with fewer than the anonymity threshold of responses in the baseline
+    or since go-live are never named: their responses are summed into one
+    "other" row per dimension (shown only if that row clears the threshold too).
+    """
+    wanted = [w for w in windows if w.name in ("baseline", "since_go_live")]
+    if len(wanted) < 2:
+        return []
+    rows = []
+    for name in table.labels:
+        segments, cube = grouping_cube(table, (name,))
+        counts = [
+            [window_totals(table, series, window)["n"] for window in wanted] for series in cube
+        ]
+        small = [min(pair) < options.anonymity_min_responses for pair in counts]
+        named = [(segment.as_dict(), series) for segment, series, hide in zip(segments, cube, small, strict=True) if not hide]
+        if any(small):
+            named.append(({name: "other"}, cube[np.array(small)].sum(axis=0)))
+        for segment, series in named:
+            row: dict[str, Any] = {"segment": segment, "metrics": {}}
+            for metric_name in ("happiness", "lost_time"):
+                metric = metric_for(metric_name)
+                since = compare_windows(metric, table, series, wanted, options.confidence).get("since_go_live")
+                if since is None or min(since["n_before"], since["n_after"]) < options.anonymity_min_responses:
+                    continue
+                if since["delta"] is not None:
+                    since["impact"] = round(worse_sign(metric) * since["n_after"] * since["delta"], 1)
+                row["metrics"][metric_name] = since
+            if "happiness" in row["metrics"]:
+                rows.append(row)
+    return sorted(rows, key=lambda r: -(r["metrics"]["happiness"].get("impact") or 0.0))
+
+
+def _unjudgeable(target: Target, transition: Transition, as_of: dt.date) -> dict[str, Any]:
+    """A target with no responses to judge it by: at risk until its deadline, then missed."""
+    deadline = target.deadline(transition.go_live)
+    return {
+        "target": target.text(),
+        "deadline": deadline.isoformat(),
+        "status": "not_met" if as_of >= deadline else "at_risk",
+        "evidence": "no responses in scope",
+        "value": None,
+        "n": 0,
+    }
+
+
+def _judge_target(target: Target, table: ResponseTable, transition: Transition, as_of: dt.date) -> dict[str, Any]:
+    """Judge a target on the four periods ending with its deadline week (or the latest one)."""
+    if any(name not in table.labels for name in target.segment):
+        return _unjudgeable(target, transition, as_of)
+    segments, cube = grouping_cube(table, tuple(target.segment))
+    wanted = Segment.of(target.segment)
+    series = next((s for segment, s in zip(segments, cube, strict=True) if segment == wanted), None)
+    if series is None:
+        return _unjudgeable(target, transition, as_of)
+    deadline = target.deadline(transition.go_live)
+    last = min(table.last_period, period_of_day((deadline - EPOCH).days - 1, table.period))
+    first = max(last - JUDGE_PERIODS + 1, table.first_period)
+    estimate = metric_for(target.metric).estimate(window_totals(table, series, Window("target", first, last)))
+    meets = bool(np.isfinite(estimate.value) and target.met_by(estimate.value))
+    return {
+        "target": target.text(),
+        "deadline": deadline.isoformat(),
+        "status": "met" if meets else ("not_met" if as_of >= deadline else "at_risk"),
+        "value": None if not np.isfinite(estimate.value) else round(estimate.value, 2),
+        "ci": [round(estimate.ci_low, 2), round(estimate.ci_high, 2)] if np.isfinite(estimate.ci_low) else None,
+        "n": estimate.n,
+        "window": [table.period_start(first).isoformat(), table.period_start(last).isoformat()],
+    }
