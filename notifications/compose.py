@@ -53,9 +53,10 @@ from monitor.analysis.aggregate import (
     grouping_cube,
     load_responses,
 )
+from monitor.analysis.finding_view import FindingView
+from monitor.analysis.finding_view import NamedSegment as NamedSegmentView
 from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
-from monitor.analysis.run import finding_dict
 from monitor.analysis.transitions import Window, compare_windows, transition_windows
 from monitor.scope import Scope, segment_label
 from monitor.store.app_models import Digest, DigestState, Severity, Subscription
@@ -214,8 +215,8 @@ def _metric_wanted(metric: str, wanted: Iterable[str]) -> bool:
     return not wanted or metric in wanted or ("factors" in wanted and metric.startswith("factor:"))
 
 
-def _named_segments(finding: Finding) -> list[dict[str, Any]]:
-    return list(finding_dict(finding).get("segments") or [])
+def _named_segments(finding: Finding) -> tuple[NamedSegmentView, ...]:
+    return FindingView.of(finding).explanation.segments
 
 
 def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription, transitions: list[Transition]) -> bool:
@@ -230,7 +231,7 @@ def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription
         return True
     named = _named_segments(finding)
     echoes = source.echo_segments.get(finding.id, [])
-    if any(scope.contains(segment) for segment in [*(item.get("segment", {}) for item in named), *echoes]):
+    if any(scope.contains(segment) for segment in [*(item.segment for item in named), *echoes]):
         return True
     return scope.within(finding.segment) and not (finding.scope == FindingScope.LOCALIZED and named)
 
@@ -384,18 +385,16 @@ def _detailed(source: DigestSource, findings: list[Finding], base: str) -> tuple
 
 
 def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFinding:
-    details = finding_dict(finding)
+    explanation = FindingView.of(finding).explanation
     minimum = source.settings.anonymity_min_responses
     segments = tuple(
-        NamedSegment(segment_label(item["segment"]), item.get("share"), item.get("delta"), item.get("n_after"))
-        for item in details.get("segments") or []
-        if min(item.get("n_before") or 0, item.get("n_after") or 0) >= minimum
-        and not (item["segment"] == finding.segment and item.get("share") is None)  # says nothing new
+        NamedSegment(segment_label(item.segment), item.share, item.delta, item.n_after)
+        for item in explanation.segments
+        if min(item.n_before or 0, item.n_after or 0) >= minimum
+        and not (item.segment == finding.segment and item.share is None)  # says nothing new
     )
     factors = tuple(
-        FactorShift(item["factor"], item["before_share"], item["after_share"])
-        for item in details.get("factors") or []
-        if item.get("delta", 0) > 0
+        FactorShift(item.factor, item.before_share, item.after_share) for item in explanation.factors if item.delta > 0
     )
     return NewFinding(
         id=finding.id,
@@ -409,7 +408,7 @@ def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFindin
         n_before=finding.n_before,
         segments=segments,
         factors=factors,
-        suggestions=tuple(details.get("suggestions") or ()),
+        suggestions=explanation.suggestions,
         related=source.related.get(finding.id, 0),
         expected=_expected(finding),
         link=f"{base}/findings/{finding.id}",

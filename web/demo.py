@@ -16,6 +16,7 @@ from pathlib import Path
 from config import load_settings
 from monitor import store
 from monitor.analysis.finding_text import finding_row, root_summary
+from monitor.analysis.finding_view import FindingView
 from monitor.analysis.run import run_analysis
 from monitor.dev.synthetic import Scenario, default_scenario, write_csv
 from monitor.ingest.importer import ingest_files
@@ -41,13 +42,13 @@ def demo_scenario(today: dt.date) -> Scenario:
     return default_scenario(start=start, weeks=DEMO_WEEKS, go_live=go_live)
 
 
-def _highlights(findings: list[dict]) -> list[dict]:
+def _highlights(findings: list[FindingView]) -> list[FindingView]:
     """What a first look should show: the root Happiness findings, largest impact first.
 
     Their echoes and the lost-time and factor findings of the same dips are one
     ``mspmon analyze`` away.
     """
-    return [f for f in findings if f["root"] and f["metric"] == "happiness"]
+    return [f for f in findings if f.root and f.metric == "happiness"]
 
 
 def run_demo(
@@ -87,13 +88,14 @@ def run_demo(
     report = run_analysis(engine, settings, as_of)
     echo(f"analysed {report.responses:,} responses as of {as_of.isoformat()} in {report.seconds:.1f} s: "
          f"{len(report.findings)} findings")
-    roots = [f for f in report.findings if f["root"]]
+    roots = [f for f in report.findings if f.root]
     echo(f"  {len(roots)} root findings; the others are echoes folded under them")
-    for finding in _highlights(report.findings):
+    highlights = _highlights(report.findings)
+    for finding in highlights:
         echo("  " + finding_row(finding))
         for line in root_summary(finding):
             echo("  " + line)
-    echo(f"  explain one:  mspmon explain {_highlights(report.findings)[0]['id']}" if _highlights(report.findings) else "")
+    echo(f"  explain one:  mspmon explain {highlights[0].id}" if highlights else "")
     echo("")
     echo(f"Database: {database}")
     command = sys.argv[0] if sys.argv and sys.argv[0].endswith("mspmon") else "mspmon"

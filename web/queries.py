@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from monitor import store
 from monitor.analysis.cube import CubeSet
+from monitor.analysis.finding_view import FindingView
 from monitor.analysis.lifecycle import active_silences, silence_for
-from monitor.analysis.run import finding_dict
 from monitor.store.models import (
     AnalysisRun,
     Finding,
@@ -85,7 +85,7 @@ class _Ref(NamedTuple):
 
 def _base_entry(finding: Finding, k: int) -> dict[str, Any]:
     """The finding as the analysis reported it, small tree nodes left out."""
-    entry = finding_dict(finding)
+    entry = FindingView.of(finding).as_dict()
     entry["tree"] = _anonymous_tree(entry.get("tree"), k)
     entry["segments"] = [s for s in entry.get("segments") or [] if _enough(s, k)]
     entry.setdefault("state", finding.state)

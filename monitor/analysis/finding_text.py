@@ -3,8 +3,7 @@ and the drill-down tree of one finding (``mspmon explain``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from monitor.analysis.finding_view import FindingView
 from monitor.analysis.suggestions import describe_segment
 
 HEADER = (
@@ -25,60 +24,61 @@ def segment_text(segment: dict[str, str]) -> str:
     return " x ".join(f"{k}={v}" for k, v in segment.items()) or "everyone"
 
 
-def finding_row(f: dict[str, Any], indent: str = "") -> str:
-    interval = f"{signed(f['delta'])} [{signed(f['ci_low'])}, {signed(f['ci_high'])}]"
+def finding_row(f: FindingView, indent: str = "") -> str:
+    interval = f"{signed(f.delta)} [{signed(f.ci_low)}, {signed(f.ci_high)}]"
     width = 14 - len(indent)
     return (
-        f"{indent}{f['id']:<{width}} {f['metric'][:32]:<32} {segment_text(f['segment'])[:40]:<40} {f['change_date']:<10} "
-        f"{f['before']:>7.1f} {f['after']:>7.1f} {interval:>24} {f['n_before']:>7}/{f['n_after']:<7}"
-        + (f" recovered {f['recovered_on']}" if f["recovered_on"] else "")
+        f"{indent}{f.id:<{width}} {f.metric[:32]:<32} {segment_text(f.segment)[:40]:<40} {f.change_date.isoformat():<10} "
+        f"{f.before:>7.1f} {f.after:>7.1f} {interval:>24} {f.n_before:>7}/{f.n_after:<7}"
+        + (f" recovered {f.recovered_on.isoformat()}" if f.recovered_on else "")
     )
 
 
-def root_summary(f: dict[str, Any]) -> list[str]:
+def root_summary(f: FindingView) -> list[str]:
     """What a root finding says beyond its numbers: where, why, what to do."""
+    explanation = f.explanation
     lines = []
     where = {
         "generic": "generic: spread over every area",
         "localized": "localized",
         "mixed": "mixed: a generic part plus a localized part",
-    }.get(f.get("scope") or "", "")
+    }.get(f.scope or "", "")
     if where:
         lines.append(f"    scope: {where}")
-    for named in (n for n in f.get("segments", []) if n["segment"] != f["segment"]):
+    for named in (n for n in explanation.segments if n.segment != f.segment):
         lines.append(
-            f"      {segment_text(named['segment'])}: {signed(named['delta'])} "
-            f"(n {named['n_before']}/{named['n_after']}), explains {_percent(named['share'])} of the overall change"
+            f"      {segment_text(named.segment)}: {signed(named.delta)} "
+            f"(n {named.n_before}/{named.n_after}), explains {_percent(named.share)} of the overall change"
         )
-    if f.get("explains") is not None and f.get("segment"):
-        lines.append(f"    explains {_percent(f['explains'])} of everyone's change over the same weeks")
-    elif f.get("overall_effect") is not None and f.get("segment"):
+    if f.explains is not None and f.segment:
+        lines.append(f"    explains {_percent(f.explains)} of everyone's change over the same weeks")
+    elif explanation.overall_effect is not None and f.segment:
         lines.append(
-            f"    everyone's {f['metric']} did not worsen over these weeks; this segment moved it by {signed(f['overall_effect'])}"
+            f"    everyone's {f.metric} did not worsen over these weeks; this segment moved it by {signed(explanation.overall_effect)}"
         )
-    mix = f.get("mix_rate")
+    mix = explanation.mix_rate
     if mix:
-        lines.append(f"    rate {signed(mix['rate'])} vs mix {signed(mix['mix'])} (mix by {mix['by']})")
-    did = f.get("did")
+        lines.append(f"    rate {signed(mix.rate)} vs mix {signed(mix.mix)} (mix by {mix.by})")
+    did = explanation.did
     if did:
         lines.append(
             f"    difference-in-differences vs outside {did['transition']!r}: {signed(did['estimate'])} "
             f"[{signed(did['ci_low'])}, {signed(did['ci_high'])}]"
         )
-    for factor in f.get("factors", [])[:3]:
+    for factor in explanation.factors[:3]:
         lines.append(
-            f"    factor rose: {factor['factor']} {factor['before_share']:.1f}% -> {factor['after_share']:.1f}% "
-            f"(p={factor['p_value']:.2g})"
+            f"    factor rose: {factor.factor} {factor.before_share:.1f}% -> {factor.after_share:.1f}% "
+            f"(p={factor.p_value:.2g})"
         )
-    lines.extend(f"    suggestion: {text}" for text in f.get("suggestions", [])[:2])
+    lines.extend(f"    suggestion: {text}" for text in explanation.suggestions[:2])
     return lines
 
 
-def findings_table(findings: list[dict[str, Any]]) -> list[str]:
+def findings_table(findings: list[FindingView]) -> list[str]:
     """Root findings, each with its summary and its echoes indented under it."""
     lines = [HEADER]
     for f in findings:
-        if f.get("root", True):
+        if f.root:
             lines.append(finding_row(f))
             lines.extend(root_summary(f))
         else:
@@ -86,17 +86,17 @@ def findings_table(findings: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def explain_text(f: dict[str, Any], echoes: list[dict[str, Any]]) -> str:
+def explain_text(f: FindingView, echoes: list[FindingView]) -> str:
     """The drill-down tree of one finding: the root, the segments inside it, its echoes."""
-    if not f.get("root", True):
-        return f"{f['id']} is an echo of {f['root_id']}: run `mspmon explain {f['root_id']}`."
+    if not f.root:
+        return f"{f.id} is an echo of {f.root_id}: run `mspmon explain {f.root_id}`."
     lines = [
-        f"{f['id']}: {f['metric']} in {segment_text(f['segment'])} since {f['change_date']}",
-        f"  {f['before']:.1f} -> {f['after']:.1f}, delta {signed(f['delta'])} [{signed(f['ci_low'])}, {signed(f['ci_high'])}], "
-        f"n {f['n_before']}/{f['n_after']}, state {f.get('state')}",
+        f"{f.id}: {f.metric} in {segment_text(f.segment)} since {f.change_date.isoformat()}",
+        f"  {f.before:.1f} -> {f.after:.1f}, delta {signed(f.delta)} [{signed(f.ci_low)}, {signed(f.ci_high)}], "
+        f"n {f.n_before}/{f.n_after}, state {f.state}",
     ]
     lines.extend(root_summary(f))
-    tree = f.get("tree")
+    tree = f.explanation.tree
     if tree:
         lines.append("")
         lines.append(f"  drill-down of {describe_segment(tree['segment'])} over {tree['n_before']}/{tree['n_after']} responses:")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from detectors import Change
 from monitor.analysis.attribution import ChangeKey, Role
 from monitor.analysis.detect import DetectedChange
+from monitor.analysis.finding_view import Explanation
 from monitor.store.models import Finding, FindingState
 
 MATCH_DAYS = 21  # three weeks either way
@@ -119,7 +120,8 @@ def _assign_role(finding: Finding, role: Role | None, by_key: dict[ChangeKey, Fi
         finding.scope = details.pop("scope", None)
         finding.explains = details.pop("explains", None)
         finding.impact = details.pop("impact", None)
-        finding.attribution = {**details, "children": children}
+        # Through the typed form, so a key the readers do not know fails here, not in an email.
+        finding.attribution = Explanation.from_json({**details, "children": children}).to_json()
         return
     root = by_key.get(role.root_key) if role.root_key else None
     finding.root, finding.root_id = False, None if root is None else root.id

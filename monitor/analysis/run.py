@@ -28,6 +28,7 @@ from monitor.analysis.detect import (
     DetectedChange,
     find_changes,
 )
+from monitor.analysis.finding_view import FindingView
 from monitor.analysis.findings import record_findings
 from monitor.analysis.transitions import transition_report
 from monitor.scope import Scope
@@ -38,7 +39,7 @@ from monitor.store.models import AnalysisRun, Finding, Transition
 @dataclass
 class AnalysisReport:
     as_of: dt.date
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[FindingView] = field(default_factory=list)  # roots first, each followed by its echoes
     transitions: list[dict[str, Any]] = field(default_factory=list)
     responses: int = 0
     series_screened: int = 0
@@ -46,7 +47,11 @@ class AnalysisReport:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"as_of": self.as_of.isoformat(), "findings": self.findings, "transitions": self.transitions}
+        return {
+            "as_of": self.as_of.isoformat(),
+            "findings": [f.as_dict() for f in self.findings],
+            "transitions": self.transitions,
+        }
 
 
 def _transition_of(change: DetectedChange, transitions: list[Transition]) -> Transition | None:
@@ -65,49 +70,6 @@ def _transition_of(change: DetectedChange, transitions: list[Transition]) -> Tra
 def _scope_of(change: DetectedChange, transitions: list[Transition]) -> tuple[str, dict[str, list[str]]] | None:
     transition = _transition_of(change, transitions)
     return None if transition is None else (transition.name, transition.scope)
-
-
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    """A finding as ``analyze --json``, the digests and the API show it."""
-    attribution = finding.attribution or {}
-    label = finding.label
-    return {
-        "id": finding.id,
-        "metric": finding.metric,
-        "segment": finding.segment,
-        "change_date": finding.change_date.isoformat(),
-        "direction": finding.direction,
-        "before": round(finding.before, 2),
-        "after": round(finding.after, 2),
-        "delta": round(finding.delta, 2),
-        "ci_low": round(finding.ci_low, 2),
-        "ci_high": round(finding.ci_high, 2),
-        "n_before": finding.n_before,
-        "n_after": finding.n_after,
-        "p_value": finding.p_value,
-        "recovered_on": None if finding.recovered_on is None else finding.recovered_on.isoformat(),
-        "transition": finding.transition,
-        "first_reported": finding.first_reported.isoformat(),
-        "last_reported": finding.last_reported.isoformat(),
-        "state": finding.state,
-        "root": finding.root,
-        "root_id": finding.root_id,
-        "children": attribution.get("children", []),
-        "scope": finding.scope,
-        "explains": finding.explains,
-        "overall_effect": attribution.get("overall_effect"),
-        "impact": finding.impact,
-        "segments": attribution.get("segments", []),
-        "factors": attribution.get("factors", []),
-        "suggestions": attribution.get("suggestions", []),
-        "mix_rate": attribution.get("mix_rate"),
-        "did": attribution.get("did"),
-        "tree": attribution.get("tree"),
-        "label": None if label is None else {
-            "label": label.label, "author": label.author, "note": label.note,
-            "created_at": label.created_at.isoformat(),
-        },
-    }
 
 
 def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: bool = True) -> AnalysisReport:
@@ -140,7 +102,7 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
                 transition = _transition_of(item, transitions)
                 names[item.key] = None if transition is None else transition.name
             findings = record_findings(session, attributed.changes, as_of, names, attributed.roles)
-            report.findings = [finding_dict(f) for f in _ordered(findings)]
+            report.findings = [FindingView.of(f) for f in _ordered(findings)]
             report.transitions = [transition_report(table, t, as_of, options) for t in transitions]
             write_cubes(session, table, as_of)  # the web view's per-segment weekly figures
         if result:

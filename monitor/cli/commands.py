@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from config import ConfigError, load_settings
 from monitor import store
 from monitor.analysis.finding_text import explain_text, findings_table, signed
-from monitor.analysis.run import AnalysisReport, finding_dict, run_analysis
+from monitor.analysis.finding_view import FindingView
+from monitor.analysis.run import AnalysisReport, run_analysis
 from monitor.cli.context import AppContext, parse_scope_option, pass_app, print_json
 from monitor.ingest.importer import ingest_files
 from monitor.ingest.transition_file import TransitionFileError, read_transitions_file
@@ -330,11 +331,13 @@ def explain(app: AppContext, finding_id: str, as_json: bool) -> None:
             raise click.ClickException(f"no finding with id {finding_id!r} (see `mspmon analyze`)")
         # The echoes of the run that last reported it (its stored children), not
         # every finding an older run once folded under it.
-        children = (finding.attribution or {}).get("children", [])
-        echoes = session.scalars(select(Finding).where(Finding.id.in_(children)).order_by(Finding.id)).all()
-        shown = finding_dict(finding)
-        echo_dicts = [finding_dict(e) for e in echoes]
+        shown = FindingView.of(finding)
+        children = list(shown.explanation.children)
+        echoes = [
+            FindingView.of(e)
+            for e in session.scalars(select(Finding).where(Finding.id.in_(children)).order_by(Finding.id))
+        ]
     if as_json:
-        print_json({**shown, "echoes": echo_dicts})
+        print_json({**shown.as_dict(), "echoes": [e.as_dict() for e in echoes]})
         return
-    click.echo(explain_text(shown, echo_dicts))
+    click.echo(explain_text(shown, echoes))

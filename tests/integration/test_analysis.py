@@ -131,13 +131,13 @@ def test_ids_are_stable_across_weekly_runs_and_replays_see_the_past(scenario_db,
     cell = LOCALIZED.segment
     (original,) = _findings(analysis, "happiness", cell)
     later = run_analysis(engine, settings, AS_OF + dt.timedelta(weeks=1))
-    assert [f["id"] for f in later.findings if f["metric"] == "happiness" and f["segment"] == cell] == [original["id"]]
+    assert [f.id for f in later.findings if f.metric == "happiness" and f.segment == cell] == [original["id"]]
     # Replaying the week before the localized onset: it had not happened yet.
     before = run_analysis(engine, settings, LOCALIZED.start - dt.timedelta(days=1))
-    assert not [f for f in before.findings if f["segment"] == cell]
+    assert not [f for f in before.findings if f.segment == cell]
     # Six weeks after the onset it has, with the same identity as today.
     soon = run_analysis(engine, settings, LOCALIZED.start + dt.timedelta(weeks=6))
-    assert [f["id"] for f in soon.findings if f["metric"] == "happiness" and f["segment"] == cell] == [original["id"]]
+    assert [f.id for f in soon.findings if f.metric == "happiness" and f.segment == cell] == [original["id"]]
     engine.dispose()
 
 
@@ -155,5 +155,5 @@ def test_analysis_runs_on_postgresql_too(database_url, tmp_path):
     engine = db.make_engine(database_url)
     report = run_analysis(engine, settings, AS_OF, pairs=False)
     engine.dispose()
-    (dip,) = [f for f in report.findings if f["metric"] == "happiness" and f["segment"] == {}]
-    assert _days(dip["change_date"], GENERIC.start) <= 7
+    (dip,) = [f for f in report.findings if f.metric == "happiness" and f.segment == {}]
+    assert abs((dip.change_date - GENERIC.start).days) <= 7

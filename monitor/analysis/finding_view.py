@@ -1,0 +1,211 @@
+"""A finding as every reader sees it: typed, built and serialized in one place.
+
+The analysis stores a finding's explanation (``Finding.attribution``) as JSON; the
+CLI, the API, the web view and the digests read it through these frozen
+dataclasses, never through dict keys, so a renamed field fails loudly here (an
+unknown key in stored JSON is an error) instead of becoming a silent ``None`` in an
+email. ``FindingView.as_dict`` is the one JSON form (``analyze --json``, the API).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.attribution import FactorShift
+from monitor.store.models import Finding
+
+
+class FindingFormatError(ValueError):
+    """Stored explanation JSON that does not match the typed form; names the key."""
+
+
+def _known(kind: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise FindingFormatError(f"{kind.__name__}: unknown key(s) {', '.join(unknown)}")
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class NamedSegment:
+    """A segment that carries (part of) a root's change, and the share of it it explains."""
+
+    segment: dict[str, str]
+    share: float | None = None  # 0..1 of the overall change; None when the whole did not worsen
+    before: float | None = None
+    after: float | None = None
+    delta: float | None = None
+    excess: float | None = None  # beyond the rest of the incident's respondents
+    n_before: int | None = None
+    n_after: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> NamedSegment:
+        return cls(**_known(cls, data))
+
+    def shown(self, minimum: int) -> bool:
+        """Enough responses on each side to be named (unknown n: shown, the analysis already checked)."""
+        return min(self.n_before if self.n_before is not None else minimum,
+                   self.n_after if self.n_after is not None else minimum) >= minimum
+
+
+@dataclass(frozen=True)
+class MixRate:
+    """A root's change split into rate (within segments) and mix (between them), by one dimension."""
+
+    rate: float
+    mix: float
+    by: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a root finding says beyond its numbers: where, why, what to do. Echoes have an empty one."""
+
+    children: tuple[str, ...] = ()  # ids of the echoes this root explains
+    overall_effect: float | None = None  # how much this root moved everyone's metric
+    segments: tuple[NamedSegment, ...] = ()
+    factors: tuple[FactorShift, ...] = ()  # factors that rose, largest first
+    suggestions: tuple[str, ...] = ()
+    mix_rate: MixRate | None = None
+    did: dict[str, Any] | None = None  # difference-in-differences against outside the transition
+    tree: dict[str, Any] | None = None  # drill-down: the root and the segments inside it
+    windows: dict[str, list[str]] | None = None  # the incident's before/after windows
+    overall: dict[str, Any] | None = None  # everyone's change over the same windows
+    generic_part: dict[str, Any] | None = None  # a mixed root's change shared by everyone
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Explanation:
+        values = _known(cls, data or {})
+        values["children"] = tuple(values.get("children") or ())
+        values["segments"] = tuple(NamedSegment.from_json(s) for s in values.get("segments") or ())
+        values["factors"] = tuple(FactorShift(**s) for s in values.get("factors") or ())
+        values["suggestions"] = tuple(values.get("suggestions") or ())
+        if values.get("mix_rate") is not None:
+            values["mix_rate"] = MixRate(**values["mix_rate"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "children": list(self.children),
+            "overall_effect": self.overall_effect,
+            "segments": [dataclasses.asdict(s) for s in self.segments],
+            "factors": [f.as_dict() for f in self.factors],
+            "suggestions": list(self.suggestions),
+            "mix_rate": None if self.mix_rate is None else dataclasses.asdict(self.mix_rate),
+            "did": self.did,
+            "tree": self.tree,
+            "windows": self.windows,
+            "overall": self.overall,
+            "generic_part": self.generic_part,
+        }
+
+
+@dataclass(frozen=True)
+class LabelView:
+    label: str
+    author: str
+    note: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class FindingView:
+    """One stored finding with its explanation, as the CLI, API, web view and digests show it."""
+
+    id: str
+    metric: str
+    segment: dict[str, str]
+    change_date: dt.date
+    direction: str
+    before: float
+    after: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    n_before: int
+    n_after: int
+    p_value: float | None
+    recovered_on: dt.date | None
+    transition: str | None
+    first_reported: dt.date
+    last_reported: dt.date
+    state: str
+    root: bool
+    root_id: str | None
+    scope: str | None
+    explains: float | None
+    impact: float | None
+    explanation: Explanation = field(default_factory=Explanation)
+    label: LabelView | None = None
+
+    @classmethod
+    def of(cls, finding: Finding) -> FindingView:
+        label = finding.label
+        return cls(
+            id=finding.id,
+            metric=finding.metric,
+            segment=dict(finding.segment),
+            change_date=finding.change_date,
+            direction=finding.direction,
+            before=finding.before,
+            after=finding.after,
+            delta=finding.delta,
+            ci_low=finding.ci_low,
+            ci_high=finding.ci_high,
+            n_before=finding.n_before,
+            n_after=finding.n_after,
+            p_value=finding.p_value,
+            recovered_on=finding.recovered_on,
+            transition=finding.transition,
+            first_reported=finding.first_reported,
+            last_reported=finding.last_reported,
+            state=finding.state,
+            root=finding.root,
+            root_id=finding.root_id,
+            scope=finding.scope,
+            explains=finding.explains,
+            impact=finding.impact,
+            explanation=Explanation.from_json(finding.attribution),
+            label=None if label is None else LabelView(label.label, label.author, label.note, label.created_at),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: ``analyze --json``, the API and the web view's data."""
+        explanation = self.explanation.to_json()
+        return {
+            "id": self.id,
+            "metric": self.metric,
+            "segment": self.segment,
+            "change_date": self.change_date.isoformat(),
+            "direction": self.direction,
+            "before": round(self.before, 2),
+            "after": round(self.after, 2),
+            "delta": round(self.delta, 2),
+            "ci_low": round(self.ci_low, 2),
+            "ci_high": round(self.ci_high, 2),
+            "n_before": self.n_before,
+            "n_after": self.n_after,
+            "p_value": self.p_value,
+            "recovered_on": None if self.recovered_on is None else self.recovered_on.isoformat(),
+            "transition": self.transition,
+            "first_reported": self.first_reported.isoformat(),
+            "last_reported": self.last_reported.isoformat(),
+            "state": self.state,
+            "root": self.root,
+            "root_id": self.root_id,
+            "scope": self.scope,
+            "explains": self.explains,
+            "impact": self.impact,
+            **{key: explanation[key] for key in ("children", "overall_effect", "segments", "factors", "suggestions",
+                                                 "mix_rate", "did", "tree", "generic_part")},
+            "label": None if self.label is None else {
+                "label": self.label.label, "author": self.label.author, "note": self.label.note,
+                "created_at": self.label.created_at.isoformat(),
+            },
+        }
