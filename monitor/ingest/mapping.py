@@ -179,8 +179,7 @@ def latest_rows(table: pa.Table, numbers: np.ndarray, profile: Profile, zone: Zo
     frame = frame[~bad]
     order = [f"o{i}" for i in range(len(latest.order))] + ["position"]
     keys = [f"k{i}" for i in range(len(latest.key))]
-    kept = frame.sort_values(order, kind="stable").drop_duplicates(keys, keep="last")["position"].to_numpy()
-    kept.sort()
+    kept = np.sort(frame.sort_values(order, kind="stable").drop_duplicates(keys, keep="last")["position"].to_numpy())
     return numbers[kept], table.take(pa.array(kept, type=pa.int64())), problems
 
 

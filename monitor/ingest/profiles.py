@@ -309,7 +309,8 @@ def parse_profile(name: str, raw: Mapping[str, Any], *, allowed_dimensions: tupl
         _need(bool(source.strip()), key("columns"), "a source column name must not be empty")
     targets = list(columns.values())
     duplicated = sorted({t for t in targets if targets.count(t) > 1})
-    _need(not duplicated, key("columns"), f"field {duplicated[0] if duplicated else ''!r} is mapped from more than one column")
+    if duplicated:
+        raise ProfileError(f"{key('columns')}: field {duplicated[0]!r} is mapped from more than one column")
 
     dims_raw = raw.get("dimensions", [])
     if isinstance(dims_raw, list):
@@ -347,7 +348,9 @@ def parse_profile(name: str, raw: Mapping[str, Any], *, allowed_dimensions: tupl
     constants = _string_table(raw.get("constants", {}), key("constants"))
     for target in constants:
         _need(target in fields, key("constants", target), f"unknown {kind} field (known: {', '.join(fields)})")
-        _need(target not in targets, key("constants", target), f"field is also mapped from column {next(s for s, t in columns.items() if t == target)!r}")
+        if target in targets:
+            source = next(s for s, t in columns.items() if t == target)
+            raise ProfileError(f"{key('constants', target)}: field is also mapped from column {source!r}")
         _need(target not in DATE_FIELDS and target not in PERSON_FIELDS, key("constants", target), "a date or a person cannot be a constant")
     if "ticket_type" in constants:
         _need(constants["ticket_type"].lower() in tuple(TicketType), key("constants", "ticket_type"), f"must be one of {', '.join(TicketType)}")
