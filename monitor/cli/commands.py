@@ -199,6 +199,37 @@ def _suggest(path: Path) -> str:
     return suggest_profile(path)
 
 
+@main.command("it-metrics")
+@click.option("--by", "by", multiple=True, metavar="DIM", help="Per segment of this dimension (repeat for pairs).")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day considered (default: today).")
+@click.option("--last", "last", type=click.IntRange(1, 10_000), default=12, show_default=True, help="Periods shown.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"rows\": [...]}.")
+@pass_app
+def it_metrics_command(app: AppContext, by: tuple[str, ...], as_of: dt.datetime | None, last: int, as_json: bool) -> None:
+    """IT metrics of the imported tickets per period: volume, SLA, reassignment, reopen,
+    resolution time, survey response rate and feedback delay, with 95% intervals."""
+    from monitor.analysis.it_metrics import it_metrics_table
+
+    day = as_of.date() if as_of else dt.datetime.now(dt.UTC).date()
+    try:
+        table = it_metrics_table(app.ready_engine(), period=app.settings.period, as_of=day, by=by)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    periods = sorted(table["period"].unique())[-last:] if len(table) else []
+    table = table[table["period"].isin(periods)]
+    if as_json:
+        print_json({"rows": table.replace({float("nan"): None}).to_dict(orient="records")})
+        return
+    if table.empty:
+        click.echo("no resolved tickets in complete periods")
+        return
+    for row in table.itertuples(index=False):
+        segment = " ".join(f"{name}={getattr(row, name)}" for name in by)
+        click.echo(
+            f"{row.period_start} {segment} {row.metric:24} {row.value:10.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}] n={row.n}"
+        )
+
+
 @main.group("transitions")
 def transitions_group() -> None:
     """IT changes to track, each with a go-live date and an optional scope."""

@@ -35,7 +35,9 @@ from sqlalchemy import (
     update,
 )
 
-from monitor.store.models import DIMENSION_SLOTS, Base, UTCDateTime, responses, slot_column
+import pandas as pd
+
+from monitor.store.models import DIMENSION_SLOTS, Base, Dimension, DimensionValue, UTCDateTime, responses, slot_column
 
 LOOKUP_CHUNK = 5_000
 
@@ -149,18 +151,20 @@ def ticket_slots(connection: Connection) -> list[int]:
     return used
 
 
-def load_ticket_rows(connection: Connection) -> list[Any]:
-    """Every ticket with its first answered response time (None when unanswered)."""
-    first_answer = (
-        select(responses.c.ticket_id, responses.c.submitted_at)
-        .where(responses.c.ticket_id != "")
-        .subquery()
-    )
+def load_ticket_frame(connection: Connection) -> pd.DataFrame:
+    """Every ticket, one row each, with its first survey answer time and dimensions by name.
+
+    Columns: ticket_id, ticket_type, opened_at, resolved_at, resolved_day, sla_met,
+    reassignment_count, reopen_count, answered_at (NaT when unanswered), and one
+    text column per registered dimension (None when unknown).
+    """
     answers = (
-        select(first_answer.c.ticket_id, func.min(first_answer.c.submitted_at).label("answered_at"))
-        .group_by(first_answer.c.ticket_id)
+        select(responses.c.ticket_id, func.min(responses.c.submitted_at).label("answered_at"))
+        .where(responses.c.ticket_id != "")
+        .group_by(responses.c.ticket_id)
         .subquery()
     )
+    dims = connection.execute(select(Dimension.id, Dimension.name, Dimension.slot)).all()
     columns = [
         tickets.c.ticket_id,
         tickets.c.ticket_type,
@@ -170,11 +174,18 @@ def load_ticket_rows(connection: Connection) -> list[Any]:
         tickets.c.sla_met,
         tickets.c.reassignment_count,
         tickets.c.reopen_count,
-        *(tickets.c[slot_column(s)] for s in range(1, DIMENSION_SLOTS + 1)),
+        *(tickets.c[slot_column(slot)].label(name) for _, name, slot in dims),
         answers.c.answered_at,
     ]
     query = select(*columns).select_from(tickets.outerjoin(answers, answers.c.ticket_id == tickets.c.ticket_id))
-    return list(connection.execute(query))
+    result = connection.execute(query)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    values = dict(connection.execute(select(DimensionValue.id, DimensionValue.value)).all())
+    for _, name, _ in dims:
+        frame[name] = frame[name].map(values)
+    for name in ("opened_at", "resolved_at", "answered_at"):
+        frame[name] = pd.to_datetime(frame[name])
+    return frame
 
 
 # Responses join their ticket by ticket_id; declared here so models.py stays the responses' own.
