@@ -322,21 +322,33 @@ def convert_rating(check: FieldCheck, values: pa.Array, profile: Profile) -> pa.
     return pa.array([str(int(c)) if ok else v for c, ok, v in zip(converted, np.isfinite(numbers) & ~out_of_range, text, strict=True)], type=pa.string())
 
 
-def to_responses(batch: RecordBatch, profile: Profile, zone: ZoneInfo) -> tuple[np.ndarray, pa.Table, list[Problem], tuple[str, ...]]:
+# Stand-ins for values the profile already refused, so that the canonical rules still
+# check the row's other columns (every error of a row is reported at once) without
+# repeating the profile's error in their own words.
+_PLACEHOLDERS = {"submitted_at": "2000-01-03T00:00:00Z", "rating": "0"}
+
+
+def to_responses(batch: RecordBatch, profile: Profile, zone: ZoneInfo) -> tuple[pa.Table, np.ndarray, list[Problem], tuple[str, ...]]:
     """A cleaned source batch as canonical text columns, ready for ``rules.validate_batch``.
 
-    Returns the records of the rows kept, their canonical table, the profile's own
-    errors (source columns named), and the dimension names.
+    Returns the canonical table of every row, the mask of rows the profile refused
+    (their refused fields hold stand-ins), the profile's errors (source columns
+    named) and the dimension names.
     """
     assert profile.kind is Kind.RESPONSES
     check = FieldCheck(batch.records)
     fields = field_values(batch, profile)
     size = batch.table.num_rows
     dates = convert_dates(check, fields, profile, zone)
+    date_bad = check.bad.copy()
     if "submitted_at" in dates:
-        fields["submitted_at"] = pa.array(iso_utc(dates["submitted_at"]), type=pa.string())
+        text = iso_utc(dates["submitted_at"])
+        fields["submitted_at"] = pa.array([_PLACEHOLDERS["submitted_at"] if b else t for t, b in zip(text, date_bad, strict=True)], type=pa.string())
     if "rating" in fields:
-        fields["rating"] = convert_rating(check, fields["rating"], profile)
+        before = check.bad.copy()
+        converted = convert_rating(check, fields["rating"], profile)
+        refused = check.bad & ~before
+        fields["rating"] = pa.array([_PLACEHOLDERS["rating"] if b else t for t, b in zip(converted.to_pylist(), refused, strict=True)], type=pa.string())
     if "factors" in fields and profile.factor_separator != ";":
         text = fields["factors"].to_pylist()
         fields["factors"] = pa.array([";".join(v.split(profile.factor_separator)) for v in text], type=pa.string())
@@ -348,7 +360,4 @@ def to_responses(batch: RecordBatch, profile: Profile, zone: ZoneInfo) -> tuple[
     dimensions = tuple(profile.dimensions.values())
     for source, target in profile.dimensions.items():
         columns[target] = batch.table.column(source).combine_chunks() if source in batch.table.column_names else pa.array([""] * size, type=pa.string())
-    keep = ~check.bad
-    mask = pa.array(keep)
-    table = pa.table({name: values.filter(mask) for name, values in columns.items()})
-    return batch.records[keep], table, check.problems, dimensions
+    return pa.table(columns), check.bad, check.problems, dimensions

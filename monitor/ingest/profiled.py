@@ -34,11 +34,20 @@ def _validated(paths: list[Path], settings: Settings, profile: Profile, now: dt.
     for path in paths:
         try:
             for batch in read_profiled(path, profile, settings.ingest_batch_rows):
-                records, table, problems, dimensions = to_responses(batch, profile, source_zone)
+                table, refused, problems, dimensions = to_responses(batch, profile, source_zone)
+                records = batch.records
                 result = validate_batch(table, dimensions, zone, now, cache) if table.num_rows else None
                 if result is not None:
+                    # Rows the profile refused passed here only on stand-ins: keep them out.
+                    keep = ~refused[result.valid]
+                    columns = result.columns
+                    if not keep.all():
+                        columns = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in columns.items()}
                     result = dataclasses.replace(
-                        result, errors=[FieldError(e.position, source_of.get(e.column, e.column), e.message) for e in result.errors]
+                        result,
+                        valid=result.valid & ~refused,
+                        columns=columns,
+                        errors=[FieldError(e.position, source_of.get(e.column, e.column), e.message) for e in result.errors],
                     )
                 all_problems = [Problem(p.record, source_of.get(p.column, p.column), p.message) for p in batch.problems] + problems
                 yield Validated(path, records, all_problems, result, dimensions)

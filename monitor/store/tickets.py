@@ -184,7 +184,8 @@ def load_ticket_frame(connection: Connection) -> pd.DataFrame:
     for _, name, _ in dims:
         frame[name] = frame[name].map(values)
     for name in ("opened_at", "resolved_at", "answered_at"):
-        frame[name] = pd.to_datetime(frame[name])
+        # Naive values (SQLite text, an aggregate's lost type) are UTC as stored.
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
     return frame
 
 
