@@ -67,6 +67,14 @@ class Settings:
     # object in MSPMON_SUGGESTIONS). ``{where}``, ``{service}``, ``{channel}`` ... are
     # filled from the root segment of a finding.
     suggestions: dict[str, str] = field(default_factory=dict)
+    # Import profiles by name (``[profiles.NAME]`` tables, or a JSON object in
+    # MSPMON_PROFILES); their content is validated by ``monitor.ingest.profiles`` when
+    # one is used, since only it knows the fields a profile may map.
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Key of the keyed hash (HMAC-SHA256) that pseudonymises people's identifiers
+    # (caller_id, user...) when a profile says ``hash``; best set as
+    # MSPMON_PSEUDONYM_KEY in the environment. Changing it changes every pseudonym.
+    pseudonym_key: str = field(default="", repr=False)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -104,6 +112,18 @@ def _parse_mapping(value: Any) -> dict[str, str]:
     raise ValueError(f"expected a table of strings, got {value!r}")
 
 
+def _parse_tables(value: Any) -> dict[str, dict[str, Any]]:
+    """A table of tables (``[profiles.NAME]``), or a JSON object of objects."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"expected a JSON object, got {value!r}") from exc
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, dict) for k, v in value.items()):
+        return {name: dict(table) for name, table in value.items()}
+    raise ValueError(f"expected a table of tables such as [profiles.NAME], got {value!r}")
+
+
 def _coerce(kind: Any, value: Any) -> Any:
     """Convert a TOML value or an environment string to the field's type."""
     if kind == "tuple[str, ...]":
@@ -120,6 +140,8 @@ def _coerce(kind: Any, value: Any) -> Any:
         return value if isinstance(value, bool) else _parse_bool(str(value))
     if kind == "dict[str, str]":
         return _parse_mapping(value)
+    if kind == "dict[str, dict[str, Any]]":
+        return _parse_tables(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
     return value

@@ -23,6 +23,11 @@ from monitor.analysis.finding_view import FindingView
 from monitor.analysis.run import AnalysisReport, run_analysis
 from monitor.cli.context import AppContext, parse_scope_option, pass_app, print_json
 from monitor.ingest.importer import ingest_files
+from monitor.ingest.profiled import ingest_with_profile
+from monitor.ingest.profiles import Kind, ProfileError, resolve_profile
+from monitor.ingest.readers import FileFormatError
+from monitor.ingest.suggest import suggest_profile
+from monitor.ingest.tickets import ingest_tickets, link_responses_to_tickets
 from monitor.ingest.transition_file import TransitionFileError, read_transitions_file
 from monitor.store import db
 from monitor.store.models import (
@@ -128,28 +133,102 @@ class _ProgressBar:
 @click.option("--source", default="default", show_default=True, help="Name of the survey source; response ids are unique per source.")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows; write rejected rows to a rejects file next to each input.")
 @click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object with the counts and errors.")
+@click.option("--profile", "profile_spec", metavar="NAME|FILE.toml", help="Read the files through an import profile: configured [profiles.NAME], built-in (servicenow_incident, servicenow_survey) or a TOML file.")
+@click.option("--kind", type=click.Choice([k.value for k in Kind]), default=None, help="What the files hold (default: the profile's kind, else responses).")
+@click.option("--suggest-profile", is_flag=True, help="Print a starting profile (TOML) for each file from its header and a sample of rows; imports nothing.")
 @pass_app
-def ingest(app: AppContext, paths: tuple[Path, ...], source: str, skip_invalid: bool, as_json: bool) -> None:
-    """Import survey responses from canonical CSV or JSON-lines files.
+def ingest(
+    app: AppContext,
+    paths: tuple[Path, ...],
+    source: str,
+    skip_invalid: bool,
+    as_json: bool,
+    profile_spec: str | None,
+    kind: str | None,
+    suggest_profile: bool,
+) -> None:
+    """Import survey responses (or tickets) from CSV, JSON-lines or .xlsx files.
 
     All-or-nothing by default: if any row is invalid nothing is written and the
     command exits with status 1. Importing the same file again changes nothing.
     """
+    if suggest_profile:
+        for path in paths:
+            try:
+                click.echo(_suggest(path))
+            except FileFormatError as exc:
+                raise click.ClickException(str(exc)) from None
+        return
+    try:
+        profile = resolve_profile(profile_spec, app.settings.profiles, app.settings.dimensions) if profile_spec else None
+    except ProfileError as exc:
+        raise click.UsageError(str(exc)) from None
+    chosen = Kind(kind) if kind else (profile.kind if profile else Kind.RESPONSES)
+    if profile is not None and profile.kind is not chosen:
+        raise click.UsageError(f"--kind {chosen} does not match profile {profile.name!r}, which imports {profile.kind}")
     engine = app.ready_engine()
     progress = _ProgressBar() if sys.stderr.isatty() and not as_json else None
     try:
-        report = ingest_files(
-            engine, paths, app.settings, source=source, skip_invalid=skip_invalid, on_progress=progress
-        )
+        if chosen is Kind.TICKETS:
+            if skip_invalid:
+                raise click.UsageError("--skip-invalid is not available for tickets: a ticket import is all-or-nothing")
+            report = ingest_tickets(engine, paths, app.settings, profile, source=source)
+        elif profile is not None:
+            report = ingest_with_profile(
+                engine, paths, app.settings, profile, source=source, skip_invalid=skip_invalid, on_progress=progress
+            )
+        else:
+            report = ingest_files(
+                engine, paths, app.settings, source=source, skip_invalid=skip_invalid, on_progress=progress
+            )
+    except ProfileError as exc:
+        raise click.UsageError(str(exc)) from None
     finally:
         if progress is not None:
             progress.close()
+    if report.committed and chosen is Kind.RESPONSES:
+        link_responses_to_tickets(engine)  # responses without a dimension take their ticket's
     if as_json:
         print_json(report.as_dict())
     else:
         click.echo(report.summary())
     if not report.committed:
         sys.exit(1)
+
+
+def _suggest(path: Path) -> str:
+    return suggest_profile(path)
+
+
+@main.command("it-metrics")
+@click.option("--by", "by", multiple=True, metavar="DIM", help="Per segment of this dimension (repeat for pairs).")
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help="Last day considered (default: today).")
+@click.option("--last", "last", type=click.IntRange(1, 10_000), default=12, show_default=True, help="Periods shown.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"rows\": [...]}.")
+@pass_app
+def it_metrics_command(app: AppContext, by: tuple[str, ...], as_of: dt.datetime | None, last: int, as_json: bool) -> None:
+    """IT metrics of the imported tickets per period: volume, SLA, reassignment, reopen,
+    resolution time, survey response rate and feedback delay, with 95% intervals."""
+    from monitor.analysis.it_metrics import it_metrics_table
+
+    day = as_of.date() if as_of else dt.datetime.now(dt.UTC).date()
+    try:
+        table = it_metrics_table(app.ready_engine(), period=app.settings.period, as_of=day, by=by)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    periods = sorted(table["period"].unique())[-last:] if len(table) else []
+    table = table[table["period"].isin(periods)]
+    if as_json:
+        print_json({"rows": table.replace({float("nan"): None}).to_dict(orient="records")})
+        return
+    if table.empty:
+        click.echo("no resolved tickets in complete periods")
+        return
+    for row in table.itertuples(index=False):
+        segment = " ".join(f"{name}={getattr(row, name)}" for name in by)
+        click.echo(
+            f"{row.period_start} {segment} {row.metric:24} {row.value:10.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}] n={row.n}"
+        )
 
 
 @main.group("transitions")

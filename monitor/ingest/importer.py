@@ -195,7 +195,9 @@ def _finish_errors(state: _Import, keep_rejects: bool) -> list[Path]:
         wanted = {e.record for e in wanted_errors if e.record > 0} | {
             e.first for e in wanted_errors if e.first is not None
         }
-        header, located = locate_records(path, wanted) if wanted and path.is_file() else ("", {})
+        # Spreadsheets have no text lines to look up: their records are row numbers.
+        textual = path.suffix.lower() in (".csv", ".jsonl", ".ndjson")
+        header, located = locate_records(path, wanted) if wanted and textual and path.is_file() else ("", {})
 
         def line_of(record: int) -> int:
             if record <= 0:

@@ -1,0 +1,363 @@
+"""Applying an import profile to batches of source rows.
+
+Order of the steps, the same for responses and tickets:
+
+1. read the export (``sources.read_source``) and check that every column the profile
+   names is in it;
+2. per cell: trim, turn missing-value tokens (``?``, ``N/A``...) into empty, apply
+   value maps (on the trimmed source value, before anything else reads it);
+3. drop the columns of people the profile drops; pivot question rows into columns,
+   or keep the latest row per key of an event log (see ``latest_rows``);
+4. per field: dates parsed with the profile's formats in its time zone, ratings
+   converted to 0-10, factors re-joined with ``;``; a value that fails is an error
+   naming the source column and its line, and its row goes no further.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from monitor.ingest.profiles import DATE_FIELDS, Kind, PersonAction, Profile
+from monitor.ingest.readers import FileFormatError, Problem, RecordBatch
+from monitor.ingest.rules import _HAS_OFFSET
+from monitor.ingest.sources import read_source
+
+NAT = np.iinfo(np.int64).min
+PSEUDONYM_CHARS = 16  # 64 bits of HMAC-SHA256: collisions need ~4 billion people
+
+
+def pseudonym(value: str, key: str) -> str:
+    """Keyed hash of a person's identifier: HMAC-SHA256(key, value), first 16 hex digits.
+
+    Keyed, so that nobody without the key can test a guessed name against it
+    (a plain hash of "Caller 1234" is one lookup away from the name).
+    """
+    return hmac.new(key.encode(), value.strip().lower().encode(), hashlib.sha256).hexdigest()[:PSEUDONYM_CHARS]
+
+
+def check_columns(path: Path, names: list[str], profile: Profile) -> None:
+    """Every column the profile reads must be in the header (pivoted questions excepted)."""
+    pivot = profile.pivot
+    if pivot is not None:
+        needed = {pivot.key, pivot.metric, pivot.value, *([pivot.text] if pivot.text else [])} | set(profile.dimensions)
+    else:
+        needed = profile.source_columns()
+    _require(path, names, needed, profile)
+
+
+def _require(path: Path, names: list[str], needed: set[str], profile: Profile) -> None:
+    absent = sorted(name for name in needed if name not in names)
+    if absent:
+        raise FileFormatError(
+            path, 1, f"header lacks column(s) {', '.join(absent)} that profile {profile.name!r} reads", absent[0]
+        )
+
+
+def clean(table: pa.Table, profile: Profile) -> pa.Table:
+    """Trimmed cells, missing tokens emptied, value maps applied, dropped people gone."""
+    keep = [name for name in table.column_names if profile.people.get(name) != PersonAction.DROP]
+    columns = {}
+    missing = pa.array(sorted(profile.missing), type=pa.string())
+    for name in keep:
+        values = pc.utf8_trim_whitespace(table.column(name).combine_chunks())
+        values = pc.if_else(pc.is_in(values, value_set=missing), "", values)
+        mapping = profile.value_maps.get(name)
+        if mapping:
+            text = values.to_pylist()
+            values = pa.array([mapping.get(v, v) for v in text], type=pa.string())
+        columns[name] = values
+    return pa.table(columns) if columns else table.select([])
+
+
+def read_profiled(path: Path, profile: Profile, batch_rows: int) -> Iterator[RecordBatch]:
+    """Cleaned source batches; pivoted or reduced to the latest row per key when asked.
+
+    Pivot and ``latest`` need the whole file: it is read into one table first (an
+    event log of a million updates is a few hundred MB of Arrow text at most).
+    """
+    batches = read_source(path, batch_rows, profile.sheet)
+    if profile.pivot is None and profile.latest is None:
+        for batch in batches:
+            check_columns(path, batch.table.column_names, profile)
+            yield RecordBatch(path, batch.records, clean(batch.table, profile), batch.problems)
+        return
+    tables, records, problems = [], [], []
+    for batch in batches:
+        check_columns(path, batch.table.column_names, profile)
+        tables.append(clean(batch.table, profile))
+        records.append(batch.records)
+        problems.extend(batch.problems)
+    table = pa.concat_tables(tables) if tables else pa.table({})
+    numbers = np.concatenate(records) if records else np.array([], dtype=np.int64)
+    if profile.pivot is not None:
+        numbers, table = pivot_rows(table, numbers, profile)
+    else:
+        numbers, table, bad = latest_rows(table, numbers, profile)
+        problems.extend(bad)
+    for start in range(0, max(table.num_rows, 1), batch_rows):
+        yield RecordBatch(path, numbers[start : start + batch_rows], table.slice(start, batch_rows), problems if start == 0 else [])
+
+
+def pivot_rows(table: pa.Table, numbers: np.ndarray, profile: Profile) -> tuple[np.ndarray, pa.Table]:
+    """One row per pivot key: a column per metric, other columns from the key's first row."""
+    pivot = profile.pivot
+    assert pivot is not None
+    frame = table.to_pandas()
+    frame["__record"] = numbers
+    if pivot.text is not None:
+        cell = frame[pivot.text].where(frame[pivot.text] != "", frame[pivot.value])
+    else:
+        cell = frame[pivot.value]
+    frame["__cell"] = cell
+    answered = frame[frame["__cell"] != ""]
+    separator = profile.factor_separator
+    wide = (
+        answered.groupby([pivot.key, pivot.metric], sort=False)["__cell"]
+        .agg(lambda values: separator.join(dict.fromkeys(values)))
+        .unstack(pivot.metric, fill_value="")
+    )
+    others = [c for c in table.column_names if c not in {pivot.metric, pivot.value, pivot.text}]
+    first = frame.groupby(pivot.key, sort=False)[[*(c for c in others if c != pivot.key), "__record"]].first()
+    merged = first.join(wide, how="left").fillna("").reset_index()
+    merged = merged.sort_values("__record", kind="stable")
+    result_numbers = merged.pop("__record").to_numpy(dtype=np.int64)
+    names = [c for c in merged.columns]
+    result = pa.table({str(name): pa.array(merged[name].astype(str).tolist(), type=pa.string()) for name in names})
+    return result_numbers, result
+
+
+def _order_values(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Sortable numbers for an ordering column: numbers as they are, else dates.
+
+    Empty sorts first; the mask marks values that are neither.
+    """
+    text = values.to_pylist()
+    numeric = pd.to_numeric(pd.Series(text, dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+    empty = np.array([v == "" for v in text], dtype=bool)
+    if np.isfinite(numeric[~empty]).all():
+        return np.where(empty, -np.inf, numeric), np.zeros(len(text), dtype=bool)
+    micros, bad = parse_dates(values, profile, zone)
+    return np.where(empty, -np.inf, micros.astype(float)), bad
+
+
+def latest_rows(table: pa.Table, numbers: np.ndarray, profile: Profile, zone: ZoneInfo | None = None) -> tuple[np.ndarray, pa.Table, list[Problem]]:
+    """The last row of each key by the ordering columns, then by position in the file.
+
+    Only the key and ordering columns of superseded rows are checked: an interim
+    state of a ticket with a bad cell does not refuse the whole log, its final state
+    is what is stored and fully validated.
+    """
+    latest = profile.latest
+    assert latest is not None
+    zone = zone or ZoneInfo(profile.timezone or "UTC")
+    problems: list[Problem] = []
+    bad = np.zeros(table.num_rows, dtype=bool)
+    frame = pd.DataFrame({f"k{i}": table.column(c).to_pylist() for i, c in enumerate(latest.key)})
+    for i, column in enumerate(latest.key):
+        empty = (frame[f"k{i}"] == "").to_numpy()
+        problems.extend(Problem(int(numbers[p]), column, "required: the key of the latest-row rule is empty") for p in np.flatnonzero(empty))
+        bad |= empty
+    for i, column in enumerate(latest.order):
+        values, unparsed = _order_values(table.column(column).combine_chunks(), profile, zone)
+        frame[f"o{i}"] = values
+        problems.extend(
+            Problem(int(numbers[p]), column, f"ordering value is neither a number nor a date in the profile's format(s): {table.column(column)[int(p)].as_py()!r}")
+            for p in np.flatnonzero(unparsed)
+        )
+        bad |= unparsed
+    frame["position"] = np.arange(table.num_rows)
+    frame = frame[~bad]
+    order = [f"o{i}" for i in range(len(latest.order))] + ["position"]
+    keys = [f"k{i}" for i in range(len(latest.key))]
+    kept = np.sort(frame.sort_values(order, kind="stable").drop_duplicates(keys, keep="last")["position"].to_numpy())
+    return numbers[kept], table.take(pa.array(kept, type=pa.int64())), problems
+
+
+def parse_dates(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Microseconds since the epoch (UTC) per value, and the mask of unparsable ones.
+
+    Each of the profile's ``date_formats`` is tried in turn (strptime codes; day
+    and month need not be zero-padded); what none of them reads is tried as ISO 8601,
+    then, with ``day_first``, as a free-form day-first date. Values with an offset
+    are absolute; others are in the profile's time zone (else the configured one).
+    Empty values give NAT and are not errors here.
+    """
+    text = pd.Series(values.to_pylist(), dtype=object)
+    empty = (text == "").to_numpy()
+    result = np.full(len(text), NAT, dtype=np.int64)
+    todo = ~empty
+    for fmt in profile.date_formats:
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        ok = parsed.notna().to_numpy()
+        if ok.any():
+            positions = np.flatnonzero(todo)[ok]
+            result[positions] = _localise(parsed[ok], zone)
+            todo[positions] = False
+    if todo.any():
+        subset = text[todo]
+        absolute = subset.str.contains(_HAS_OFFSET, regex=True).to_numpy()
+        positions = np.flatnonzero(todo)
+        if absolute.any():
+            parsed = pd.to_datetime(subset[absolute], format="ISO8601", utc=True, errors="coerce")
+            ok = parsed.notna().to_numpy()
+            result[positions[absolute][ok]] = parsed[ok].dt.tz_localize(None).astype("datetime64[us]").to_numpy().astype(np.int64)
+            todo[positions[absolute][ok]] = False
+        naive = ~absolute
+        if naive.any():
+            parsed = pd.to_datetime(subset[naive], format="ISO8601", errors="coerce")
+            ok = parsed.notna().to_numpy()
+            if profile.day_first and not ok.all():
+                rest = subset[naive][~ok]
+                extra = pd.to_datetime(rest, format="mixed", dayfirst=True, errors="coerce")
+                parsed = parsed.copy()
+                parsed[~ok] = extra
+                ok = parsed.notna().to_numpy()
+            if ok.any():
+                result[positions[naive][ok]] = _localise(parsed[ok], zone)
+                todo[positions[naive][ok]] = False
+    return result, todo
+
+
+def _localise(naive: pd.Series, zone: ZoneInfo) -> np.ndarray:
+    """Local wall times to UTC microseconds: an ambiguous autumn hour is its first
+    occurrence, a spring-forward gap moves to the first valid instant (as ``rules``)."""
+    index = pd.DatetimeIndex(naive.to_numpy()).tz_localize(
+        zone, ambiguous=np.ones(len(naive), dtype=bool), nonexistent="shift_forward"
+    )
+    return index.tz_convert("UTC").tz_localize(None).astype("datetime64[us]").asi8
+
+
+def iso_utc(micros: np.ndarray) -> list[str]:
+    """UTC instants as ISO 8601 text with a Z (absolute for the canonical rules); empty for NAT."""
+    texts = np.datetime_as_string(np.where(micros == NAT, 0, micros).astype("datetime64[us]"), unit="us")
+    return ["" if m == NAT else t + "Z" for m, t in zip(micros.tolist(), texts.tolist(), strict=True)]
+
+
+@dataclass
+class Checked:
+    """A batch after the profile's field conversions: good rows and the errors of others."""
+
+    records: np.ndarray
+    columns: dict[str, pa.Array]  # field or ``dim:NAME`` -> text values of the good rows
+    problems: list[Problem]
+
+
+class FieldCheck:
+    """Marks rows bad with a message naming the source column, as validation does."""
+
+    def __init__(self, records: np.ndarray) -> None:
+        self.records = records
+        self.bad = np.zeros(len(records), dtype=bool)
+        self.problems: list[Problem] = []
+
+    def flag(self, mask: np.ndarray, column: str, values: list[str], message) -> None:  # type: ignore[no-untyped-def]
+        for position in np.flatnonzero(mask):
+            self.bad[position] = True
+            self.problems.append(Problem(int(self.records[position]), column, message(values[position])))
+
+
+def field_values(batch: RecordBatch, profile: Profile) -> dict[str, pa.Array]:
+    """Field -> text values from the mapped columns and the constants."""
+    size = batch.table.num_rows
+    out: dict[str, pa.Array] = {}
+    for source, target in profile.columns.items():
+        if source in batch.table.column_names:
+            out[target] = batch.table.column(source).combine_chunks()
+        else:  # a pivoted question nobody answered in this file
+            out[target] = pa.array([""] * size, type=pa.string())
+    for target, value in profile.constants.items():
+        out[target] = pa.array([value] * size, type=pa.string())
+    return out
+
+
+def convert_dates(check: FieldCheck, fields: dict[str, pa.Array], profile: Profile, zone: ZoneInfo) -> dict[str, np.ndarray]:
+    """Parse every mapped date field; an unparsable one is an error on its source column."""
+    source_of = profile.source_of
+    shown = " or ".join(profile.date_formats) if profile.date_formats else "ISO 8601"
+    parsed: dict[str, np.ndarray] = {}
+    for name in DATE_FIELDS:
+        if name not in fields:
+            continue
+        values = fields[name]
+        micros, bad = parse_dates(values, profile, zone)
+        text = values.to_pylist()
+        check.flag(bad, source_of.get(name, name), text, lambda v, shown=shown: f"not a date in the format {shown}: {v!r}")
+        parsed[name] = micros
+    return parsed
+
+
+def convert_rating(check: FieldCheck, values: pa.Array, profile: Profile) -> pa.Array:
+    """Source ratings to 0-10 text by the profile's scale (see ``RatingScale``)."""
+    scale = profile.rating
+    if scale is None:
+        return values
+    column = profile.source_of.get("rating", "rating")
+    text = values.to_pylist()
+    if scale.kind == "yes-no":
+        lowered = [v.lower() for v in text]
+        out = ["10" if v in scale.yes else "0" if v in scale.no else "" for v in lowered]
+        unknown = np.array([v not in scale.yes and v not in scale.no for v in lowered], dtype=bool)
+        check.flag(unknown, column, text, lambda v: f"expected yes ({', '.join(scale.yes)}) or no ({', '.join(scale.no)}), got {v!r}")
+        return pa.array(out, type=pa.string())
+    numbers = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype=float)
+    empty = np.array([v == "" for v in text], dtype=bool)
+    not_number = ~np.isfinite(numbers) & ~empty
+    out_of_range = np.isfinite(numbers) & ((numbers < scale.low) | (numbers > scale.high))
+    check.flag(empty, column, text, lambda v: "required: a rating")
+    check.flag(not_number, column, text, lambda v: f"must be a number from {scale.low:g} to {scale.high:g}, got {v!r}")
+    check.flag(out_of_range, column, text, lambda v: f"must be from {scale.low:g} to {scale.high:g} on this profile's scale, got {v}")
+    converted = np.floor((np.nan_to_num(numbers) - scale.low) * 10.0 / (scale.high - scale.low) + 0.5)
+    return pa.array([str(int(c)) if ok else v for c, ok, v in zip(converted, np.isfinite(numbers) & ~out_of_range, text, strict=True)], type=pa.string())
+
+
+# Stand-ins for values the profile already refused, so that the canonical rules still
+# check the row's other columns (every error of a row is reported at once) without
+# repeating the profile's error in their own words.
+_PLACEHOLDERS = {"submitted_at": "2000-01-03T00:00:00Z", "rating": "0"}
+
+
+def to_responses(batch: RecordBatch, profile: Profile, zone: ZoneInfo) -> tuple[pa.Table, np.ndarray, list[Problem], tuple[str, ...]]:
+    """A cleaned source batch as canonical text columns, ready for ``rules.validate_batch``.
+
+    Returns the canonical table of every row, the mask of rows the profile refused
+    (their refused fields hold stand-ins), the profile's errors (source columns
+    named) and the dimension names.
+    """
+    assert profile.kind is Kind.RESPONSES
+    check = FieldCheck(batch.records)
+    fields = field_values(batch, profile)
+    size = batch.table.num_rows
+    dates = convert_dates(check, fields, profile, zone)
+    date_bad = check.bad.copy()
+    if "submitted_at" in dates:
+        text = iso_utc(dates["submitted_at"])
+        fields["submitted_at"] = pa.array([_PLACEHOLDERS["submitted_at"] if b else t for t, b in zip(text, date_bad, strict=True)], type=pa.string())
+    if "rating" in fields:
+        before = check.bad.copy()
+        converted = convert_rating(check, fields["rating"], profile)
+        refused = check.bad & ~before
+        fields["rating"] = pa.array([_PLACEHOLDERS["rating"] if b else t for t, b in zip(converted.to_pylist(), refused, strict=True)], type=pa.string())
+    if "factors" in fields and profile.factor_separator != ";":
+        text = fields["factors"].to_pylist()
+        fields["factors"] = pa.array([";".join(v.split(profile.factor_separator)) for v in text], type=pa.string())
+    if "ticket_type" not in fields:
+        fields["ticket_type"] = pa.array(["other"] * size, type=pa.string())
+    columns = {name: fields.get(name, pa.array([""] * size, type=pa.string())) for name in (
+        "response_id", "submitted_at", "ticket_id", "ticket_type", "rating", "lost_time_minutes", "factors", "comment"
+    )}
+    dimensions = tuple(profile.dimensions.values())
+    for source, target in profile.dimensions.items():
+        columns[target] = batch.table.column(source).combine_chunks() if source in batch.table.column_names else pa.array([""] * size, type=pa.string())
+    return pa.table(columns), check.bad, check.problems, dimensions

@@ -1,0 +1,193 @@
+"""Tickets: the service desk's own record, next to the survey responses about it.
+
+One row per ticket (``ticket_id`` unique): an event log's updates are reduced to the
+latest before they get here, and a stored ticket is only replaced by a version that is
+not older (``updated_at``), so re-importing an old export cannot roll a ticket back.
+Dimensions use the same registry and slot columns as responses, so "assignment_group"
+means one thing for both, and a response without a dimension value inherits its
+ticket's (``inherit_ticket_dimensions``).
+
+The caller is kept only as a keyed hash (see ``monitor.ingest.mapping.pseudonym``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+
+import pandas as pd
+
+from monitor.store.models import DIMENSION_SLOTS, Base, Dimension, DimensionValue, UTCDateTime, responses, slot_column
+
+LOOKUP_CHUNK = 5_000
+
+tickets = Table(
+    "tickets",
+    Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source", String(100), nullable=False),
+    Column("ticket_id", String(100), nullable=False, unique=True),
+    Column("ticket_type", String(16), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=True),
+    # Days since 1970 in the configured time zone, as responses' local_day.
+    Column("opened_day", Integer, nullable=False),
+    Column("resolved_day", Integer, nullable=True),
+    Column("priority", String(64), nullable=False, default=""),
+    Column("sla_met", Boolean, nullable=True),
+    Column("reassignment_count", SmallInteger, nullable=True),
+    Column("reopen_count", SmallInteger, nullable=True),
+    Column("caller", String(64), nullable=True),  # keyed hash, never the identifier
+    *(Column(slot_column(slot), Integer, nullable=True) for slot in range(1, DIMENSION_SLOTS + 1)),
+    Column("content_hash", BigInteger, nullable=False),
+    Column("ingested_at", UTCDateTime, nullable=False),
+    Index("ix_tickets_resolved_day", "resolved_day"),
+)
+
+TICKET_COLUMNS = (
+    "source",
+    "ticket_id",
+    "ticket_type",
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+    "opened_day",
+    "resolved_day",
+    "priority",
+    "sla_met",
+    "reassignment_count",
+    "reopen_count",
+    "caller",
+    "content_hash",
+    "ingested_at",
+)
+
+
+def existing_tickets(connection: Connection, ids: Sequence[str]) -> dict[str, tuple[int, int, dt.datetime | None]]:
+    """ticket_id -> (row id, content hash, updated_at) of the stored ones among ``ids``."""
+    found: dict[str, tuple[int, int, dt.datetime | None]] = {}
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = list(ids[start : start + LOOKUP_CHUNK])
+        query = select(tickets.c.ticket_id, tickets.c.id, tickets.c.content_hash, tickets.c.updated_at).where(
+            tickets.c.ticket_id.in_(chunk)
+        )
+        for ticket_id, row_id, digest, updated in connection.execute(query):
+            found[ticket_id] = (row_id, digest, updated)
+    return found
+
+
+def insert_tickets(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        connection.execute(insert(tickets), rows)
+
+
+def update_tickets(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Replace stored tickets; each row carries its ``row_id`` and every column."""
+    if not rows:
+        return
+    names = [name for name in rows[0] if name != "row_id"]
+    statement = (
+        update(tickets)
+        .where(tickets.c.id == bindparam("row_id"))
+        .values({name: bindparam(f"v_{name}") for name in names})
+    )
+    connection.execute(statement, [{"row_id": row["row_id"], **{f"v_{n}": row[n] for n in names}} for row in rows])
+
+
+def inherit_ticket_dimensions(connection: Connection, slots: Sequence[int]) -> int:
+    """Fill responses' empty dimension slots from their ticket's; returns cells filled.
+
+    A response joins its ticket by ``ticket_id``. Only empty slots are filled, so a
+    value the survey gave always wins; re-running changes nothing.
+    """
+    filled = 0
+    for slot in slots:
+        name = slot_column(slot)
+        ticket_value = (
+            select(tickets.c[name])
+            .where(tickets.c.ticket_id == responses.c.ticket_id)
+            .scalar_subquery()
+        )
+        has_value = exists().where(and_(tickets.c.ticket_id == responses.c.ticket_id, tickets.c[name].is_not(None)))
+        result = connection.execute(
+            update(responses)
+            .where(responses.c[name].is_(None), responses.c.ticket_id != "", has_value)
+            .values({name: ticket_value})
+        )
+        filled += result.rowcount or 0
+    return filled
+
+
+def ticket_slots(connection: Connection) -> list[int]:
+    """Slots that some ticket has a value in."""
+    used = []
+    for slot in range(1, DIMENSION_SLOTS + 1):
+        column = tickets.c[slot_column(slot)]
+        if connection.execute(select(column).where(column.is_not(None)).limit(1)).first() is not None:
+            used.append(slot)
+    return used
+
+
+def load_ticket_frame(connection: Connection) -> pd.DataFrame:
+    """Every ticket, one row each, with its first survey answer time and dimensions by name.
+
+    Columns: ticket_id, ticket_type, opened_at, resolved_at, resolved_day, sla_met,
+    reassignment_count, reopen_count, answered_at (NaT when unanswered), and one
+    text column per registered dimension (None when unknown).
+    """
+    answers = (
+        select(responses.c.ticket_id, func.min(responses.c.submitted_at).label("answered_at"))
+        .where(responses.c.ticket_id != "")
+        .group_by(responses.c.ticket_id)
+        .subquery()
+    )
+    dims = connection.execute(select(Dimension.id, Dimension.name, Dimension.slot)).all()
+    columns = [
+        tickets.c.ticket_id,
+        tickets.c.ticket_type,
+        tickets.c.opened_at,
+        tickets.c.resolved_at,
+        tickets.c.resolved_day,
+        tickets.c.sla_met,
+        tickets.c.reassignment_count,
+        tickets.c.reopen_count,
+        *(tickets.c[slot_column(slot)].label(name) for _, name, slot in dims),
+        answers.c.answered_at,
+    ]
+    query = select(*columns).select_from(tickets.outerjoin(answers, answers.c.ticket_id == tickets.c.ticket_id))
+    result = connection.execute(query)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    values = dict(connection.execute(select(DimensionValue.id, DimensionValue.value)).all())
+    for _, name, _ in dims:
+        frame[name] = frame[name].map(values)
+    for name in ("opened_at", "resolved_at", "answered_at"):
+        # Naive values (SQLite text, an aggregate's lost type) are UTC as stored.
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    return frame
+
+
+# Responses join their ticket by ticket_id; declared here so models.py stays the responses' own.
+Index("ix_responses_ticket_id", responses.c.ticket_id)
