@@ -68,6 +68,17 @@ class Scope:
         allowed = dict(self.filters)
         return all(name in allowed and value in allowed[name] for name, value in segment.items())
 
+    def intersect(self, other: Scope) -> Scope:
+        """Respondents in both: per dimension, the values both allow."""
+        merged = {name: set(values) for name, values in self.filters}
+        for name, values in other.filters:
+            merged[name] = merged[name] & set(values) if name in merged else set(values)
+        return Scope(tuple((name, tuple(sorted(values))) for name, values in sorted(merged.items())))
+
+    def conditions(self) -> dict[str, tuple[str, ...]]:
+        """The form cube look-ups take: dimension -> allowed values."""
+        return dict(self.filters)
+
     def label(self) -> str:
         """``country Finland or Sweden; service SAP``; ``everyone`` for the empty scope."""
         return "; ".join(f"{name.replace('_', ' ')} {' or '.join(values)}" for name, values in self.filters) or "everyone"

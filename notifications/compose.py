@@ -45,7 +45,6 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from detectors import metric_for
-from detectors.metrics import Direction
 from monitor import store
 from monitor.analysis.aggregate import (
     ResponseTable,
@@ -53,11 +52,17 @@ from monitor.analysis.aggregate import (
     grouping_cube,
     load_responses,
 )
+from monitor.analysis.cube import CubeStore, CubeUnavailable
 from monitor.analysis.finding_view import FindingView
 from monitor.analysis.finding_view import NamedSegment as NamedSegmentView
 from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
-from monitor.analysis.transitions import Window, compare_windows, transition_windows
+from monitor.analysis.transitions import (
+    TransitionStatus,
+    transition_figures,
+    transition_status,
+    worse_beyond_doubt,
+)
 from monitor.scope import Scope, segment_label
 from monitor.store.app_models import Digest, DigestState, Severity, Subscription
 from monitor.store.models import Finding, FindingScope, FindingState, Label, Transition
@@ -77,7 +82,6 @@ from notifications.subscriptions import SEVERITY_RATIO
 
 HIDDEN_LABELS = {Label.FALSE_ALARM, Label.NEW_NORMAL}
 DETAILED_NEW = 5  # new findings shown in full; the rest get a line each
-NOW_WEEKS = 4  # "now" in a headline: the last four complete weeks
 CHART_WEEKS_BEFORE = 26  # weeks of history before go-live in a chart
 RECENT_RECOVERY_DAYS = 28
 HEADLINE_METRICS = ("happiness", "lost_time")
@@ -110,6 +114,8 @@ class DigestSource:
         self.findings = [f for f in findings if self._visible(f, silences)]
         self._session = session
         self._table: ResponseTable | None = None
+        # The analysis's kept cubes: the same per-segment series the web view reads.
+        self.cubes = CubeStore().current(session) if self.report else None
 
     def _visible(self, finding: Finding, silences: list) -> bool:  # type: ignore[type-arg]
         label = finding.label
@@ -126,13 +132,24 @@ class DigestSource:
         items = data_health(self._session, self.as_of, min_responses=self.settings.anonymity_min_responses, scope=scope)
         return tuple(item.message for item in items)
 
-    @property
-    def table(self) -> ResponseTable:
-        """Weekly response statistics up to the analysis date, loaded on first use."""
+    def series(self, scope: Scope) -> tuple[ResponseTable, np.ndarray] | None:
+        """Per-period statistics of a slice: from the kept cubes, or from the responses
+        (read once per sending run) when the slice is deeper than the cubes go."""
+        if self.cubes is not None:
+            try:
+                _, stats = self.cubes.series(scope.conditions())
+                return (self.cubes.table, stats[0]) if len(stats) else None
+            except CubeUnavailable:
+                pass
+        if self.as_of is None:
+            return None
         if self._table is None:
-            assert self.as_of is not None
             self._table = load_responses(self._session.connection(), period="week", as_of=self.as_of)
-        return self._table
+        table = self._table.within(scope.as_dict())
+        if not len(table):
+            return None
+        _, (series,) = grouping_cube(table, ())
+        return table, series
 
 
 def told(session: Session, subscription_id: int, period: str) -> tuple[set[str], set[str]]:
@@ -247,30 +264,34 @@ def _headline(
     """Baseline against the last four weeks per metric, the verdict, targets and the chart."""
     report = next((t for t in (source.report or {}).get("transitions", []) if t["name"] == transition.name), {})
     weeks_since = report.get("weeks_since_go_live", 0)
-    scope = {**transition.scope, **subscription.segments}
-    table = source.table.within(scope) if source.report else None
+    scope = Scope.of(transition.scope).intersect(Scope.of(subscription.segments))
+    view = source.series(scope)
     metrics: list[MetricHeadline] = []
     chart = None
-    if table is not None and len(table):
-        _, (series,) = grouping_cube(table, ())
-        windows = {w.name: w for w in transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)}
-        if "baseline" in windows:
-            now = Window("now", table.last_period - NOW_WEEKS + 1, table.last_period)
-            for name in HEADLINE_METRICS:
-                compared = compare_windows(metric_for(name), table, series, [windows["baseline"], now], 0.95)
-                metrics.append(_metric_headline(source, name, compared["now"], transition, weeks_since, now.first, table))
+    status = TransitionStatus.NO_DATA
+    if view is not None:
+        table, series = view
+        # The same figures and status as the web view's page for this transition and slice.
+        figures = transition_figures(table, series, transition, source.settings.anonymity_min_responses)
+        open_roots = [f for f in findings if f.recovered_on is None and _in_transition(f, transition)]
+        status = transition_status(figures["metrics"], open_findings=len(open_roots))
+        for name in HEADLINE_METRICS:
+            recent = figures["metrics"].get(name, {}).get("recent")
+            if recent is not None:
+                metrics.append(_metric_headline(source, name, recent, transition, weeks_since))
         chart = _chart(source, transition, subscription, table, series, findings, metrics)
     targets = tuple(
         f"{t['target']} by {t['deadline']}: {t['status'].replace('_', ' ')}"
         + (f" ({t['value']})" if t.get("value") is not None else "")
         for t in report.get("targets", [])
     )
-    on_track = all(m.on_track for m in metrics) and not any(t.get("status") == "not_met" for t in report.get("targets", []))
+    on_track = status.on_track and not any(t.get("status") == "not_met" for t in report.get("targets", []))
     return TransitionHeadline(
         name=transition.name,
         go_live=transition.go_live,
         weeks_since_go_live=weeks_since,
-        slice_label=Scope.of(scope).label(),
+        slice_label=scope.label(),
+        status=status,
         metrics=tuple(metrics),
         targets=targets,
         on_track=on_track,
@@ -284,8 +305,6 @@ def _metric_headline(
     compared: dict[str, Any],
     transition: Transition,
     weeks_since: int,
-    now_first: int,
-    table: ResponseTable,
 ) -> MetricHeadline:
     minimum = source.settings.anonymity_min_responses
     before = _interval(compared, "before") if compared["n_before"] >= minimum else None
@@ -294,11 +313,7 @@ def _metric_headline(
     if before is not None and now is not None:
         delta = Interval(compared["delta"], compared["ci_low"], compared["ci_high"], compared["n_after"])
     expected_by = transition.observation_weeks
-    worse = (
-        delta is not None
-        and metric_for(name).direction(delta.value) == Direction.WORSE
-        and (delta.low > 0 or delta.high < 0)
-    )
+    worse = worse_beyond_doubt(compared) and before is not None and now is not None
     if now is None:
         verdict, on_track = "too few responses lately to show", True
     elif before is None:
@@ -309,7 +324,7 @@ def _metric_headline(
         verdict, on_track = f"below baseline; recovery expected by week {expected_by}", True
     else:
         verdict, on_track = f"not back to baseline after {weeks_since} weeks (expected by week {expected_by})", False
-    return MetricHeadline(name, before, now, delta, table.period_start(now_first), verdict, on_track)
+    return MetricHeadline(name, before, now, delta, dt.date.fromisoformat(compared["from"]), verdict, on_track)
 
 
 def _chart(
@@ -335,7 +350,7 @@ def _chart(
     changes = sorted(
         {(f.change_date, f.metric) for f in findings if f.metric in HEADLINE_METRICS and _in_transition(f, transition)}
     )
-    title = f"{transition.name}: {Scope.of({**transition.scope, **subscription.segments}).label()}, weekly"
+    title = f"{transition.name}: {Scope.of(transition.scope).intersect(Scope.of(subscription.segments)).label()}, weekly"
     png = transition_chart(
         ChartSeries(
             title=title,

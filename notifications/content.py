@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from monitor.analysis.transitions import TransitionStatus
 from notifications.channels.base import InlineImage
 
 
@@ -41,6 +42,7 @@ class TransitionHeadline:
     go_live: dt.date
     weeks_since_go_live: int
     slice_label: str  # "everyone" or "assignment group MSP-Europe-L1"
+    status: TransitionStatus  # the web view's status for the same transition and slice
     metrics: tuple[MetricHeadline, ...]
     targets: tuple[str, ...]  # "happiness>=70@12w by 2025-11-24: not met (46.7)"
     on_track: bool

@@ -23,18 +23,19 @@ import pandas as pd
 from detectors import metric_for
 from monitor.analysis.cube import CubeSet
 from monitor.analysis.transitions import (
+    TransitionStatus,
     Window,
     compare_windows,
-    recovery_period,
+    transition_figures,
     transition_windows,
     window_totals,
 )
+from monitor.scope import Scope
 from monitor.store.models import Transition
 
 METRICS = ("happiness", "lost_time")
 SUMMARY_METRICS = (*METRICS, "volume")
 CONFIDENCE = 0.95
-RECENT_PERIODS = 4  # "now" on the overview: the last four complete weeks
 TREND_POOL = 4  # trend lines pool four weeks per point: single weeks of a segment are noise
 METRIC_LABELS = {"happiness": "Happiness", "lost_time": "Lost time", "volume": "Responses per week"}
 IMPACT_UNITS = {"happiness": "net promoters / week", "lost_time": "hours lost / week"}
@@ -54,11 +55,8 @@ def conditions_for(
     transition_scope: Mapping[str, list[str]], user_scope: Mapping[str, list[str]], filters: Mapping[str, str]
 ) -> Conditions:
     """Responses a view covers: the transition's scope, the user's scope and the filters, all at once."""
-    merged: dict[str, set[str]] = {name: set(values) for name, values in transition_scope.items()}
-    for extra in (user_scope, {name: [value] for name, value in filters.items()}):
-        for name, values in extra.items():
-            merged[name] = merged[name] & set(values) if name in merged else set(values)
-    return {name: tuple(sorted(values)) for name, values in sorted(merged.items())}
+    scope = Scope.of(transition_scope).intersect(Scope.of(user_scope))
+    return scope.intersect(Scope.of({name: [value] for name, value in filters.items()})).conditions()
 
 
 def memoised(cubes: CubeSet, key: Hashable, compute: Callable[[], T]) -> T:
@@ -109,56 +107,10 @@ def summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: i
 
 
 def _summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: int) -> dict[str, Any]:
-    windows = _windows(cubes, transition)
     series = _series(cubes, conditions)
-    entry: dict[str, Any] = {"status": "no_data", "metrics": {}, "weeks_since_go_live": None}
-    baseline, since = windows.get("baseline"), windows.get("since_go_live")
-    if series is None or baseline is None or since is None:
-        return entry
-    n = _column(cubes, "n")
-    if min(_window_sum(cubes, series[None], w)[0, n] for w in (baseline, since)) < k:
-        return entry
-    recent = Window("recent", max(since.first, since.last - RECENT_PERIODS + 1), since.last)
-    # A window with fewer than k responses (a scoped viewer's last weeks, say) is not shown.
-    shown = [w for w in (*windows.values(), recent) if _window_sum(cubes, series[None], w)[0, n] >= k]
-    for name in SUMMARY_METRICS:
-        metric = metric_for(name)
-        compared = compare_windows(metric, cubes.table, series, shown, CONFIDENCE)
-        recovered = recovery_period(metric, cubes.table, series, baseline, since.first, CONFIDENCE)
-        compared["recovered_from"] = None if recovered is None else recovered.isoformat()
-        entry["metrics"][name] = compared
-    entry["status"] = status(entry["metrics"])
-    return entry
-
-
-def _worse(window: Mapping[str, Any] | None) -> bool:
-    """Worse than the baseline, beyond doubt: the interval of the change excludes zero."""
-    if not window or window.get("direction") != "worse" or window.get("ci_low") is None:
-        return False
-    return window["ci_low"] > 0 or window["ci_high"] < 0
-
-
-def status(metrics: Mapping[str, Mapping[str, Any]]) -> str:
-    """dipping / recovering / recovered / on_target, from Happiness and lost time.
-
-    On target: neither ever got worse beyond doubt. Recovered: every metric that did
-    is back within its baseline interval for good. Recovering: the last weeks are no
-    longer worse, or at most half as bad as the worst window. Dipping otherwise.
-    """
-    dipped = [
-        name for name in METRICS if any(_worse(metrics.get(name, {}).get(w)) for w in ("early", "settled", "since_go_live"))
-    ]
-    if not dipped:
-        return "on_target"
-    open_ = [name for name in dipped if not metrics[name].get("recovered_from")]
-    if not open_:
-        return "recovered"
-    for name in open_:
-        recent = metrics[name].get("recent")
-        worst = max(abs(metrics[name][w]["delta"] or 0) for w in ("early", "settled", "since_go_live") if metrics[name].get(w))
-        if _worse(recent) and abs(recent["delta"]) > worst / 2:
-            return "dipping"
-    return "recovering"
+    if series is None:
+        return {"status": TransitionStatus.NO_DATA, "metrics": {}}
+    return transition_figures(cubes.table, series, transition, k, CONFIDENCE)
 
 
 def weekly(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:

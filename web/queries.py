@@ -17,6 +17,7 @@ from monitor import store
 from monitor.analysis.cube import CubeSet
 from monitor.analysis.finding_view import FindingView
 from monitor.analysis.lifecycle import active_silences, silence_for
+from monitor.analysis.transitions import transition_status
 from monitor.store.models import (
     AnalysisRun,
     Finding,
@@ -184,9 +185,7 @@ def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[st
     still_open = open_roots(findings(transition=transition.name))
     entry["open_findings"] = len(still_open)
     entry["top_finding"] = still_open[0] if still_open else None
-    if entry["status"] in ("recovered", "on_target") and entry["open_findings"]:
-        # Back overall, but a segment is still worse: not over yet for the people in it.
-        entry["status"] = "recovering"
+    entry["status"] = transition_status(entry["metrics"], open_findings=len(still_open))
     return entry
 
 

@@ -8,16 +8,11 @@ from typing import Any
 
 from flask import Flask, url_for
 
+from monitor.analysis.transitions import TransitionStatus
 from web import charts, figures
 
 MINUS = "\u2212"
-STATUS = {
-    "dipping": ("Dipping", "Worse than before go-live and not improving"),
-    "recovering": ("Recovering", "Better in the last weeks, or back overall while some segments are still worse"),
-    "recovered": ("Recovered", "Back within the baseline's interval"),
-    "on_target": ("On target", "No lasting change for the worse"),
-    "no_data": ("No data", "Too few responses before and after go-live"),
-}
+STATUS = {status.value: (status.label, status.meaning) for status in TransitionStatus}
 WINDOWS = {
     "early": "Weeks 1-4",
     "settled": "Weeks 5-12",

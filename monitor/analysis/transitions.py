@@ -7,8 +7,9 @@ view and the digests all call it, so they cannot disagree about the same week.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,39 @@ from monitor.store.models import Transition
 from monitor.targets import JUDGE_PERIODS, Target
 
 TRANSITION_METRICS = ("happiness", "lost_time", "volume")
+STATUS_METRICS = ("happiness", "lost_time")  # the ones a transition's status is judged on
+RECENT_PERIODS = 4  # "recent": the last four complete periods, on the web view and in digests
+
+
+class TransitionStatus(StrEnum):
+    """Where a transition stands; the web view and the digests show the same one."""
+
+    NO_DATA = "no_data"  # too few responses before and after go-live
+    ON_TARGET = "on_target"  # no lasting change for the worse
+    DIPPING = "dipping"  # worse than before go-live and not improving
+    RECOVERING = "recovering"  # better lately, or back overall while segments are still worse
+    RECOVERED = "recovered"  # back within the baseline's interval for good
+
+    @property
+    def on_track(self) -> bool:
+        return self in (TransitionStatus.ON_TARGET, TransitionStatus.RECOVERED, TransitionStatus.NO_DATA)
+
+    @property
+    def label(self) -> str:
+        return STATUS_TEXT[self][0]
+
+    @property
+    def meaning(self) -> str:
+        return STATUS_TEXT[self][1]
+
+
+STATUS_TEXT = {
+    TransitionStatus.DIPPING: ("Dipping", "Worse than before go-live and not improving"),
+    TransitionStatus.RECOVERING: ("Recovering", "Better in the last weeks, or back overall while some segments are still worse"),
+    TransitionStatus.RECOVERED: ("Recovered", "Back within the baseline's interval"),
+    TransitionStatus.ON_TARGET: ("On target", "No lasting change for the worse"),
+    TransitionStatus.NO_DATA: ("No data", "Too few responses before and after go-live"),
+}
 
 
 @dataclass(frozen=True)
@@ -294,3 +328,62 @@ def _judge_target(target: Target, table: ResponseTable, transition: Transition, 
         "n": estimate.n,
         "window": [table.period_start(first).isoformat(), table.period_start(last).isoformat()],
     }
+
+
+def transition_figures(
+    table: ResponseTable, series: np.ndarray, transition: Transition, k: int, confidence: float = 0.95
+) -> dict[str, Any]:
+    """Before/after per metric and window (the recent weeks included), recovery, and the status.
+
+    ``series`` holds the per-period statistics of the responses one view covers (a
+    cube series or a raw table's); windows with fewer than ``k`` responses (a scoped
+    viewer's last weeks, say) are left out.
+    """
+    windows = {w.name: w for w in transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)}
+    entry: dict[str, Any] = {"status": TransitionStatus.NO_DATA, "metrics": {}}
+    baseline, since = windows.get("baseline"), windows.get("since_go_live")
+    if baseline is None or since is None:
+        return entry
+    if min(window_totals(table, series, w)["n"] for w in (baseline, since)) < k:
+        return entry
+    recent = Window("recent", max(since.first, since.last - RECENT_PERIODS + 1), since.last)
+    shown = [w for w in (*windows.values(), recent) if window_totals(table, series, w)["n"] >= k]
+    for name in TRANSITION_METRICS:
+        metric = metric_for(name)
+        compared = compare_windows(metric, table, series, shown, confidence)
+        recovered = recovery_period(metric, table, series, baseline, since.first, confidence)
+        compared["recovered_from"] = None if recovered is None else recovered.isoformat()
+        entry["metrics"][name] = compared
+    entry["status"] = transition_status(entry["metrics"])
+    return entry
+
+
+def worse_beyond_doubt(window: Mapping[str, Any] | None) -> bool:
+    """Worse than the baseline, and the interval of the change excludes zero."""
+    if not window or window.get("direction") != "worse" or window.get("ci_low") is None:
+        return False
+    return window["ci_low"] > 0 or window["ci_high"] < 0
+
+
+def transition_status(metrics: Mapping[str, Mapping[str, Any]], open_findings: int = 0) -> TransitionStatus:
+    """The status from Happiness and lost time, and the root findings still open in the transition.
+
+    On target: neither ever got worse beyond doubt. Recovered: every metric that did
+    is back within its baseline interval for good. Recovering: the last weeks are no
+    longer worse, or at most half as bad as the worst window; also when everyone is
+    back but a root finding inside the transition is still open (a segment is still
+    worse: not over for the people in it). Dipping otherwise.
+    """
+    if not metrics:
+        return TransitionStatus.NO_DATA
+    judged = ("early", "settled", "since_go_live")
+    dipped = [name for name in STATUS_METRICS if any(worse_beyond_doubt(metrics.get(name, {}).get(w)) for w in judged)]
+    still_open = [name for name in dipped if not metrics[name].get("recovered_from")]
+    for name in still_open:
+        recent = metrics[name].get("recent")
+        worst = max(abs(metrics[name][w]["delta"] or 0) for w in judged if metrics[name].get(w))
+        if worse_beyond_doubt(recent) and abs(recent["delta"]) > worst / 2:
+            return TransitionStatus.DIPPING
+    if still_open or open_findings:
+        return TransitionStatus.RECOVERING
+    return TransitionStatus.RECOVERED if dipped else TransitionStatus.ON_TARGET

@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from config import Settings
-from monitor.ingest.importer import IngestReport, ProgressCallback, RecordError, _reporting, _run_import
+from monitor.ingest.importer import (
+    IngestReport,
+    ProgressCallback,
+    RecordError,
+    _reporting,
+    _run_import,
+)
 from monitor.ingest.mapping import read_profiled, to_responses
 from monitor.ingest.profiles import Kind, Profile, ProfileError
 from monitor.ingest.readers import FileFormatError, Problem

@@ -36,12 +36,24 @@ from monitor.ingest.mapping import (
     pseudonym,
     read_profiled,
 )
-from monitor.ingest.profiles import TICKET_FIELDS, Kind, PersonAction, Profile, ProfileError, parse_profile
+from monitor.ingest.profiles import (
+    TICKET_FIELDS,
+    Kind,
+    PersonAction,
+    Profile,
+    ProfileError,
+    parse_profile,
+)
 from monitor.ingest.readers import FileFormatError, Problem, locate_records
 from monitor.ingest.rules import _utc_offsets_us
 from monitor.ingest.sources import TEXT_SUFFIXES, read_source
 from monitor.store.models import TicketType
-from monitor.store.tickets import existing_tickets, inherit_ticket_dimensions, insert_tickets, update_tickets
+from monitor.store.tickets import (
+    existing_tickets,
+    inherit_ticket_dimensions,
+    insert_tickets,
+    update_tickets,
+)
 
 _US_PER_DAY = 86_400 * 10**6
 _TRUE = {"true", "yes", "y", "1", "t"}

@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -35,9 +36,15 @@ from sqlalchemy import (
     update,
 )
 
-import pandas as pd
-
-from monitor.store.models import DIMENSION_SLOTS, Base, Dimension, DimensionValue, UTCDateTime, responses, slot_column
+from monitor.store.models import (
+    DIMENSION_SLOTS,
+    Base,
+    Dimension,
+    DimensionValue,
+    UTCDateTime,
+    responses,
+    slot_column,
+)
 
 LOOKUP_CHUNK = 5_000
 

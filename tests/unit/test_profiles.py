@@ -8,9 +8,26 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from detectors.it_metrics import count_estimate, it_metrics, median_estimate, rate_estimate
-from monitor.ingest.mapping import FieldCheck, convert_rating, latest_rows, parse_dates, pseudonym
-from monitor.ingest.profiles import Kind, ProfileError, builtin_names, parse_profile, resolve_profile
+from detectors.it_metrics import (
+    count_estimate,
+    it_metrics,
+    median_estimate,
+    rate_estimate,
+)
+from monitor.ingest.mapping import (
+    FieldCheck,
+    convert_rating,
+    latest_rows,
+    parse_dates,
+    pseudonym,
+)
+from monitor.ingest.profiles import (
+    Kind,
+    ProfileError,
+    builtin_names,
+    parse_profile,
+    resolve_profile,
+)
 
 BASE = {"columns": {"Id": "response_id", "When": "submitted_at", "Stars": "rating"}}
 

@@ -1,30 +1,8 @@
-"""Status rules and chart helpers, on hand-made inputs."""
+"""Chart helpers, on hand-made inputs."""
 
 from __future__ import annotations
 
 from web.charts import heat_class, sparkline, trend_chart
-from web.figures import status
-
-
-def window(delta: float, low: float, high: float, direction: str) -> dict:
-    return {"delta": delta, "ci_low": low, "ci_high": high, "direction": direction}
-
-
-WORSE = window(-20, -25, -15, "worse")
-SLIGHT = window(-2, -6, 2, "worse")
-
-
-def test_status_reads_the_windows_and_recovery():
-    steady = {"happiness": {"early": SLIGHT, "since_go_live": SLIGHT}, "lost_time": {}}
-    assert status(steady) == "on_target"
-    back = {"happiness": {"early": WORSE, "recent": SLIGHT, "recovered_from": "2025-11-03"}, "lost_time": {}}
-    assert status(back) == "recovered"
-    better = {"happiness": {"early": WORSE, "recent": SLIGHT, "recovered_from": None}, "lost_time": {}}
-    assert status(better) == "recovering"
-    still = {"happiness": {"early": WORSE, "recent": window(-18, -22, -14, "worse"), "recovered_from": None}, "lost_time": {}}
-    assert status(still) == "dipping"
-    lost_time_up = {"happiness": {}, "lost_time": {"settled": window(20, 10, 30, "worse"), "recent": window(19, 9, 29, "worse")}}
-    assert status(lost_time_up) == "dipping"
 
 
 def test_heat_classes_follow_each_metrics_polarity():
