@@ -382,12 +382,16 @@ def print_happiness(rows: list[dict[str, object]]) -> None:
         )
     print("  (found: a worse change within the onset..end +-5 weeks; shape ok: that change is the one")
     print("   reported there and has the right shape; date error: |first period reported - onset|)")
-    big = [r for r in rows if r["kind"] == "ramp" and r.get("found") and r["mean_n"] >= 30]
-    if big:
-        print(
-            f"  ramps at >= 30 responses/week: found {np.mean([r.get('found', False) for r in rows if r['kind'] == 'ramp' and r['mean_n'] >= 30]):.0%}, "
-            f"gradual {np.mean([r['shape_ok'] for r in big]):.0%}, dated in the ramp {np.mean([r['in_ramp'] for r in big]):.0%}"
-        )
+    print("  by mean responses per week (found | right shape among found | dated in the slide):")
+    for kind in ("step", "ramp"):
+        cells = []
+        for lo, hi in ((5, 30), (30, 100), (100, 301)):
+            sub = [r for r in rows if r["kind"] == kind and lo <= r["mean_n"] < hi]
+            found = [r for r in sub if r.get("found")]
+            shape = np.mean([r["shape_ok"] for r in found]) if found else float("nan")
+            dated = np.mean([r["in_ramp"] for r in found]) if found else float("nan")
+            cells.append(f"n {lo}-{hi - 1}: {np.mean([r.get('found', False) for r in sub]):4.0%} | {shape:4.0%} | {dated:4.0%}")
+        print(f"    {kind:5s} " + "   ".join(cells))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from detectors.costs import segment_costs
+from detectors.costs import SegmentCosts, segment_costs
 from detectors.metrics import Delta, Direction, Estimate, Metric, PeriodValues, pool_segments, z_value
 
 # Penalty per change point, in chi-square units: PENALTY_BASE + PENALTY_SHORT / n
@@ -244,7 +244,7 @@ def segment_series(
         prepared.values, prepared.weights, prepared.positions, slope_penalty=beta, min_size=min(min_size, size)
     )
     breaks = [size] if size < 2 * min_size else optimal_partition(costs.cost, pen)
-    bounds = [0, *breaks]
+    bounds = _steps_over_lines([0, *breaks], costs, pen, beta, min_size)
     positions, length = prepared.positions, prepared.length
     segments = tuple(
         _fit_segment(
@@ -258,6 +258,30 @@ def segment_series(
         for s, e in zip(bounds[:-1], bounds[1:], strict=True)
     )
     return Segmentation(segments, prepared.noise, prepared, pen)
+
+
+def _steps_over_lines(bounds: list[int], costs: SegmentCosts, penalty: float, beta: float, min_size: int) -> list[int]:
+    """Split a sloped segment at a step when one step fits it better than its line.
+
+    Charged a change penalty, a step costs more than a slope (``SLOPE_PENALTY``),
+    so a level shift in the middle of a noisy stretch can pass for a gentle
+    trend (a line captures 3/4 of a centred step's sum of squares): a 15-point
+    shift at 30 responses a week went from 75% found to 50%. Where the best
+    single step beats the segment's line outright and is itself worth a change
+    (its gain over the flat mean reaches ``penalty``), the step is kept: the same
+    number of parameters, the better fit, and the more common event.
+    """
+    out = [bounds[0]]
+    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+        if costs.linear[s, e] and e - s >= 2 * min_size:
+            taus = np.arange(s + min_size, e - min_size + 1)
+            split = costs.flat[s, taus] + costs.flat[taus, e]
+            best = int(np.argmin(split))
+            line = costs.cost[s, e] - beta
+            if split[best] <= line and costs.flat[s, e] - split[best] >= penalty:
+                out.append(int(taus[best]))
+        out.append(e)
+    return out
 
 
 def optimal_partition(cost: np.ndarray, penalty: float) -> list[int]:
