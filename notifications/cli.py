@@ -181,8 +181,11 @@ def digest_send(app: AppContext, dry_run: bool, subscription_id: int | None) -> 
     report = send_due(engine, app.settings, now, subscription_ids=ids)
     for line in report.lines():
         click.echo(line)
-    if report.failed:
-        raise click.ClickException(f"{report.failed} deliveries failed for good; see `mspmon digest send` log above")
+    if not report.ok:
+        problems = [f"{report.failed} failed for good"] if report.failed else []
+        if report.uncertain:
+            problems.append(f"{report.uncertain} uncertain (may have arrived; not resent, check with the recipients)")
+        raise click.ClickException(f"deliveries: {'; '.join(problems)}; see the lines above")
 
 
 @click.command("scheduler")

@@ -37,11 +37,18 @@ class Message:
 
 
 class DeliveryError(Exception):
-    """The channel could not deliver; ``temporary`` says whether a retry may succeed."""
+    """The channel could not deliver, or cannot tell whether it did.
 
-    def __init__(self, message: str, *, temporary: bool) -> None:
+    ``temporary``: a retry may succeed and cannot cause a duplicate (nothing was
+    handed over). ``uncertain``: the message may have arrived (it was transmitted,
+    then the answer was lost); it is never retried automatically, so that it can
+    never arrive twice, and it is reported.
+    """
+
+    def __init__(self, message: str, *, temporary: bool, uncertain: bool = False) -> None:
         super().__init__(message)
-        self.temporary = temporary
+        self.temporary = temporary and not uncertain
+        self.uncertain = uncertain
 
 
 class Channel(ABC):
