@@ -68,6 +68,11 @@ def subscriptions_add(
     channel: str,
 ) -> None:
     """Subscribe recipients to the weekly digest under NAME."""
+    from notifications.channels.base import single_line_problem
+
+    problem = single_line_problem(name, "the name")
+    if problem:
+        raise click.BadParameter(problem, param_hint="NAME")
     scope: dict[str, list[str]] = {}
     for dimension, value in segments:
         scope.setdefault(dimension, []).append(value)

@@ -13,11 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from config import ConfigError, Settings, load_settings
 
 MIN_SECRET_KEY_LENGTH = 16
 MAX_BODY_BYTES = 32 << 20  # a JSON import of ~100k responses; larger batches go through files
+
+
+class Int64Converter(IntegerConverter):
+    """``<int:...>`` limited to the ids a 64-bit integer column can hold."""
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**63 - 1, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -31,6 +39,9 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
             "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     app = Flask(__name__)
+    # Every <int:...> in a route is a 64-bit id: a larger number is no page (404),
+    # instead of an overflow in the database driver (500).
+    app.url_map.converters["int"] = Int64Converter
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
@@ -70,6 +72,8 @@ def csrf_token() -> str:
 def _check_csrf() -> None:
     if request.method not in UNSAFE_METHODS or is_api_request():
         return
+    if request.routing_exception is not None:
+        return  # no such page or method (404/405): say that, not "bad form token"
     expected = session.get(CSRF_FIELD)
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(str(expected), given):
@@ -114,10 +118,19 @@ def admin_required(view: View) -> View:
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to go back to after login; anything else goes to the overview."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("transitions.overview")
+    """A same-site path to go back to after login; anything else goes to the overview.
+
+    Browsers drop tabs and line breaks from URLs and read a backslash as ``/``, so
+    ``/%09/evil.example`` or ``/%5Cevil.example`` would leave the site: any control
+    character is refused, and the check runs on the form a browser would follow.
+    """
+    if not target or any(unicodedata.category(ch) == "Cc" for ch in target):
+        return url_for("transitions.overview")
+    followed = target.replace("\\", "/")
+    parts = urlsplit(followed)
+    if not followed.startswith("/") or followed.startswith("//") or parts.scheme or parts.netloc:
+        return url_for("transitions.overview")
+    return target
 
 
 def log_in(user: User) -> Response:

@@ -63,8 +63,12 @@ def index() -> tuple[str, int]:
 @admin_required
 def add() -> Response | tuple[str, int]:
     from monitor.subscriptions import SubscriptionError, add_subscription
+    from notifications.channels.base import single_line_problem
 
     form = request.form
+    problem = single_line_problem(form.get("name", ""), "The name")
+    if problem:
+        return _page(problem, 400)
     try:
         fields: dict[str, Any] = {
             "name": form.get("name", ""),
