@@ -23,6 +23,7 @@ from monitor.accounts import User, verify_token
 from web.db import get_db
 
 CSRF_FIELD = "csrf_token"
+SESSION_GENERATION = "generation"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -55,7 +56,12 @@ def _load_user() -> None:
         return
     user_id = session.get("user_id")
     if isinstance(user_id, int):
-        g.user = get_db().get(User, user_id)
+        user = get_db().get(User, user_id)
+        # Signed out, disabled or removed since: the cookie is still signed, but dead.
+        if user is not None and user.active and session.get(SESSION_GENERATION) == user.session_generation:
+            g.user = user
+        else:
+            session.pop("user_id", None)
 
 
 def csrf_token() -> str:
@@ -136,5 +142,6 @@ def safe_next(target: str | None) -> str:
 def log_in(user: User) -> Response:
     session.clear()
     session["user_id"] = user.id
+    session[SESSION_GENERATION] = user.session_generation
     session.permanent = True
     return redirect(safe_next(request.args.get("next")))
