@@ -16,8 +16,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 from config import ConfigError, Settings, load_settings
-
-MIN_SECRET_KEY_LENGTH = 16
+from config.settings import MIN_SECRET_KEY_LENGTH
 MAX_BODY_BYTES = 32 << 20  # a JSON import of ~100k responses; larger batches go through files
 
 
@@ -31,7 +30,7 @@ class Int64Converter(IntegerConverter):
 def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application from validated settings (read from the environment if none)."""
     settings = settings or load_settings()
-    if len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+    if len(settings.secret_key.strip()) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(
             "secret_key: the web view signs its session cookies with it and it is "
             f"{'not set' if not settings.secret_key else 'too short'}; set MSPMON_SECRET_KEY (or "
