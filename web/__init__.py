@@ -20,10 +20,17 @@ from config.settings import MIN_SECRET_KEY_LENGTH
 MAX_BODY_BYTES = 32 << 20  # a JSON import of ~100k responses; larger batches go through files
 
 
-class Int64Converter(IntegerConverter):
-    """``<int:...>`` limited to the ids a 64-bit integer column can hold."""
+MAX_ID = 2**31 - 1
 
-    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**63 - 1, signed: bool = False) -> None:  # noqa: A002
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` limited to the ids the id columns can hold.
+
+    The columns are ``Integer``: 32-bit on PostgreSQL, which refuses a larger
+    parameter ("integer out of range"), 64-bit on SQLite, so 2**31 - 1 bounds both.
+    """
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID, signed: bool = False) -> None:  # noqa: A002
         super().__init__(map, fixed_digits, min, max, signed)
 
 
@@ -38,9 +45,9 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
             "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     app = Flask(__name__)
-    # Every <int:...> in a route is a 64-bit id: a larger number is no page (404),
-    # instead of an overflow in the database driver (500).
-    app.url_map.converters["int"] = Int64Converter
+    # Every <int:...> in a route is an id: a number no id column can hold is no page
+    # (404), instead of an overflow in the database driver (500).
+    app.url_map.converters["int"] = IdConverter
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

@@ -71,8 +71,9 @@ def test_every_int_route_answers_a_huge_id_with_404(seeded, people, login):
         answer = client.get(path, headers=headers)
         assert answer.status_code in (404, 405), (path, answer.status_code)
     assert client.get("/subscriptions/99999999999999999999/preview").status_code == 404
-    assert client.get(f"/transitions/{2**63}").status_code == 404
-    assert client.get(f"/transitions/{2**63 - 1}").status_code == 404  # the largest id: looked up, not there
+    for number in (2**63, 2**63 - 1, 2**31, 2**31 - 1):  # past 64 bits, past the 32-bit PostgreSQL column, the largest id
+        assert client.get(f"/transitions/{number}").status_code == 404, number
+        assert client.get(f"/api/transitions/{number}", headers=bearer(people.admin_token)).status_code == 404, number
 
 
 def test_put_on_pages_is_405(seeded, people, login):
