@@ -43,7 +43,6 @@ import math
 import os
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -54,7 +53,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import ruptures as rpt  # noqa: E402
 
-from detectors import ChangeShape, WeightedL2Cost, detect_changes, find_change_points, metric_for  # noqa: E402
+from detectors import (  # noqa: E402
+    ChangeShape,
+    WeightedL2Cost,
+    detect_changes,
+    find_change_points,
+    metric_for,
+)
 from detectors.calibration import simulate_weights  # noqa: E402
 from detectors.changepoints import prepare_series  # noqa: E402
 

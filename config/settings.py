@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -156,6 +157,8 @@ def _check_zone(name: str) -> None:
 
 def _check_range(low: float, high: float | None = None) -> Callable[[float], None]:
     def check(value: float) -> None:
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
         if value < low or (high is not None and value > high):
             upper = f" and <= {high}" if high is not None else ""
             raise ValueError(f"must be >= {low}{upper}, got {value}")
@@ -174,6 +177,23 @@ def _check_choice(choices: tuple[str, ...]) -> Callable[[str], None]:
 def _check_database_url(url: str) -> None:
     if not url.startswith(("sqlite:", "postgresql")):
         raise ValueError(f"only sqlite:// and postgresql:// URLs are supported, got {url!r}")
+
+
+MIN_SECRET_KEY_LENGTH = 16
+
+
+def _check_secret_key(key: str) -> None:
+    # Empty is allowed here (only the web view needs one; it refuses to start without).
+    if key and len(key.strip()) < MIN_SECRET_KEY_LENGTH:
+        raise ValueError(f"must have at least {MIN_SECRET_KEY_LENGTH} characters that are not blanks")
+
+
+def _check_base_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ValueError(f"must be an http:// or https:// address such as https://mspmon.example.com, got {url!r}")
 
 
 def _check_dimensions(names: tuple[str, ...]) -> None:
@@ -207,6 +227,8 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "digest_retry_seconds": _check_range(1, 86_400),
     "digest_lease_seconds": _check_range(10, 86_400),
     "suggestions": _check_templates,
+    "secret_key": _check_secret_key,
+    "base_url": _check_base_url,
 }
 
 
@@ -264,3 +286,25 @@ def load_settings(
             raise ConfigError(f"{origin}: {exc}") from exc
         values[key] = converted
     return Settings(**values)
+
+
+def database_error(url: str, exc: BaseException) -> ConfigError:
+    """A one-line error naming ``database_url`` for a database that cannot be opened.
+
+    For a missing SQLite folder, a dead server, bad credentials: the driver's
+    first line says why; the password is never shown.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        shown = "(not a database URL)"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    hint = ""
+    if shown.startswith("sqlite") and make_url(url).database:
+        folder = Path(make_url(url).database).expanduser().resolve().parent
+        if not folder.is_dir():
+            hint = f"; the folder {folder} does not exist"
+    return ConfigError(f"database_url: cannot open {shown}: {reason[0] if reason else type(exc).__name__}{hint}")

@@ -25,7 +25,15 @@ import pandas as pd
 from scipy import stats as sps
 
 from detectors.costs import SegmentCosts, segment_costs
-from detectors.metrics import Delta, Direction, Estimate, Metric, PeriodValues, pool_segments, z_value
+from detectors.metrics import (
+    Delta,
+    Direction,
+    Estimate,
+    Metric,
+    PeriodValues,
+    pool_segments,
+    z_value,
+)
 
 # Penalty per change point, in chi-square units: PENALTY_BASE + PENALTY_SHORT / n
 # for n usable points. Calibrated by `python -m detectors.calibration` on series

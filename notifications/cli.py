@@ -72,6 +72,11 @@ def subscriptions_add(
     channel: str,
 ) -> None:
     """Subscribe recipients to the weekly digest under NAME."""
+    from notifications.channels.base import single_line_problem
+
+    problem = single_line_problem(name, "the name")
+    if problem:
+        raise click.BadParameter(problem, param_hint="NAME")
     scope: dict[str, list[str]] = {}
     for dimension, value in segments:
         scope.setdefault(dimension, []).append(value)
@@ -180,8 +185,11 @@ def digest_send(app: AppContext, dry_run: bool, subscription_id: int | None) -> 
     report = send_due(engine, app.settings, now, subscription_ids=ids)
     for line in report.lines():
         click.echo(line)
-    if report.failed:
-        raise click.ClickException(f"{report.failed} deliveries failed for good; see `mspmon digest send` log above")
+    if not report.ok:
+        problems = [f"{report.failed} failed for good"] if report.failed else []
+        if report.uncertain:
+            problems.append(f"{report.uncertain} uncertain (may have arrived; not resent, check with the recipients)")
+        raise click.ClickException(f"deliveries: {'; '.join(problems)}; see the lines above")
 
 
 @click.command("scheduler")

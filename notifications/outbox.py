@@ -66,13 +66,24 @@ class SendReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    # May have arrived, never resent: the server's answer to the message was lost,
+    # or the sending process died mid-send. Someone should check with the recipient.
+    uncertain: int = 0
 
     def lines(self) -> list[str]:
         lines = [f"digest {item}: composed" for item in self.claimed]
         lines += [f"digest {item}: nothing new, no email (send_when_quiet is off)" for item in self.quiet]
         lines += [f"digest {item}: already done or in progress elsewhere" for item in self.taken]
-        lines.append(f"deliveries: {self.sent} sent, {self.retrying} to retry, {self.failed} failed")
+        lines.append(
+            f"deliveries: {self.sent} sent, {self.retrying} to retry, {self.failed} failed, "
+            f"{self.uncertain} uncertain (may have arrived; not resent)"
+        )
         return lines
+
+    @property
+    def ok(self) -> bool:
+        """Nothing failed for good and nothing is in doubt (retries are still on their way)."""
+        return not self.failed and not self.uncertain
 
 
 def claim(engine: Engine, subscription_id: int, period: str, now: dt.datetime, settings: Settings, owner: str) -> int | None:
@@ -209,9 +220,13 @@ def _message(digest: Digest) -> Message:
     return Message(digest.subject, digest.text, digest.html, images, key)
 
 
-def _expire_stale(engine: Engine, settings: Settings, now: dt.datetime) -> None:
-    """Deliveries left ``sending`` by a process that died: maybe delivered, so never resent."""
+def _expire_stale(engine: Engine, settings: Settings, now: dt.datetime) -> int:
+    """Deliveries left ``sending`` by a process that died: maybe delivered, so never resent.
+
+    Returns how many were found, for the report.
+    """
     stale = now - dt.timedelta(seconds=settings.digest_lease_seconds)
+    expired = 0
     with session_scope(engine) as session:
         for delivery in session.scalars(
             select(DigestDelivery).where(DigestDelivery.state == DeliveryState.SENDING, DigestDelivery.started_at < stale)
@@ -222,6 +237,8 @@ def _expire_stale(engine: Engine, settings: Settings, now: dt.datetime) -> None:
             delivery.attempt_log.append(DeliveryAttempt(attempted_at=now, outcome="uncertain", error=error))
             session.flush()
             _refresh_digest(session, delivery.digest, now)
+            expired += 1
+    return expired
 
 
 def deliver_pending(
@@ -234,7 +251,7 @@ def deliver_pending(
 ) -> SendReport:
     """Send every delivery that is pending or due for a retry, each on its own."""
     report = report or SendReport()
-    _expire_stale(engine, settings, now)
+    report.uncertain += _expire_stale(engine, settings, now)
     with session_scope(engine) as session:
         due = session.execute(
             select(DigestDelivery.id, DigestDelivery.state, DigestDelivery.attempts)
@@ -268,18 +285,23 @@ def deliver_pending(
         report.sent += state == DeliveryState.SENT
         report.retrying += state == DeliveryState.RETRY
         report.failed += state == DeliveryState.FAILED
+        report.uncertain += state == DeliveryState.UNCERTAIN
     return report
 
 
 def _attempt(channel: Channel, message: Message, recipient: str) -> tuple[str, str]:
-    """Call the channel once: (outcome, error) with outcome sent, temporary or permanent."""
+    """Call the channel once: (outcome, error) with outcome sent, temporary, permanent or uncertain."""
     try:
         channel.send(message, recipient)
     except DeliveryError as exc:
+        if exc.uncertain:
+            return "uncertain", str(exc)
         return ("temporary" if exc.temporary else "permanent"), str(exc)
-    except Exception as exc:  # a channel bug: recorded and retried, never silent
+    except Exception as exc:  # a channel bug: recorded, never silent, and never resent
+        # The channel cannot say how far it got, so the message may have left:
+        # at most once wins over a retry.
         log.exception("channel %s failed unexpectedly for %s", channel.kind, recipient)
-        return "temporary", f"{type(exc).__name__}: {exc}"
+        return "uncertain", f"{type(exc).__name__}: {exc}"
     return "sent", ""
 
 
@@ -288,6 +310,8 @@ def _record(delivery: DigestDelivery, outcome: str, error: str, settings: Settin
     delivery.last_error = error
     if outcome == "sent":
         delivery.state, delivery.sent_at = DeliveryState.SENT, now
+    elif outcome == "uncertain":
+        delivery.state = DeliveryState.UNCERTAIN
     elif outcome == "temporary" and delivery.attempts < settings.digest_max_attempts:
         backoff = settings.digest_retry_seconds * 2 ** (delivery.attempts - 1)
         delivery.state = DeliveryState.RETRY

@@ -13,17 +13,32 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from config import ConfigError, Settings, load_settings
+from config.settings import MIN_SECRET_KEY_LENGTH
 
-MIN_SECRET_KEY_LENGTH = 16
 MAX_BODY_BYTES = 32 << 20  # a JSON import of ~100k responses; larger batches go through files
+
+
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` limited to the ids the id columns can hold.
+
+    The columns are ``Integer``: 32-bit on PostgreSQL, which refuses a larger
+    parameter ("integer out of range"), 64-bit on SQLite, so 2**31 - 1 bounds both.
+    """
+
+    def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits, min, max, signed)
 
 
 def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application from validated settings (read from the environment if none)."""
     settings = settings or load_settings()
-    if len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+    if len(settings.secret_key.strip()) < MIN_SECRET_KEY_LENGTH:
         raise ConfigError(
             "secret_key: the web view signs its session cookies with it and it is "
             f"{'not set' if not settings.secret_key else 'too short'}; set MSPMON_SECRET_KEY (or "
@@ -31,6 +46,9 @@ def create_app(settings: Settings | None = None, test_config: Mapping[str, Any] 
             "e.g. the output of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     app = Flask(__name__)
+    # Every <int:...> in a route is an id: a number no id column can hold is no page
+    # (404), instead of an overflow in the database driver (500).
+    app.url_map.converters["int"] = IdConverter
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, jsonify, request
 from werkzeug.wrappers import Response
 
 from monitor.ingest.importer import ingest_files
-from web import params, queries
+from web import jsonbody, params, queries
 from web.db import settings, state
 from web.findings import list_arguments
 from web.openapi import spec
@@ -79,13 +79,19 @@ def _json_lines() -> str:
     except UnicodeDecodeError:
         abort(400, description="the body is not valid UTF-8 text")
     if mimetype in JSON_LINES_TYPES:
+        try:
+            jsonbody.check_lines(text)
+        except jsonbody.BodyRefused as exc:
+            abort(400, description=f"the body is refused: {exc}")
         return text
     if mimetype != "application/json":
         abort(415, description="send application/json (a list of responses) or application/x-ndjson (one per line)")
     try:
-        records = json.loads(text)
+        records = jsonbody.loads(text)
     except json.JSONDecodeError as exc:
         abort(400, description=f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    except jsonbody.BodyRefused as exc:
+        abort(400, description=f"the body is refused: {exc}")
     if not isinstance(records, list):
         abort(400, description="expected a JSON list of response objects")
     return "\n".join(json.dumps(record, ensure_ascii=False) for record in records)

@@ -22,8 +22,10 @@ from web.accounts import (
     AccountError,
     add_user,
     create_token,
+    disable_user,
     list_tokens,
     list_users,
+    remove_user,
     revoke_token,
 )
 from web.demo import run_demo
@@ -107,12 +109,44 @@ def users_add(app: AppContext, email: str, role: str, scope_items: tuple[str, ..
 def users_list(app: AppContext, as_json: bool) -> None:
     """List users."""
     with session_scope(app.ready_engine()) as session:
-        rows = [{"email": u.email, "role": u.role, "scope": u.scope, "last_login_at": u.last_login_at} for u in list_users(session)]
+        rows = [
+            {"email": u.email, "role": u.role, "scope": u.scope, "last_login_at": u.last_login_at, "disabled": not u.active}
+            for u in list_users(session)
+        ]
     if as_json:
         print_json(rows)
         return
     for row in rows:
-        click.echo(f"{row['email']}  {row['role']}  {row['scope'] or ''}")
+        click.echo(f"{row['email']}  {row['role']}{'  (disabled)' if row['disabled'] else ''}  {row['scope'] or ''}")
+
+
+@users_group.command("disable")
+@click.argument("email")
+@pass_app
+def users_disable(app: AppContext, email: str) -> None:
+    """Stop EMAIL signing in: their sessions end now and their tokens stop working."""
+    try:
+        with session_scope(app.ready_engine()) as session:
+            disable_user(session, email)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {email} disabled; their sessions and tokens no longer work")
+
+
+@users_group.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def users_remove(app: AppContext, email: str, yes: bool) -> None:
+    """Delete EMAIL and their tokens; their sessions end now."""
+    if not yes:
+        click.confirm(f"Remove {email} and their API tokens?", abort=True)
+    try:
+        with session_scope(app.ready_engine()) as session:
+            remove_user(session, email)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {email} removed")
 
 
 @click.group("tokens")

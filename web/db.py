@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import ConfigError, Settings
+from config.settings import database_error
 from monitor.analysis.cube import CubeSet, CubeStore
 from monitor.store import db
 
@@ -28,12 +30,18 @@ class WebState:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Connect, refuse an out-of-date schema at start, and close sessions on teardown."""
-    engine = db.make_engine(settings.database_url)
+    try:
+        engine = db.make_engine(settings.database_url)
+    except (ArgumentError, ImportError) as exc:
+        raise database_error(settings.database_url, exc) from None
     try:
         db.require_current_schema(engine)
     except db.SchemaOutOfDate as exc:
         engine.dispose()
         raise ConfigError(str(exc)) from None
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        raise database_error(settings.database_url, exc) from None
     app.extensions["mspmon"] = WebState(settings, engine, db.make_session_factory(engine), CubeStore())
     app.teardown_appcontext(close_db)
 

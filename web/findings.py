@@ -33,6 +33,7 @@ LABELS = {
     Label.NEW_NORMAL: "New normal",
 }
 DEFAULT_SILENCE = dt.timedelta(weeks=4)
+MAX_NOTE_CHARACTERS = 2_000  # a label's note and a silence's reason: a few paragraphs
 
 
 def list_arguments() -> dict[str, object]:
@@ -94,10 +95,13 @@ def _record(finding: Finding, form: str, action: Callable[[], object], done: str
 def label(finding_id: str) -> Response | tuple[str, int]:
     finding = params.finding(finding_id)
     verdict = request.form.get("label", "")
+    note = request.form.get("note", "").strip()
+    if len(note) > MAX_NOTE_CHARACTERS:
+        return _render(finding_id, {"label": f"Keep the note to {MAX_NOTE_CHARACTERS:,} characters (it has {len(note):,})."}, 400)
     return _record(
         finding,
         "label",
-        lambda: label_finding(get_db(), finding.id, verdict, author=g.user.email, note=request.form.get("note", "").strip()),
+        lambda: label_finding(get_db(), finding.id, verdict, author=g.user.email, note=note),
         f"Labelled {verdict.replace('_', ' ')}.",
     )
 
@@ -113,6 +117,9 @@ def silence(finding_id: str) -> Response | tuple[str, int]:
         until = dt.date.fromisoformat(request.form.get("until", "").strip())
     except ValueError:
         return _render(finding_id, {"silence": "Give the end date as YYYY-MM-DD."}, 400)
+    reason = request.form.get("reason", "")
+    if len(reason.strip()) > MAX_NOTE_CHARACTERS:
+        return _render(finding_id, {"silence": f"Keep the reason to {MAX_NOTE_CHARACTERS:,} characters."}, 400)
     by_segment = target == "segment" and bool(finding.segment)
     return _record(
         finding,
@@ -120,7 +127,7 @@ def silence(finding_id: str) -> Response | tuple[str, int]:
         lambda: add_silence(
             get_db(),
             until=until,
-            reason=request.form.get("reason", ""),
+            reason=reason,
             author=g.user.email,
             finding_id=None if by_segment else finding.id,
             segment=finding.segment if by_segment else None,

@@ -110,7 +110,7 @@ def spec() -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {"schema": {"type": "array", "items": RESPONSE_RECORD}},
+                            "application/json": {"schema": {"type": "array", "items": RESPONSE_RECORD, "minItems": 1}},
                             "application/x-ndjson": {"schema": RESPONSE_RECORD},
                         },
                     },

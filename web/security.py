@@ -11,8 +11,10 @@ from __future__ import annotations
 import functools
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response
@@ -22,6 +24,7 @@ from web.accounts import verify_token
 from web.db import get_db
 
 CSRF_FIELD = "csrf_token"
+SESSION_GENERATION = "generation"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -54,7 +57,12 @@ def _load_user() -> None:
         return
     user_id = session.get("user_id")
     if isinstance(user_id, int):
-        g.user = get_db().get(User, user_id)
+        user = get_db().get(User, user_id)
+        # Signed out, disabled or removed since: the cookie is still signed, but dead.
+        if user is not None and user.active and session.get(SESSION_GENERATION) == user.session_generation:
+            g.user = user
+        else:
+            session.pop("user_id", None)
 
 
 def csrf_token() -> str:
@@ -71,6 +79,8 @@ def csrf_token() -> str:
 def _check_csrf() -> None:
     if request.method not in UNSAFE_METHODS or is_api_request():
         return
+    if request.routing_exception is not None:
+        return  # no such page or method (404/405): say that, not "bad form token"
     expected = session.get(CSRF_FIELD)
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(str(expected), given):
@@ -115,14 +125,24 @@ def admin_required(view: View) -> View:
 
 
 def safe_next(target: str | None) -> str:
-    """A local path to go back to after login; anything else goes to the overview."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("transitions.overview")
+    """A same-site path to go back to after login; anything else goes to the overview.
+
+    Browsers drop tabs and line breaks from URLs and read a backslash as ``/``, so
+    ``/%09/evil.example`` or ``/%5Cevil.example`` would leave the site: any control
+    character is refused, and the check runs on the form a browser would follow.
+    """
+    if not target or any(unicodedata.category(ch) == "Cc" for ch in target):
+        return url_for("transitions.overview")
+    followed = target.replace("\\", "/")
+    parts = urlsplit(followed)
+    if not followed.startswith("/") or followed.startswith("//") or parts.scheme or parts.netloc:
+        return url_for("transitions.overview")
+    return target
 
 
 def log_in(user: User) -> Response:
     session.clear()
     session["user_id"] = user.id
+    session[SESSION_GENERATION] = user.session_generation
     session.permanent = True
     return redirect(safe_next(request.args.get("next")))

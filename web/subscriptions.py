@@ -24,6 +24,7 @@ from flask import (
 from config.settings import WEEKDAYS
 from monitor import store
 from monitor.store.app_models import Subscription
+from notifications.channels.base import single_line_problem
 from notifications.preview import preview_html
 from notifications.subscriptions import (
     SubscriptionError,
@@ -79,6 +80,9 @@ def index() -> tuple[str, int]:
 @admin_required
 def add() -> Response | tuple[str, int]:
     form = request.form
+    problem = single_line_problem(form.get("name", ""), "The name")
+    if problem:
+        return _page(problem, 400)
     try:
         fields: dict[str, Any] = {
             "name": form.get("name", ""),

@@ -12,8 +12,10 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 
 from config import Settings
+from config.settings import database_error
 from monitor.scope import Scope, ScopeError
 from monitor.store import db
 
@@ -27,8 +29,16 @@ class AppContext:
 
     @property
     def engine(self) -> Engine:
+        """The engine, connected once: a database that cannot be opened is a one-line error naming database_url."""
         if self._engine is None:
-            self._engine = db.make_engine(self.settings.database_url)
+            url = self.settings.database_url
+            try:
+                engine = db.make_engine(url)
+                with engine.connect():
+                    pass
+            except (ArgumentError, ImportError, OperationalError, InterfaceError) as exc:
+                raise click.ClickException(str(database_error(url, exc))) from None
+            self._engine = engine
         return self._engine
 
     def close(self) -> None:

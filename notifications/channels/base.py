@@ -8,11 +8,25 @@ attempt live in ``notifications.outbox``, once for all channels.
 
 from __future__ import annotations
 
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
 from config import Settings
+
+
+def single_line_problem(text: str, what: str) -> str | None:
+    """Why ``text`` cannot be a one-line name (it goes into subjects and headers), or None.
+
+    Control characters (CR, LF, tab, NUL ...) and Unicode line or paragraph
+    separators are refused where names are made (web form, command line);
+    ``build_email`` also flattens header values, for names stored before this check.
+    """
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return f"{what} must be one line without control characters; it contains {ch!r}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -37,11 +51,18 @@ class Message:
 
 
 class DeliveryError(Exception):
-    """The channel could not deliver; ``temporary`` says whether a retry may succeed."""
+    """The channel could not deliver, or cannot tell whether it did.
 
-    def __init__(self, message: str, *, temporary: bool) -> None:
+    ``temporary``: a retry may succeed and cannot cause a duplicate (nothing was
+    handed over). ``uncertain``: the message may have arrived (it was transmitted,
+    then the answer was lost); it is never retried automatically, so that it can
+    never arrive twice, and it is reported.
+    """
+
+    def __init__(self, message: str, *, temporary: bool, uncertain: bool = False) -> None:
         super().__init__(message)
-        self.temporary = temporary
+        self.temporary = temporary and not uncertain
+        self.uncertain = uncertain
 
 
 class Channel(ABC):

@@ -74,7 +74,7 @@ def test_bad_file_errors_name_the_file_and_key(tmp_path: Path):
 
 
 def test_secrets_do_not_appear_in_repr():
-    settings = load_settings(environ={"MSPMON_SMTP_PASSWORD": "hunter2", "MSPMON_SECRET_KEY": "s3cret"})
+    settings = load_settings(environ={"MSPMON_SMTP_PASSWORD": "hunter2", "MSPMON_SECRET_KEY": "s3cret-s3cret-s3cret"})
     assert settings.smtp_password == "hunter2"
     assert "hunter2" not in repr(settings) and "s3cret" not in repr(settings)
 
@@ -99,3 +99,61 @@ def test_digest_delivery_settings_are_validated():
                        ("DIGEST_GRACE_HOURS", "-1")):
         with pytest.raises(ConfigError, match=f"MSPMON_{key}"):
             load_settings(environ={f"MSPMON_{key}": value})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("SMTP_TIMEOUT_SECONDS", "nan", "finite"),
+        ("SMTP_TIMEOUT_SECONDS", "inf", "finite"),
+        ("DIGEST_RETRY_SECONDS", "NaN", "finite"),
+        ("DIGEST_LEASE_SECONDS", "-inf", "finite"),
+        ("BASE_URL", "javascript:alert(document.cookie)", "http:// or https://"),
+        ("BASE_URL", "ftp://files.example.com", "http:// or https://"),
+        ("BASE_URL", "https://", "http:// or https://"),
+        ("BASE_URL", "https://a.example.com/\r\nX: y", "http:// or https://"),
+        ("SECRET_KEY", " " * 40, "at least 16 characters that are not blanks"),
+        ("SECRET_KEY", "short", "at least 16"),
+    ],
+)
+def test_values_that_look_valid_but_are_not_are_refused(key, value, message):
+    with pytest.raises(ConfigError, match=f"MSPMON_{key}: .*{message}"):
+        load_settings(environ={f"MSPMON_{key}": value})
+
+
+def test_good_values_still_load():
+    settings = load_settings(environ={"MSPMON_BASE_URL": "https://mspmon.example.com/app", "MSPMON_SECRET_KEY": "x" * 16,
+                                      "MSPMON_SMTP_TIMEOUT_SECONDS": "2.5"})
+    assert settings.smtp_timeout_seconds == 2.5
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////nonexistent-mspmon-folder/sub/mspmon.db", "postgresql+psycopg://mspmon@127.0.0.1:1/mspmon"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["db", "upgrade"], ["db", "current"], ["init-db"], ["transitions", "list"], ["users", "list"], ["tokens", "list"],
+     ["subscriptions", "list"], ["digest", "send"], ["analyze"], ["ingest", "x.csv"], ["serve"]],
+)
+def test_a_database_that_cannot_be_opened_is_one_line_naming_database_url(url, command):
+    from click.testing import CliRunner
+
+    from monitor.cli.commands import main
+
+    result = CliRunner(env={"MSPMON_DATABASE_URL": url, "MSPMON_CONFIG": None}).invoke(main, command)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("Error: database_url: cannot open")
+
+
+def test_the_web_view_names_database_url_too():
+    from web import create_app
+
+    settings = load_settings(environ={}, overrides={"database_url": "sqlite:////nonexistent-mspmon-folder/x.db",
+                                                    "secret_key": "x" * 20})
+    with pytest.raises(ConfigError, match="^database_url: cannot open .*folder .* does not exist"):
+        create_app(settings)
+    with pytest.raises(ConfigError, match="at least 16"):
+        create_app(Settings(secret_key=" " * 20))

@@ -75,8 +75,10 @@ def test_pages_send_security_headers(app, people, login):
 def test_the_app_refuses_to_start_without_a_secret_key(database_url):
     with pytest.raises(ConfigError, match="secret_key"):
         create_app(load_settings(environ={}, overrides={"database_url": database_url}))
-    with pytest.raises(ConfigError, match="too short"):
+    with pytest.raises(ConfigError, match="secret_key: must have at least 16"):  # refused when loaded
         create_app(load_settings(environ={}, overrides={"database_url": database_url, "secret_key": "short"}))
+    with pytest.raises(ConfigError, match="too short"):  # settings built in code are checked too
+        create_app(dataclasses.replace(load_settings(environ={}, overrides={"database_url": database_url}), secret_key=" " * 20))
 
 
 def test_the_app_refuses_an_unmigrated_database(tmp_path, web_settings):

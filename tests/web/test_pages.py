@@ -197,6 +197,8 @@ def test_kept_pages_carry_each_sessions_own_csrf_token(seeded, people, login, cs
     assert token_one != token_two and "csrf-" not in token_one
     answer = second.post(f"/findings/{finding.id}/label", data={"label": "expected", "csrf_token": token_two})
     assert answer.status_code == 302
-    assert first.post("/logout", data={"csrf_token": token_one}).status_code == 302
     error_page = second.get("/transitions/999").text
     assert csrf(error_page) == token_two
+    # Signing out ends every session of the user on the server (issue 13), the other one too.
+    assert first.post("/logout", data={"csrf_token": token_one}).status_code == 302
+    assert second.get(f"/findings/{finding.id}").status_code == 302

@@ -1,7 +1,7 @@
 """Tickets as a first-class record (issue 12).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-23
 
 Numbered 0008 on its branch; the lead re-chains it after 0006/0007 at merge.
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
