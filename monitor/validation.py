@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,10 @@ class ValidationCrashed(RuntimeError):
 
 def _serve() -> None:
     """Child side: read the job from stdin, stream pickled results to stdout."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent handles it
+    # (rolls back, records the attempt) and ends this child; the child must not
+    # report it as a crash of its own first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     paths, settings, now = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
     try:
