@@ -61,7 +61,9 @@ def validate_files(paths: list[Path], settings: Settings, now: dt.datetime) -> I
             for batch in read_batches(path, settings.dimensions, settings.ingest_batch_rows):
                 dimensions = tuple(name for name in batch.table.column_names if name not in _CANONICAL)
                 result = (
-                    validate_batch(batch.table, dimensions, zone, now, factor_cache) if batch.table.num_rows else None
+                    validate_batch(batch.table, dimensions, zone, now, factor_cache, earliest=settings.earliest_date)
+                    if batch.table.num_rows
+                    else None
                 )
                 yield Validated(path, batch.records, batch.problems, result, dimensions)
         except FileFormatError as error:
