@@ -302,9 +302,10 @@ class _Signals:
     Handlers are installed only in the main thread and only over the defaults
     (Python's Ctrl-C handler, SIGTERM's kill): a host that handles signals itself
     (gunicorn) keeps its handling. Without this, SIGTERM would end the process
-    without recording the attempt. Around the commit a signal is held back and
-    delivered again once the import has committed and been recorded, so a late
-    Ctrl-C cannot leave a committed import recorded as interrupted.
+    without recording the attempt. Around the commit, and while an interrupted
+    import rolls back and records itself, a signal is held back and delivered again
+    afterwards, so a late Ctrl-C can neither leave a committed import recorded as
+    interrupted nor skip the record; a second one while holding stops at once.
     """
 
     def __init__(self) -> None:
@@ -312,7 +313,7 @@ class _Signals:
         self.held: int | None = None
 
     def _handle(self, signum: int, _frame: Any) -> None:
-        if self.holding:
+        if self.holding and self.held is None:
             self.held = signum
             return
         raise ImportInterrupted(signum)
@@ -364,8 +365,11 @@ def _run_import(
                 committed = state.writer.finish(commit=state.writing)
                 return _after_writing(engine, state, source, labels, committed)
         except BaseException as exc:
-            state.writer.abandon()
-            _record_stopped(engine, state, source, labels, exc)
+            with signals.held_back():
+                if hasattr(validated, "close"):
+                    validated.close()  # ends a validating child process now, not at garbage collection
+                state.writer.abandon()
+                _record_stopped(engine, state, source, labels, exc)
             raise
 
 

@@ -40,6 +40,7 @@ _CONTROLS = r"[\x00-\x1F\x7F-\x9F]"
 _COMMENT_CONTROLS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
 _INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x061C, 0x061C), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x2069), (0xFEFF, 0xFEFF))
 _INVISIBLE = "[" + "".join(f"\\x{{{low:04X}}}-\\x{{{high:04X}}}" for low, high in _INVISIBLE_RANGES) + "]"
+_LABEL_REFUSED = _CONTROLS[:-1] + _INVISIBLE[1:-1] + "]"
 # Dimension names are written ``name=value`` in filters and scopes, and
 # ``[name=value,name=value]`` in targets and lists of names are comma-separated.
 NAME_SEPARATORS = "=,[]"
@@ -99,6 +100,8 @@ def _first_bad_character(text: str, *, allow_line_ends: bool = False, label: boo
 
 def label_problem(text: str) -> str | None:
     """Why a label (dimension value or name, factor name) is refused, or None."""
+    if text.isascii() and text.isprintable():
+        return None
     problem = _first_bad_character(text, label=True)
     return None if problem.endswith("not allowed") else problem
 
@@ -122,13 +125,16 @@ def name_problem(name: str) -> str | None:
 def _text(check: _Checker, batch: pa.Table, column: str, limit: int, *, label: bool = False, comment: bool = False) -> pa.Array:
     """Trimmed text, its length and characters checked; labels normalised to NFC."""
     values = pc.utf8_trim_whitespace(batch.column(column))
-    if label:
+    ascii_only = pc.all(pc.string_is_ascii(values)).as_py() is not False
+    if label and not ascii_only:  # ASCII is NFC already: the usual case costs one scan
         values = pc.utf8_normalize(values, form="NFC")
-    controls = _bools(pc.match_substring_regex(values, _COMMENT_CONTROLS if comment else _CONTROLS))
-    check.flag(controls, column, values, lambda v: _first_bad_character(v, allow_line_ends=comment))
-    if label:
-        invisible = _bools(pc.match_substring_regex(values, _INVISIBLE)) & ~controls
-        check.flag(invisible, column, values, lambda v: _first_bad_character(v, label=True))
+    # In ASCII text only the non-printable characters are controls: a cheap kernel
+    # tells whether the regular expression needs to run at all.
+    clean_ascii = ascii_only and pc.all(pc.ascii_is_printable(values)).as_py() is not False
+    if not clean_ascii:
+        refused = _COMMENT_CONTROLS if comment else _LABEL_REFUSED if label and not ascii_only else _CONTROLS
+        bad = _bools(pc.match_substring_regex(values, refused))
+        check.flag(bad, column, values, lambda v: _first_bad_character(v, allow_line_ends=comment, label=label))
     too_long = _bools(pc.greater(pc.utf8_length(values), limit))
     check.flag(too_long, column, values, lambda v: f"longer than {limit} characters ({len(v)})")
     return values
