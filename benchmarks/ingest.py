@@ -28,9 +28,10 @@ from _shared import DEFAULT_PG_URL, fresh_database, run_child  # noqa: E402
 from sqlalchemy import case, func, select  # noqa: E402
 
 from config import load_settings  # noqa: E402
-from monitor import db, store  # noqa: E402
+from monitor import store  # noqa: E402
 from monitor.dev.synthetic import write_csv  # noqa: E402
 from monitor.ingest.importer import ingest_files  # noqa: E402
+from monitor.store import db  # noqa: E402
 from monitor.store.models import Dimension, responses, slot_column  # noqa: E402
 
 TARGET_SECONDS = 20.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
 import json
 import math
 import os
@@ -43,6 +44,10 @@ class Settings:
     timezone: str = "UTC"
     period: str = "week"
     ingest_batch_rows: int = 20_000
+    # Responses submitted before this date (local midnight in ``timezone``) are
+    # refused at import: a stray 0001-01-01 would stretch every series over
+    # two thousand years of empty weeks.
+    earliest_date: dt.date = dt.date(2000, 1, 1)
     max_errors_listed: int = 20
     smtp_host: str = "localhost"
     smtp_port: int = 25
@@ -125,6 +130,18 @@ def _parse_tables(value: Any) -> dict[str, dict[str, Any]]:
     raise ValueError(f"expected a table of tables such as [profiles.NAME], got {value!r}")
 
 
+def _parse_date(value: Any) -> dt.date:
+    """A TOML date (``2000-01-01``, unquoted) or an ISO text ``YYYY-MM-DD``."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}")
+
+
 def _coerce(kind: Any, value: Any) -> Any:
     """Convert a TOML value or an environment string to the field's type."""
     if kind == "tuple[str, ...]":
@@ -143,6 +160,8 @@ def _coerce(kind: Any, value: Any) -> Any:
         return _parse_mapping(value)
     if kind == "dict[str, dict[str, Any]]":
         return _parse_tables(value)
+    if kind == "dt.date":
+        return _parse_date(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
     return value
@@ -164,6 +183,11 @@ def _check_range(low: float, high: float | None = None) -> Callable[[float], Non
             raise ValueError(f"must be >= {low}{upper}, got {value}")
 
     return check
+
+
+def _check_earliest_date(value: dt.date) -> None:
+    if not dt.date(1900, 1, 1) <= value <= dt.date(2100, 1, 1):
+        raise ValueError(f"must be a date from 1900-01-01 to 2100-01-01, got {value.isoformat()}")
 
 
 def _check_choice(choices: tuple[str, ...]) -> Callable[[str], None]:
@@ -216,6 +240,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "timezone": _check_zone,
     "period": _check_choice(PERIODS),
     "ingest_batch_rows": _check_range(100, 1_000_000),
+    "earliest_date": _check_earliest_date,
     "max_errors_listed": _check_range(1),
     "smtp_port": _check_range(1, 65535),
     "smtp_security": _check_choice(SMTP_SECURITY_MODES),

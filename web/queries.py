@@ -49,7 +49,7 @@ def freshness(cubes: CubeSet | None) -> dict[str, Any]:
         .order_by(AnalysisRun.id.desc())
         .limit(1)
     ).first()
-    last_import = session.scalar(select(func.max(ImportRun.finished_at)).where(ImportRun.status != "failed"))
+    last_import = session.scalar(select(func.max(ImportRun.finished_at)).where(ImportRun.status.in_(("succeeded", "partial"))))
     return {
         "analysed_as_of": None if run is None else run.as_of.isoformat(),
         "analysed_at": None if run is None else run.finished_at.isoformat(timespec="minutes"),

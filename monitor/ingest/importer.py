@@ -7,13 +7,21 @@ An import streams batches of records inside one database transaction:
 * with ``skip_invalid`` the valid rows are committed and every rejected row is copied,
   untouched, to a rejects file next to its input, with the reasons beside it;
 * idempotent: each stored response keeps a hash of its normalised content, so a
-  re-import classifies rows as unchanged or updated without rewriting them.
+  re-import classifies rows as unchanged or updated without rewriting them;
+* interrupted, killed or failed part-way (Ctrl-C, SIGTERM, a crashed validating
+  child, any exception): the transaction is rolled back, then the attempt is
+  recorded as an ``interrupted`` or ``failed`` import run with its reason, in a
+  transaction of its own. Nothing is committed before the end, so even SIGKILL
+  leaves the database as it was (only the attempt's record is then missing).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +36,7 @@ from monitor.ingest.readers import locate_records
 from monitor.ingest.worker import (
     FileFailed,
     Validated,
+    ValidationCrashed,
     validate_files,
     validate_files_in_child,
 )
@@ -283,6 +292,64 @@ def _reporting(items: Iterator[Validated | FileFailed], on_progress: ProgressCal
         yield item
 
 
+class ImportInterrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM) stopped an import; it was rolled back and recorded.
+
+    A ``KeyboardInterrupt`` so that nothing between the signal and the importer's
+    clean-up swallows it as an ordinary error, and click ends with "Aborted!".
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+class _Signals:
+    """While an import runs, SIGINT and SIGTERM interrupt it cleanly.
+
+    Handlers are installed only in the main thread and only over the defaults
+    (Python's Ctrl-C handler, SIGTERM's kill): a host that handles signals itself
+    (gunicorn) keeps its handling. Without this, SIGTERM would end the process
+    without recording the attempt. Around the commit, and while an interrupted
+    import rolls back and records itself, a signal is held back and delivered again
+    afterwards, so a late Ctrl-C can neither leave a committed import recorded as
+    interrupted nor skip the record; a second one while holding stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.held: int | None = None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.holding and self.held is None:
+            self.held = signum
+            return
+        raise ImportInterrupted(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+                    previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            if self.held is not None and self.held in previous:
+                signal.raise_signal(self.held)  # as if it came now, to the usual handler
+
+    @contextmanager
+    def held_back(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+
 def _run_import(
     engine: Engine,
     settings: Settings,
@@ -293,15 +360,28 @@ def _run_import(
     labels: list[str],
     validated: Iterator[Validated | FileFailed],
 ) -> IngestReport:
-    state = _Import(BatchWriter(engine, source, now), settings, skip_invalid, now)
-    try:
-        for item in validated:
-            if isinstance(item, FileFailed):
-                state.fail_file(item.path, item.line, item.column, item.message)
-            else:
-                state.take(item)
-    finally:
-        committed = state.writer.finish(commit=state.writing)
+    with _Signals().installed() as signals:
+        state = _Import(BatchWriter(engine, source, now), settings, skip_invalid, now)
+        try:
+            for item in validated:
+                if isinstance(item, FileFailed):
+                    state.fail_file(item.path, item.line, item.column, item.message)
+                else:
+                    state.take(item)
+            with signals.held_back():
+                # The one commit point: rows become visible here, all at once, or never.
+                committed = state.writer.finish(commit=state.writing)
+                return _after_writing(engine, state, source, labels, committed)
+        except BaseException as exc:
+            with signals.held_back():
+                if hasattr(validated, "close"):
+                    validated.close()  # ends a validating child process now, not at garbage collection
+                state.writer.abandon()
+                _record_stopped(engine, state, source, labels, exc)
+            raise
+
+
+def _after_writing(engine: Engine, state: _Import, source: str, labels: list[str], committed: bool) -> IngestReport:
     if isinstance(state.writer.error, store.RegistryFull):
         state.fail_file(Path(labels[-1]), 0, "", str(state.writer.error))
     elif state.writer.error is not None:
@@ -312,13 +392,55 @@ def _run_import(
         counts = state.writer.counts
         report.inserted, report.updated, report.unchanged = counts.inserted, counts.updated, counts.unchanged
     report.rejects_files = _finish_errors(state, keep_rejects=committed)
-    _record_run(engine, source, labels, report, now)
+    _record_run(engine, source, labels, report, state.now)
     return report
 
 
-def _record_run(engine: Engine, source: str, labels: list[str], report: IngestReport, started: dt.datetime) -> None:
-    """Keep a row per import, failed ones included: data health reads them later."""
-    if not report.committed:
+def _stop_reason(exc: BaseException) -> tuple[ImportStatus, str]:
+    """The state and the one-line reason recorded for an import that stopped early."""
+    if isinstance(exc, ImportInterrupted):
+        return ImportStatus.INTERRUPTED, f"interrupted by {signal.Signals(exc.signum).name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return ImportStatus.INTERRUPTED, "interrupted (KeyboardInterrupt)"
+    if isinstance(exc, ValidationCrashed):
+        return ImportStatus.FAILED, f"the validating process failed: {str(exc).strip()[-1000:]}"
+    return ImportStatus.FAILED, f"{type(exc).__name__}: {str(exc).strip()[:1000]}"
+
+
+def _record_stopped(engine: Engine, state: _Import, source: str, labels: list[str], exc: BaseException) -> None:
+    """Record an import that stopped early, after its transaction was rolled back.
+
+    Recording is best effort: if the database itself is what failed, the original
+    error is what the caller must see, so a failure here is attached to it as a note.
+    """
+    status, reason = _stop_reason(exc)
+    report = IngestReport(rejected=state.report.rejected)
+    if state.writer.committed:  # stopped after the commit: the data is in, say so
+        counts = state.writer.counts
+        report.inserted, report.updated, report.unchanged = counts.inserted, counts.updated, counts.unchanged
+        report.committed = True
+        reason = f"committed, then {reason}"
+        status = ImportStatus.PARTIAL if report.rejected else ImportStatus.SUCCEEDED
+    try:
+        _record_run(engine, source, labels, report, state.now, status=status, message=reason)
+    except Exception as failure:  # noqa: BLE001 - the original error matters more
+        exc.add_note(f"the import attempt could not be recorded: {type(failure).__name__}: {failure}")
+
+
+def _record_run(
+    engine: Engine,
+    source: str,
+    labels: list[str],
+    report: IngestReport,
+    started: dt.datetime,
+    *,
+    status: ImportStatus | None = None,
+    message: str | None = None,
+) -> None:
+    """Keep a row per import, failed and interrupted ones included: data health reads them later."""
+    if status is not None:
+        pass
+    elif not report.committed:
         status = ImportStatus.FAILED
     elif report.rejected:
         status = ImportStatus.PARTIAL
@@ -332,7 +454,7 @@ def _record_run(engine: Engine, source: str, labels: list[str], report: IngestRe
         updated=report.updated,
         unchanged=report.unchanged,
         rejected=report.rejected,
-        message="\n".join(str(error) for error in report.errors),
+        message=message if message is not None else "\n".join(str(error) for error in report.errors),
         started_at=started,
         finished_at=dt.datetime.now(dt.UTC),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any, TextIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+
+from monitor.ingest.rules import name_problem
 
 CANONICAL_COLUMNS = (
     "response_id",
@@ -108,6 +111,10 @@ def check_header(path: Path, names: list[str], dimensions: tuple[str, ...]) -> N
             f"({', '.join(dimensions)})",
             unknown[0],
         )
+    for name in names:
+        problem = None if name in CANONICAL_COLUMNS else name_problem(name)
+        if problem is not None:
+            raise FileFormatError(path, 1, problem, name)
 
 
 def _first_bad_utf8_line(path: Path) -> int:
@@ -132,7 +139,8 @@ def _read_csv_header(path: Path) -> list[str]:
         raise FileFormatError(path, 1, f"unreadable header: {exc}") from None
     if not header:
         raise FileFormatError(path, 1, "file is empty: expected a header row")
-    return [name.strip() for name in header]
+    # NFC: a name typed with combining accents is the same dimension as its composed form.
+    return [unicodedata.normalize("NFC", name.strip()) for name in header]
 
 
 def _number_records(first: int, count: int, invalid: list[Problem]) -> tuple[np.ndarray, list[Problem]]:
@@ -218,10 +226,25 @@ def records_to_table(
     numbers: list[int] = []
     rows: list[dict[str, str]] = []
     problems: list[Problem] = []
+    names: dict[str, tuple[str, str | None]] = {}  # key -> (NFC name, why refused); keys repeat
     for number, values in records:
         if not isinstance(values, dict):
             problems.append(Problem(number, "", "expected a JSON object"))
             continue
+        if any(key not in CANONICAL_COLUMNS for key in values):
+            for key in values:
+                if key not in names:
+                    normal = key if key in CANONICAL_COLUMNS else unicodedata.normalize("NFC", key.strip())
+                    names[key] = (normal, None if key in CANONICAL_COLUMNS else name_problem(normal))
+            refused = next(((key, names[key][1]) for key in values if names[key][1] is not None), None)
+            if refused is not None:
+                problems.append(Problem(number, refused[0], refused[1] or ""))
+                continue
+            normalised = {names[key][0]: value for key, value in values.items()}
+            if len(normalised) < len(values):
+                problems.append(Problem(number, "", "two fields have the same name once trimmed and normalised"))
+                continue
+            values = normalised
         missing = [name for name in CANONICAL_COLUMNS if name not in values]
         if missing:
             problems.append(Problem(number, missing[0], "required field is missing"))

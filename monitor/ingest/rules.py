@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -28,6 +29,20 @@ MAX_LOST_MINUTES = 60 * 24 * 365  # a year: anything above is a unit or typing e
 MAX_LENGTH = {"response_id": 200, "ticket_id": 100, "comment": 20_000}
 MAX_LABEL = 200  # dimension values and factor names
 FUTURE_TOLERANCE = dt.timedelta(days=1)
+DEFAULT_EARLIEST = dt.date(2000, 1, 1)  # the ``earliest_date`` setting's default
+# Text rules, as RE2 classes for Arrow and as Python sets for the messages. Control
+# characters are refused everywhere (PostgreSQL cannot store NUL at all), except
+# tab and line ends in comments. In labels (dimension values and names, factor
+# names), invisible characters are refused too: zero-width ones and bidirectional
+# controls make look-alike values that would become separate segments.
+_CONTROLS = r"[\x00-\x1F\x7F-\x9F]"
+_COMMENT_CONTROLS = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]"
+_INVISIBLE_RANGES = ((0x00AD, 0x00AD), (0x061C, 0x061C), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x2069), (0xFEFF, 0xFEFF))
+_INVISIBLE = "[" + "".join(f"\\x{{{low:04X}}}-\\x{{{high:04X}}}" for low, high in _INVISIBLE_RANGES) + "]"
+_LABEL_REFUSED = _CONTROLS[:-1] + _INVISIBLE[1:-1] + "]"
+# Dimension names are written ``name=value`` in filters and scopes, and
+# ``[name=value,name=value]`` in targets and lists of names are comma-separated.
+NAME_SEPARATORS = "=,[]"
 TICKET_TYPES = tuple(member.value for member in TicketType)
 _US_PER_DAY = 86_400 * 10**6
 # A time of day followed by an offset: such values are absolute; others are local.
@@ -69,8 +84,56 @@ class _Checker:
             self.errors.append(FieldError(int(position), column, message(values[int(position)].as_py())))
 
 
-def _text(check: _Checker, batch: pa.Table, column: str, limit: int) -> pa.Array:
+def _first_bad_character(text: str, *, allow_line_ends: bool = False, label: bool = False) -> str:
+    """Describe the first refused character of ``text`` (for messages; the masks decide)."""
+    for index, char in enumerate(text, start=1):
+        code = ord(char)
+        control = code < 0x20 or 0x7F <= code <= 0x9F
+        if control and not (allow_line_ends and char in "\t\n\r"):
+            return f"contains the control character U+{code:04X} at character {index}"
+        if label and any(low <= code <= high for low, high in _INVISIBLE_RANGES):
+            name = unicodedata.name(char, "invisible character")
+            return f"contains the invisible character U+{code:04X} ({name.lower()}) at character {index}"
+    return "contains a character that is not allowed"
+
+
+def label_problem(text: str) -> str | None:
+    """Why a label (dimension value or name, factor name) is refused, or None."""
+    if text.isascii() and text.isprintable():
+        return None
+    problem = _first_bad_character(text, label=True)
+    return None if problem.endswith("not allowed") else problem
+
+
+def name_problem(name: str) -> str | None:
+    """Why a dimension name is refused, or None: label rules plus filter syntax."""
+    if not name:
+        return "a dimension name must not be empty"
+    problem = label_problem(name)
+    if problem is not None:
+        return f"dimension name {name!r} {problem}"
+    used = sorted({char for char in name if char in NAME_SEPARATORS})
+    if used:
+        return (
+            f"dimension name {name!r} contains {' '.join(repr(c) for c in used)}: "
+            f"names are written name=value in filters and targets, so {' '.join(NAME_SEPARATORS)} cannot be in one"
+        )
+    return None
+
+
+def _text(check: _Checker, batch: pa.Table, column: str, limit: int, *, label: bool = False, comment: bool = False) -> pa.Array:
+    """Trimmed text, its length and characters checked; labels normalised to NFC."""
     values = pc.utf8_trim_whitespace(batch.column(column))
+    ascii_only = pc.all(pc.string_is_ascii(values)).as_py() is not False
+    if label and not ascii_only:  # ASCII is NFC already: the usual case costs one scan
+        values = pc.utf8_normalize(values, form="NFC")
+    # In ASCII text only the non-printable characters are controls: a cheap kernel
+    # tells whether the regular expression needs to run at all.
+    clean_ascii = ascii_only and pc.all(pc.ascii_is_printable(values)).as_py() is not False
+    if not clean_ascii:
+        refused = _COMMENT_CONTROLS if comment else _LABEL_REFUSED if label and not ascii_only else _CONTROLS
+        bad = _bools(pc.match_substring_regex(values, refused))
+        check.flag(bad, column, values, lambda v: _first_bad_character(v, allow_line_ends=comment, label=label))
     too_long = _bools(pc.greater(pc.utf8_length(values), limit))
     check.flag(too_long, column, values, lambda v: f"longer than {limit} characters ({len(v)})")
     return values
@@ -114,7 +177,8 @@ def _parse_timestamps_one_by_one(values: pa.Array, zone: ZoneInfo, is_absolute: 
     return np.where(parsed.isna().to_numpy(), np.iinfo(np.int64).min, micros)
 
 
-def _timestamps(check: _Checker, raw: pa.Array, zone: ZoneInfo, now: dt.datetime) -> np.ndarray:
+def _timestamps(check: _Checker, raw: pa.Array, zone: ZoneInfo, now: dt.datetime, earliest: dt.date) -> np.ndarray:
+    """Instants in UTC microseconds, within [``earliest`` (local midnight), now + a day]."""
     values = pc.utf8_trim_whitespace(raw)
     empty = _bools(pc.equal(values, ""))
     micros = _parse_timestamps(values, zone)
@@ -122,7 +186,10 @@ def _timestamps(check: _Checker, raw: pa.Array, zone: ZoneInfo, now: dt.datetime
     check.flag(empty, "submitted_at", values, lambda v: "required: an ISO 8601 date-time such as 2025-03-04T09:15:00+01:00")
     check.flag(unparsed, "submitted_at", values, lambda v: f"not an ISO 8601 date-time: {v!r}")
     limit = int((now + FUTURE_TOLERANCE).timestamp() * 10**6)
-    check.flag((micros > limit), "submitted_at", values, lambda v: f"{v!r} is in the future")
+    check.flag((micros > limit), "submitted_at", values, lambda v: f"{v!r} is more than a day in the future")
+    first = int(dt.datetime.combine(earliest, dt.time(), tzinfo=zone).timestamp() * 10**6)
+    too_early = (micros < first) & ~unparsed & ~empty
+    check.flag(too_early, "submitted_at", values, lambda v: f"{v!r} is before {earliest.isoformat()}, the earliest date accepted (setting earliest_date)")
     return micros
 
 
@@ -134,12 +201,21 @@ def _numbers(values: pa.Array) -> np.ndarray:
         return pd.to_numeric(pd.Series(values.to_pylist(), dtype=object), errors="coerce").to_numpy(dtype=float)
 
 
+RATING_RULE = "a whole number from 0 to 10"
+
+
 def _ratings(check: _Checker, raw: pa.Array) -> np.ndarray:
+    """The one rating rule, for files and the API alike: a whole number 0-10.
+
+    ``7.0`` counts as the whole number 7, as JSON has one number type (7 and 7.0 are
+    the same JSON number) and spreadsheet or pandas exports of an integer column
+    with blanks write ``7.0``; ``7.5``, ``7e0``, ``+7`` and booleans are refused.
+    """
     values = pc.utf8_trim_whitespace(raw)
-    whole = _bools(pc.match_substring_regex(values, r"^\d{1,3}$"))
+    whole = _bools(pc.match_substring_regex(values, r"^\d{1,3}(?:\.0+)?$"))
     numbers = np.where(whole, _numbers(pc.if_else(pa.array(whole), values, "0")), -1)
-    check.flag(~whole, "rating", values, lambda v: f"must be a whole number from 0 to 10, got {v!r}")
-    check.flag(whole & (numbers > 10), "rating", values, lambda v: f"must be from 0 to 10, got {int(v)}")
+    check.flag(~whole, "rating", values, lambda v: f"must be {RATING_RULE}, got {v!r}")
+    check.flag(whole & (numbers > 10), "rating", values, lambda v: f"must be {RATING_RULE}, got {v}")
     return numbers.astype(np.int16)
 
 
@@ -156,10 +232,17 @@ def _lost_minutes(check: _Checker, raw: pa.Array) -> np.ndarray:
 
 
 def normalise_factors(text: str) -> NormalisedFactors:
-    """``;``-separated factors: trimmed, empty parts and repeats dropped, order kept."""
+    """``;``-separated factors: trimmed, NFC, empty parts and repeats dropped, order kept."""
+    text = unicodedata.normalize("NFC", text)
     names = tuple(dict.fromkeys(part.strip() for part in text.split(";") if part.strip()))
     too_long = [name for name in names if len(name) > MAX_LABEL]
-    error = f"factor longer than {MAX_LABEL} characters: {too_long[0][:40]!r}..." if too_long else None
+    refused = [(name, problem) for name in names if (problem := label_problem(name)) is not None]
+    if refused:
+        error = f"factor {refused[0][0][:40]!r} {refused[0][1]}"
+    elif too_long:
+        error = f"factor longer than {MAX_LABEL} characters: {too_long[0][:40]!r}..."
+    else:
+        error = None
     return NormalisedFactors(names, json.dumps(list(names), ensure_ascii=False), error)
 
 
@@ -203,12 +286,14 @@ def validate_batch(
     zone: ZoneInfo,
     now: dt.datetime,
     factor_cache: dict[str, NormalisedFactors],
+    *,
+    earliest: dt.date = DEFAULT_EARLIEST,
 ) -> ValidatedBatch:
     """Validate a batch of text columns and return the normalised values."""
     check = _Checker(batch.num_rows)
     response_id = _text(check, batch, "response_id", MAX_LENGTH["response_id"])
     check.flag(_bools(pc.equal(response_id, "")), "response_id", response_id, lambda v: "required: a non-empty identifier")
-    submitted = _timestamps(check, batch.column("submitted_at"), zone, now)
+    submitted = _timestamps(check, batch.column("submitted_at"), zone, now, earliest)
     ticket_id = _text(check, batch, "ticket_id", MAX_LENGTH["ticket_id"])
     ticket_type = pc.utf8_lower(pc.utf8_trim_whitespace(batch.column("ticket_type")))
     unknown_type = ~_bools(pc.is_in(ticket_type, value_set=pa.array(TICKET_TYPES)))
@@ -216,8 +301,8 @@ def validate_batch(
     rating = _ratings(check, batch.column("rating"))
     lost = _lost_minutes(check, batch.column("lost_time_minutes"))
     factors = _factors(check, batch.column("factors"), factor_cache)
-    comment = _text(check, batch, "comment", MAX_LENGTH["comment"])
-    dims = {name: _text(check, batch, name, MAX_LABEL) for name in dimensions}
+    comment = _text(check, batch, "comment", MAX_LENGTH["comment"], comment=True)
+    dims = {name: _text(check, batch, name, MAX_LABEL, label=True) for name in dimensions}
 
     valid = ~check.bad
     keep = pa.array(valid)

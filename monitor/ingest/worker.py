@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,9 @@ def validate_files(paths: list[Path], settings: Settings, now: dt.datetime) -> I
             for batch in read_batches(path, settings.dimensions, settings.ingest_batch_rows):
                 dimensions = tuple(name for name in batch.table.column_names if name not in _CANONICAL)
                 result = (
-                    validate_batch(batch.table, dimensions, zone, now, factor_cache) if batch.table.num_rows else None
+                    validate_batch(batch.table, dimensions, zone, now, factor_cache, earliest=settings.earliest_date)
+                    if batch.table.num_rows
+                    else None
                 )
                 yield Validated(path, batch.records, batch.problems, result, dimensions)
         except FileFormatError as error:
@@ -88,6 +91,10 @@ class ValidationCrashed(RuntimeError):
 
 def _serve() -> None:
     """Child side: read the job from stdin, stream pickled results to stdout."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent handles it
+    # (rolls back, records the attempt) and ends this child; the child must not
+    # report it as a crash of its own first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     paths, settings, now = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
     try:

@@ -6,7 +6,14 @@ writer thread fed through a small bounded queue keeps both of the machine's core
 busy while holding at most a few batches in memory.
 
 The thread owns the import's one transaction from start to finish: it commits only
-when the importer says so at the end, and rolls back otherwise.
+when the importer says so at the end (``finish(commit=True)``), and rolls back
+otherwise (``abandon()`` after an interruption or error, or a failure of its own).
+No row is visible to anyone before that one commit, so an import killed at any
+moment, even by SIGKILL, leaves the database as it was: the server (PostgreSQL)
+or the next opener of the file (SQLite's WAL) discards the unfinished transaction.
+
+Imports take a lock first (``store.try_lock_imports``), so two imports at once run
+one after the other, the second seeing what the first committed.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +31,12 @@ from sqlalchemy import Engine
 from monitor import store
 
 _QUEUE_BATCHES = 3
+LOCK_WAIT_SECONDS = 3600.0  # how long an import waits for another one to finish
+_LOCK_POLL_SECONDS = 0.2
+
+
+class ImportLockTimeout(RuntimeError):
+    """Another import held the database for longer than ``LOCK_WAIT_SECONDS``."""
 
 
 @dataclass
@@ -44,12 +58,15 @@ class _Rollback(Exception):
 class BatchWriter:
     """Upserts validated batches in a background thread inside one transaction."""
 
-    def __init__(self, engine: Engine, source: str, now: dt.datetime) -> None:
+    def __init__(self, engine: Engine, source: str, now: dt.datetime, *, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
         self.source = source
         self.now = now
         self.counts = WriteCounts()
         self.error: BaseException | None = None
+        self.committed = False
         self._engine = engine
+        self._lock_wait = lock_wait
+        self._abandoned = threading.Event()
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_BATCHES)
         self._mask_cache: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="mspmon-import-writer", daemon=True)
@@ -64,12 +81,28 @@ class BatchWriter:
         """Commit (or roll back) and wait; True when the data was committed."""
         self._queue.put(_Finish(commit))
         self._thread.join()
-        return commit and self.error is None
+        return self.committed
+
+    def abandon(self) -> None:
+        """Roll back whatever was written and wait for the thread; safe to repeat.
+
+        Used when the import stops early (an interruption, a crashed validator, any
+        exception in the importing thread). A wait for the import lock stops too.
+        """
+        self._abandoned.set()
+        while self._thread.is_alive():
+            try:  # the queue may be full while the thread is gone or busy: never block on it
+                self._queue.put(_Finish(False), timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
 
     def _run(self) -> None:
         try:
             with self._engine.begin() as connection:
                 self.connection = connection
+                self._lock(connection)
                 self.registry = store.Registry.load(connection)
                 # A first load into an empty source cannot meet stored rows (repeats
                 # within the import are caught before they get here): skip lookups.
@@ -79,14 +112,28 @@ class BatchWriter:
                     if isinstance(item, _Finish):
                         if not item.commit or self.error is not None:
                             raise _Rollback
-                        return
+                        break
                     if self.error is None:
                         self._write(*item)
+            self.committed = True  # the block above ended without error: committed
         except _Rollback:
             pass
         except BaseException as exc:  # handed to the importing thread, which reports it
             self.error = exc
             self._drain()
+
+    def _lock(self, connection: Any) -> None:
+        """Wait for the import lock, giving up when abandoned or after ``lock_wait``."""
+        deadline = time.monotonic() + self._lock_wait
+        while not store.try_lock_imports(connection):
+            if self._abandoned.is_set():
+                raise _Rollback
+            if time.monotonic() > deadline:
+                raise ImportLockTimeout(
+                    f"another import has held the database for over {self._lock_wait:.0f} s; "
+                    "nothing was written, try again when it has finished"
+                )
+            time.sleep(_LOCK_POLL_SECONDS)
 
     def _drain(self) -> None:
         """Keep taking batches after a failure so the producer never blocks."""

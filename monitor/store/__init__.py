@@ -21,6 +21,7 @@ from monitor.store.queries import (
     period_index,
     record_import_run,
     source_has_responses,
+    try_lock_imports,
     update_responses,
     used_slots,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "period_index",
     "RegistryFull",
     "Registry",
+    "try_lock_imports",
     "BASE_INSERT_COLUMNS",
     "used_slots",
     "insert_columns",

@@ -88,6 +88,7 @@ class ImportStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PARTIAL = "partial"  # --skip-invalid: valid rows in, rejects written aside
+    INTERRUPTED = "interrupted"  # SIGINT / SIGTERM mid-import: rolled back, nothing written
 
 
 class Base(DeclarativeBase):

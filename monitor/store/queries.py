@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, Insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.periods import FIRST_MONDAY
@@ -79,26 +81,31 @@ class Registry:
         known = self.slots.get(name)
         if known is not None:
             return known
-        used = {slot for _, slot in self.slots.values()}
-        free = [slot for slot in range(1, DIMENSION_SLOTS + 1) if slot not in used]
-        if not free:
-            raise RegistryFull(
-                f"dimension {name!r} cannot be added: all {DIMENSION_SLOTS} dimension slots "
-                f"are used ({', '.join(sorted(self.slots))})"
+        while True:
+            used = {slot for _, slot in self.slots.values()}
+            free = [slot for slot in range(1, DIMENSION_SLOTS + 1) if slot not in used]
+            if not free:
+                raise RegistryFull(
+                    f"dimension {name!r} cannot be added: all {DIMENSION_SLOTS} dimension slots "
+                    f"are used ({', '.join(sorted(self.slots))})"
+                )
+            _insert_if_absent(connection, Dimension, name=name, slot=free[0], created_at=now)
+            row = connection.execute(select(Dimension.id, Dimension.slot).where(Dimension.name == name)).first()
+            if row is not None:
+                self.slots[name] = (row.id, row.slot)
+                return self.slots[name]
+            # The slot went to another dimension registered meanwhile: learn it, try the next.
+            self.slots.update(
+                (other, (dim_id, slot))
+                for dim_id, other, slot in connection.execute(select(Dimension.id, Dimension.name, Dimension.slot))
             )
-        dim_id = connection.execute(
-            insert(Dimension).values(name=name, slot=free[0], created_at=now).returning(Dimension.id)
-        ).scalar_one()
-        self.slots[name] = (dim_id, free[0])
-        return self.slots[name]
 
     def value_code(self, connection: Connection, dim_id: int, value: str, now: dt.datetime) -> int:
         code = self.values.get((dim_id, value))
         if code is None:
+            _insert_if_absent(connection, DimensionValue, dimension_id=dim_id, value=value, first_seen_at=now)
             code = connection.execute(
-                insert(DimensionValue)
-                .values(dimension_id=dim_id, value=value, first_seen_at=now)
-                .returning(DimensionValue.id)
+                select(DimensionValue.id).where(DimensionValue.dimension_id == dim_id, DimensionValue.value == value)
             ).scalar_one()
             self.values[(dim_id, value)] = code
         return code
@@ -107,17 +114,57 @@ class Registry:
         mask = 0
         for name in names:
             bit = self.factor_bits.get(name)
-            if bit is None:
+            while bit is None:
                 if len(self.factor_bits) >= MAX_FACTORS:
                     raise RegistryFull(
                         f"factor {name!r} cannot be added: {MAX_FACTORS} distinct factors "
                         "are already known"
                     )
-                bit = len(self.factor_bits)
-                connection.execute(insert(Factor).values(name=name, bit=bit))
-                self.factor_bits[name] = bit
+                _insert_if_absent(connection, Factor, name=name, bit=len(self.factor_bits))
+                self.factor_bits = {n: b for n, b in connection.execute(select(Factor.name, Factor.bit))}
+                bit = self.factor_bits.get(name)
             mask |= 1 << bit
         return mask
+
+
+def _insert_if_absent(connection: Connection, model: type, **values: Any) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING, on either backend.
+
+    Another import may register the same name at the same moment (imports take a
+    lock, see ``try_lock_imports``, but a registry row must never be the reason an
+    import dies with a raw IntegrityError): the caller selects the row afterwards,
+    whoever inserted it. On PostgreSQL a conflicting uncommitted insert makes this
+    wait for the other transaction, then do nothing if it committed.
+    """
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement: Insert = dialect.insert(model).values(**values).on_conflict_do_nothing()
+    connection.execute(statement)
+
+
+def try_lock_imports(connection: Connection) -> bool:
+    """Take the import lock for the rest of this connection's transaction, if free.
+
+    One import writes at a time, so each sees the registry and the stored responses
+    as the previous one committed them. SQLite: ``BEGIN IMMEDIATE`` (the database's
+    write lock, taken up front rather than at the first insert). PostgreSQL: a
+    transaction-level advisory lock keyed on the schema, released at commit or
+    rollback, and by the server if the client dies.
+    """
+    if connection.dialect.name == "postgresql":
+        key = text("SELECT pg_try_advisory_xact_lock(hashtext('mspmon.import:' || current_schema()))")
+        return bool(connection.execute(key).scalar_one())
+    # Ask briefly, so the caller can give up when told to; its own wait is restored.
+    waited = connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one()
+    connection.exec_driver_sql("PRAGMA busy_timeout = 200")
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return False
+        raise
+    finally:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited)}")
+    return True
 
 
 BASE_INSERT_COLUMNS = (

@@ -272,3 +272,149 @@ def test_validation_in_a_child_process_gives_the_same_results(engine, settings, 
     empty.write_bytes(b"")
     failed = ingest(engine, settings, good, empty, parallel=True)
     assert not failed.committed and "empty" in failed.errors[0].message
+
+
+# --- dates within reason, one rating rule, clean text (issue 13) ---------------------------------
+
+JSON_RECORD = {
+    "response_id": "J1", "submitted_at": "2025-03-04T09:00:00Z", "ticket_id": "I1", "ticket_type": "incident",
+    "rating": 8, "lost_time_minutes": None, "factors": [], "comment": "", "country": "Finland", "service": "SAP",
+}
+
+
+def jsonl(tmp_path: Path, name: str, *records: dict) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(json.dumps(record) for record in records) + "\n", encoding="utf-8")
+    return path
+
+
+def row(submitted: str = "2025-03-04T09:00:00Z", rating: str = "5", country: str = "Finland", comment: str = "", rid: str = "R9") -> str:
+    return f"{rid},{submitted},I,incident,{rating},,,{comment},{country},SAP"
+
+
+@pytest.mark.parametrize(
+    ("submitted", "accepted"),
+    [("0001-01-01T00:00:00Z", False), ("1999-12-31T23:59:59Z", False), ("1970-01-01", False),
+     ("2000-01-01T00:00:00Z", True), ("2026-01-16T11:00:00Z", True), ("2026-01-16T13:00:00Z", False)],
+)
+def test_dates_before_earliest_date_or_over_a_day_ahead_are_refused(engine, settings, tmp_path, submitted, accepted):
+    for path in (write(tmp_path, "d.csv", row(submitted)), jsonl(tmp_path, "d.jsonl", {**JSON_RECORD, "submitted_at": submitted})):
+        report = ingest(engine, settings, path)
+        assert report.committed is accepted, report.summary()
+        if not accepted:
+            error = report.errors[0]
+            assert (error.file, error.line, error.column) == (str(path), 2 if path.suffix == ".csv" else 1, "submitted_at")
+            assert ("earliest date accepted" in error.message) or ("more than a day in the future" in error.message)
+
+
+def test_earliest_date_is_a_setting(engine, database_url, tmp_path):
+    later = load_settings(environ={}, overrides={"database_url": database_url, "earliest_date": "2025-03-05"})
+    report = ingest(engine, later, write(tmp_path, "d.csv", row("2025-03-04T23:00:00Z", rid="A"), row("2025-03-05T09:00:00Z", rid="B")))
+    assert [(e.line, e.column) for e in report.errors] == [(2, "submitted_at")]
+    assert "2025-03-05" in report.errors[0].message
+
+
+@pytest.mark.parametrize(("text", "accepted"), [("10", True), ("10.0", True), (" 7.00 ", True), ("7.5", False), ("1e1", False), ("+7", False), ("11.0", False)])
+def test_one_rating_rule_for_csv_and_json(engine, settings, tmp_path, text, accepted):
+    csv_report = ingest(engine, settings, write(tmp_path, "r.csv", row(rating=text)))
+    number = json.loads(text) if text.strip().replace(".", "").isdigit() else text
+    json_report = ingest(engine, settings, jsonl(tmp_path, "r.jsonl", {**JSON_RECORD, "rating": number}))
+    assert (csv_report.committed, json_report.committed) == (accepted, accepted)
+    if not accepted:
+        assert csv_report.errors[0].column == json_report.errors[0].column == "rating"
+        assert "whole number from 0 to 10" in csv_report.errors[0].message
+
+
+def test_a_rating_written_7_0_is_the_same_response_as_7(engine, settings, tmp_path):
+    ingest(engine, settings, write(tmp_path, "a.csv", row(rating="7")))
+    assert ingest(engine, settings, write(tmp_path, "b.csv", row(rating="7.0"))).unchanged == 1
+    assert ingest(engine, settings, jsonl(tmp_path, "c.jsonl", {**JSON_RECORD, "response_id": "R9", "ticket_id": "I", "rating": 7.0, "factors": "", "comment": "", "lost_time_minutes": ""})).unchanged == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("country", "Fin\u0000land", "control character U+0000"),
+        ("comment", "nul \u0000 here", "control character U+0000"),
+        ("response_id", "R\u00009", "control character U+0000"),
+        ("country", "Fin\u001bland", "control character U+001B"),
+        ("country", "Fin\u200bland", "invisible character U+200B"),
+        ("country", "\u202eFinland", "invisible character U+202E"),
+        ("service", "SAP\u2066", "invisible character U+2066"),
+        ("factors", ["Slow\u200d"], "invisible character U+200D"),
+    ],
+)
+def test_control_and_invisible_characters_are_refused_by_line_and_field(engine, settings, tmp_path, field, value, reason):
+    before = snapshot(engine)
+    path = jsonl(tmp_path, "odd.jsonl", JSON_RECORD, {**JSON_RECORD, "response_id": "J2", field: value})
+    report = ingest(engine, settings, path)
+    assert not report.committed
+    assert [(e.file, e.line, e.column) for e in report.errors] == [(str(path), 2, field)]
+    assert reason in report.errors[0].message
+    assert snapshot(engine) == before
+
+
+def test_comments_keep_tabs_and_line_ends_and_csv_cells_are_checked_too(engine, settings, tmp_path):
+    assert ingest(engine, settings, jsonl(tmp_path, "ok.jsonl", {**JSON_RECORD, "comment": "a\tb\r\nc"})).committed
+    path = write(tmp_path, "bell.csv", row(country="Fin\x07land"))
+    report = ingest(engine, settings, path)
+    assert [(e.line, e.column) for e in report.errors] == [(2, "country")]
+    assert "U+0007" in report.errors[0].message
+
+
+def test_dimension_values_and_names_are_nfc_so_look_alikes_are_one_segment(engine, settings, tmp_path):
+    composed, decomposed = "Z\u00fcrich", "Zu\u0308rich"
+    path = write(tmp_path, "nfc.csv", row(country=composed, rid="A"), row(country=decomposed, rid="B"))
+    assert ingest(engine, settings, path).inserted == 2
+    records = [{**JSON_RECORD, "response_id": "C", "country": decomposed}]
+    records.append({**{k: v for k, v in JSON_RECORD.items() if k != "country"}, "response_id": "D", "pai\u0301s": "x"})
+    assert ingest(engine, settings, jsonl(tmp_path, "nfc.jsonl", *records)).inserted == 2
+    with engine.connect() as connection:
+        values = connection.execute(select(DimensionValue.value)).scalars().all()
+        names = connection.execute(select(Dimension.name)).scalars().all()
+    assert values.count(composed) == 1 and decomposed not in values
+    assert "pa\u00eds" in names
+
+
+@pytest.mark.parametrize("name", ["team=a", "a,b", "site[1]", "zero\u200bwidth"])
+def test_dimension_names_that_filters_cannot_express_are_refused(engine, settings, tmp_path, name):
+    path = write(tmp_path, "names.csv", "R1,2025-03-04,I,incident,5,,,,Finland,x", header=",".join(CANONICAL_COLUMNS) + f',country,"{name}"')
+    report = ingest(engine, settings, path)
+    assert not report.committed
+    assert (report.errors[0].file, report.errors[0].line, report.errors[0].column) == (str(path), 1, name)
+    assert "dimension name" in report.errors[0].message
+    records = [JSON_RECORD, {**JSON_RECORD, "response_id": "J2", name: "x"}]
+    refused = ingest(engine, settings, jsonl(tmp_path, "names.jsonl", *records))
+    assert [(e.line, e.column) for e in refused.errors] == [(2, name)]
+
+
+def test_the_api_applies_the_same_rules(database_url, tmp_path):
+    from monitor.store import db as monitor_db
+    from web import create_app
+    from web.accounts import add_user, create_token
+
+    app = create_app(load_settings(environ={}, overrides={"database_url": database_url, "secret_key": "s" * 40}), {"TESTING": True})
+    engine = app.extensions["mspmon"].engine
+    with monitor_db.session_scope(engine) as session:
+        add_user(session, "admin@example.com", "a-long-password-1", role="admin")
+        token = create_token(session, "admin@example.com", "tests")[1]
+    client = app.test_client()
+
+    def post(*records: dict):
+        return client.post("/api/responses", json=list(records), headers={"Authorization": f"Bearer {token}"})
+
+    cases = [
+        ({"submitted_at": "0001-01-01T00:00:00Z"}, "submitted_at", "earliest date"),
+        ({"country": "Fin\u0000land"}, "country", "U+0000"),
+        ({"rating": 7.5}, "rating", "whole number"),
+        ({"country": "Fin\u200bland"}, "country", "U+200B"),
+        ({"a=b": "x"}, "a=b", "dimension name"),
+    ]
+    for change, column, reason in cases:
+        answer = post(JSON_RECORD, {**JSON_RECORD, "response_id": "J2", **change})
+        assert answer.status_code == 422, answer.json
+        assert [(e["record"], e["column"]) for e in answer.json["errors"]] == [(2, column)]
+        assert reason in answer.json["errors"][0]["message"]
+    accepted = post({**JSON_RECORD, "rating": 10.0})
+    assert accepted.status_code == 200 and accepted.json["inserted"] == 1
+    engine.dispose()
