@@ -33,8 +33,9 @@ dips that start while a generic dip is still open (inhibition).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,10 @@ BEFORE_WEEKS, MIN_BEFORE_WEEKS = 12, 4  # the baseline: a quarter, at least a mo
 AFTER_WEEKS, MIN_AFTER_WEEKS = 8, 2  # the change: two months, at least two weeks
 STABLE_PARTITION = 0.05  # share of responses allowed in segments present on one side only
 TREE_CHILDREN = 3  # segments per dimension shown under a node of the drill-down tree
+PERSISTENT_SHARE = 0.2  # responses allowed in values seen only early or only late, for a lasting dimension
+RIPPLE = 0.25  # a parent's remainder changing this much of its child's excess keeps the parent
+MAX_DEPTH = 3  # dimensions a root may combine (country x service x channel)
+CHILDREN_TRIED = 5  # children of a node tried, most carried first, when descending
 
 
 @dataclass(frozen=True)
@@ -168,13 +173,24 @@ class _Masks:
     a large complement are the window totals minus the small side's.
     """
 
-    def __init__(self, table: ResponseTable, before: Window, after: Window) -> None:
+    def __init__(
+        self, table: ResponseTable, before: Window, after: Window, persistent: Mapping[str, bool] | None = None
+    ) -> None:
         self.table = table
+        self._persistent = persistent or {}
         self.columns = list(table.stat_names)
         self._windows = [table.between(window.first, window.last) for window in (before, after)]
         self.totals = tuple(pd.Series(part.stats.sum(axis=0), index=self.columns) for part in self._windows)
         self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
         self._segments: dict[Segment, Mask] = {}
+
+    @property
+    def windows(self) -> list[ResponseTable]:
+        return self._windows
+
+    def persists(self, name: str) -> bool:
+        """Do the dimension's values continue across the go-live (see ``persistent_dimensions``)?"""
+        return self._persistent.get(name, True)
 
     def nobody(self) -> Mask:
         return Mask(*(np.zeros(len(part), dtype=bool) for part in self._windows))
@@ -251,11 +267,12 @@ def attribute(
     """
     roles: dict[ChangeKey, Role] = {}
     changes = list(detected)
+    persistent = persistent_dimensions(table)
     open_generic: list[DetectedChange] = []
     # Volume is a feed-health signal of everyone: nothing to break down, and its
     # window sums are counts over windows of different lengths.
     for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
-        masks = _Masks(table, incident.before, incident.after)
+        masks = _Masks(table, incident.before, incident.after, persistent)
         _explain(table, masks, incident, options)
         inhibitor = next(
             (root for root in open_generic
@@ -291,6 +308,28 @@ def attribute(
             open_generic.append(roots[0])
     _fold_related_metrics(table, changes, roles)
     return AttributionResult(changes, roles)
+
+
+def persistent_dimensions(table: ResponseTable) -> dict[str, bool]:
+    """Which dimensions keep their values from the first quarter of the data to the last.
+
+    Countries and services continue across a go-live; the in-house assignment
+    groups do not (the MSP's replace them). A name made of lasting dimensions reads
+    the same before and after, so it is preferred among names of the same respondents.
+    """
+    if not len(table):
+        return {}
+    span = table.last_period - table.first_period + 1
+    early = table.periods < table.first_period + max(span // 4, 1)
+    late = table.periods > table.last_period - max(span // 4, 1)
+    result = {}
+    for name, codes in table.codes.items():
+        size = len(table.labels[name])
+        first = np.bincount(codes[early & (codes >= 0)], minlength=size)
+        last = np.bincount(codes[late & (codes >= 0)], minlength=size)
+        one_sided = first[last == 0].sum() + last[first == 0].sum()
+        result[name] = bool(one_sided <= PERSISTENT_SHARE * max(first.sum() + last.sum(), 1))
+    return result
 
 
 def _metric_rank(metric: str) -> int:
@@ -475,29 +514,32 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
     )
     root_mask = masks.nobody()
     settled: set[Segment] = set()
-    for candidate in candidates:
-        if candidate.segment in settled:
+    pending = list(candidates)
+    while pending:
+        top = pending[0]
+        if top.segment in settled:
+            pending.pop(0)
             continue
-        settled.add(candidate.segment)
-        if incident.roots and not _still_stands_out(
-            masks, metric, candidate.segment, root_mask, threshold, level, floor
-        ):
-            continue
-        chosen = candidate
-        inside = [
+        # Start from the least specific segment around the top candidate that still
+        # waits: a dip in Finland and one in SAP overlap in Finland x SAP, which
+        # carries both and may rank first; starting from Finland (and then SAP)
+        # names the two roots and leaves their intersection an echo of them.
+        around = [
             c for c in candidates
-            if c.segment not in settled and set(candidate.segment.items) < set(c.segment.items)
+            if c.segment not in settled and set(c.segment.items) < set(top.segment.items)
         ]
-        child = max(inside, key=lambda c: c.carried, default=None)
-        if child is not None and _concentrated(masks, metric, candidate.segment, child.segment, root_mask, options.alpha):
-            settled.add(child.segment)
-            chosen = child
-        # A set of respondents goes by its shortest name: "Lyon", not "France x Lyon".
-        chosen = min(
-            (c for c in found if set(c.segment.items) <= set(chosen.segment.items)
-             and (c.n_before, c.n_after) == (chosen.n_before, chosen.n_after)),
-            key=lambda c: (len(c.segment.items), c.segment.key()),
-        )
+        start = min(around, key=lambda c: (len(c.segment.items), -c.carried, c.segment.key())) if around else top
+        settled.add(start.segment)
+        host = next((r for r in reversed(incident.roots) if _inside(masks, start.segment, r.segment)), None)
+        if host is not None:
+            # Inside a root: an echo of it, unless it changed clearly more than the
+            # rest of the root (a second cause on top of the root's).
+            if not _stands_out_in(masks, metric, start.segment, host.segment, threshold, level):
+                continue
+        elif incident.roots and not _still_stands_out(masks, metric, start.segment, root_mask, threshold, level, floor):
+            continue
+        chosen = _descend(masks, incident, start, root_mask, options, level)
+        chosen = _best_name(masks, chosen)
         settled.add(chosen.segment)
         incident.roots.append(chosen)
         root_mask = root_mask | masks.of(chosen.segment)
@@ -514,16 +556,170 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
 
 
+def _inside(masks: _Masks, segment: Segment, host: Segment) -> bool:
+    """Is every respondent of ``segment`` (in both windows) one of ``host``'s?"""
+    if set(host.items) <= set(segment.items):
+        return True
+    own, outer = masks.of(segment), masks.of(host)
+    return not (np.any(own.before & ~outer.before) or np.any(own.after & ~outer.after))
+
+
+def _descend(
+    masks: _Masks, incident: Incident, node: SegmentEffect, root_mask: Mask, options: AttributionOptions, level: float
+) -> SegmentEffect:
+    """The most specific segment under ``node`` that carries its change (README's rule).
+
+    A child replaces its parent when, without that child, the rest of the parent
+    no longer stands out (against everyone outside it and the roots, by the same
+    test as any segment, and by at least ``RIPPLE`` of the child's excess: a
+    remainder that still changes comparably is the parent's own dip, while a
+    remainder a few points off when the child fell 40 is the noise of windows
+    chosen where the dip is sharpest), and the
+    child changed clearly more than that rest (so a small, noisy remainder keeps
+    the parent: a Sweden-wide dip is not a Stockholm dip because the other offices
+    are small). An uneven dip therefore stays on its parent: its children are
+    echoes, not a flood of roots. The search goes down one dimension at a time,
+    only under the segment that won (HotSpot's and Squeeze's pruning: deeper
+    combinations are looked at only where the level above carries the change),
+    down to ``MAX_DEPTH`` dimensions.
+    """
+    metric = incident.metric
+    depth = MAX_DEPTH if options.pairs else 1
+    while len(node.segment.items) < depth:
+        for child in _children(masks, incident, node.segment, options, level)[:CHILDREN_TRIED]:
+            kid = masks.of(child.segment)
+            rest_stands_out = _still_stands_out(
+                masks, metric, node.segment, root_mask | kid, incident.threshold, level,
+                max(incident.floor, RIPPLE * child.excess),
+            )
+            if not rest_stands_out and _concentrated(masks, metric, node.segment, child.segment, root_mask, options.alpha):
+                node = child
+                break
+        else:
+            break
+    return node
+
+
+def _children(
+    masks: _Masks, incident: Incident, segment: Segment, options: AttributionOptions, level: float
+) -> list[SegmentEffect]:
+    """The children of ``segment`` (one more dimension) that stand out against everyone else,
+    most carried first."""
+    metric = incident.metric
+    totals = masks.totals
+    found: list[SegmentEffect] = []
+    for name in masks.table.labels:
+        if name in segment.as_dict():
+            continue
+        labels, before, after = masks.partition(segment, name)
+        own = shift(metric, before, after)
+        rest = shift(
+            metric,
+            pd.DataFrame(totals[0].to_numpy() - before.to_numpy(), columns=before.columns),
+            pd.DataFrame(totals[1].to_numpy() - after.to_numpy(), columns=after.columns),
+        )
+        extra, z = excess(metric, own, rest)
+        n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
+        ok = (
+            (np.minimum(n_b, n_a) >= options.min_segment)
+            & (np.minimum(own.n_before, own.n_after) >= options.min_segment)
+            & np.isfinite(z) & (z >= incident.threshold) & (extra >= incident.floor)
+        )
+        for i in np.flatnonzero(ok):
+            if not _big_enough(metric, float(extra[i]), level):
+                continue
+            child = Segment.of({**segment.as_dict(), name: labels[i]})
+            weight = 0.5 * (n_b[i] / max(float(totals[0]["n"]), 1.0) + n_a[i] / max(float(totals[1]["n"]), 1.0))
+            found.append(SegmentEffect(
+                child, int(n_b[i]), int(n_a[i]), float(own.value_before[i]), float(own.value_after[i]),
+                float(extra[i]), float(z[i]), float(weight),
+                _contribution(metric, (before.iloc[i], after.iloc[i]), totals),
+            ))
+    return sorted(found, key=lambda e: (-e.carried, e.segment.key()))
+
+
+def _stands_out_in(
+    masks: _Masks, metric: Metric, segment: Segment, host: Segment, threshold: float, level: float
+) -> bool:
+    """Did ``segment`` change clearly more than the rest of the root ``host`` it lies in?
+
+    The root's own effect is taken out by comparing with the rest of the root, not
+    with everyone; "clearly" is the incident's threshold, and by at least half the
+    root's own change (a root's dip is never even across its children).
+    """
+    own, outer = masks.of(segment), masks.of(host)
+    rest = masks.sums(outer.without(own))
+    if min(rest[0]["n"], rest[1]["n"]) < 1:
+        return False
+    inside = masks.sums(own)
+    extra, z = excess(metric, _shift_of(metric, inside), _shift_of(metric, rest))
+    host_change = worse_sign(metric) * float(_shift_of(metric, masks.sums(outer)).delta[0])
+    return bool(
+        np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= GENERIC_SPREAD * max(host_change, 0.0)
+        and _big_enough(metric, float(extra[0]), level)
+    )
+
+
+def _best_name(masks: _Masks, effect: SegmentEffect) -> SegmentEffect:
+    """A set of respondents goes by its preferred name: "Lyon", not "France x Lyon"."""
+    names = [alias for alias, when in _equivalents(masks, effect.segment) if when == "both"]
+    if not names:
+        return effect
+    best = min([effect.segment, *names], key=lambda s: _name_rank(masks, s))
+    return effect if best == effect.segment else replace(effect, segment=best)
+
+
+def _name_rank(masks: _Masks, segment: Segment) -> tuple:
+    """Fewest dimensions, then dimensions whose values continue across the go-live,
+    then the configured order of dimensions."""
+    order = list(masks.table.labels)
+    names = [name for name, _ in segment.items]
+    return (
+        len(names),
+        sum(not masks.persists(name) for name in names),
+        sorted(order.index(name) for name in names),
+        segment.key(),
+    )
+
+
+def _equivalents(masks: _Masks, segment: Segment) -> list[tuple[Segment, str]]:
+    """Other names of the same respondents: ``"both"`` windows, or only ``"before"`` /
+    ``"after"`` the onset (an in-house group that the MSP's replaced)."""
+    own = masks.of(segment)
+    per_window = []
+    for part, inside in zip(masks.windows, (own.before, own.after), strict=True):
+        count = int(np.count_nonzero(inside))
+        constant = {}
+        if count:
+            for name, codes in part.codes.items():
+                values = np.unique(codes[inside])
+                if len(values) == 1 and values[0] >= 0:
+                    constant[name] = masks.table.labels[name][int(values[0])]
+        per_window.append((part, count, constant))
+    names = sorted(set(per_window[0][2]) | set(per_window[1][2]))
+    found: dict[Segment, set[str]] = {}
+    for size in range(1, min(max(len(segment.items), 1) + 1, MAX_DEPTH) + 1):
+        for combo in itertools.combinations(names, size):
+            for (part, count, constant), when in zip(per_window, ("before", "after"), strict=True):
+                if not count or any(name not in constant for name in combo):
+                    continue
+                alias = Segment.of({name: constant[name] for name in combo})
+                if alias != segment and int(np.count_nonzero(part.of(alias))) == count:
+                    found.setdefault(alias, set()).add(when)
+    # A window where the segment has no respondents cannot tell names apart.
+    empty = {when for (_, count, _), when in zip(per_window, ("before", "after"), strict=True) if not count}
+    result = []
+    for alias, windows in found.items():
+        windows |= empty
+        result.append((alias, "both" if windows == {"before", "after"} else next(iter(windows))))
+    return sorted(result, key=lambda item: _name_rank(masks, item[0]))
+
+
 def _concentrated(
     masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, alpha: float
 ) -> bool:
-    """Is the parent's change concentrated in the child?
-
-    Yes when the rest of the parent changed clearly less than the child did (both
-    against everyone else), or when the child is the whole parent. A small, noisy
-    remainder that cannot be told apart from the child keeps the parent: a
-    Sweden-wide dip is not a Stockholm dip because the other offices are small.
-    """
+    """Did the child change clearly more than the rest of the parent (both against
+    everyone else)? Yes too when the child is the whole parent."""
     own, kid = masks.of(parent), masks.of(child)
     remainder = masks.sums(own.without(kid | root_mask))
     if min(remainder[0]["n"], remainder[1]["n"]) < 1:
