@@ -63,7 +63,7 @@ from monitor.analysis.aggregate import (
 )
 from monitor.analysis.detect import DetectedChange
 from monitor.analysis.suggestions import suggestions_for
-from monitor.analysis.transitions import Window
+from monitor.analysis.transitions import Window, recovery_period
 from monitor.periods import EPOCH
 from monitor.store.models import FindingScope
 
@@ -295,7 +295,13 @@ def attribute(
             if not incident.members:
                 continue
         roots = _root_changes(table, masks, incident, options)
-        changes.extend(root for root in roots if root not in detected)
+        if incident.scope is FindingScope.MIXED and len(roots) > 1:
+            # The generic part is its own root: it recovers when everyone outside
+            # the localized roots is back, whatever the localized parts do.
+            generic = _with_recovery(roots[0], _recovered(table, incident, ~_rows_of(table, roots[1:]), options))
+            changes = [generic if c is roots[0] else c for c in changes]
+            roots[0] = incident.members[0] = generic
+        changes.extend(root for root in roots if root not in changes)
         for root in roots:
             role = roles.setdefault(root.key, Role())
             role.root, role.root_key = True, None
@@ -770,18 +776,48 @@ def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, option
 def _root_changes(
     table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions
 ) -> list[DetectedChange]:
-    """The changes that stand for the incident's roots, created where none was detected."""
-    if incident.scope is not FindingScope.LOCALIZED:
+    """The changes that stand for the incident's roots, created where none was detected.
+
+    A mixed incident has the generic root (the least specific change, usually
+    everyone's) first, then one root per localized part: a localized dip that
+    starts with the go-live dip is a cause of its own, with its own factors,
+    suggestions and recovery.
+    """
+    if incident.scope is FindingScope.GENERIC or incident.scope is None:
         return [incident.anchor]
     by_segment = {member.segment: member for member in incident.members}
-    roots = []
+    roots = [incident.anchor] if incident.scope is FindingScope.MIXED else []
     for effect in incident.roots:
         member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
         # A located segment whose own change is too small to be a finding is named
         # by the root finding, never a root of its own.
-        if member.change.finding:
+        if member.change.finding and member not in roots:
             roots.append(member)
     return roots or [incident.anchor]
+
+
+def _rows_of(table: ResponseTable, changes: list[DetectedChange]) -> np.ndarray:
+    rows = np.zeros(len(table), dtype=bool)
+    for change in changes:
+        rows |= table.of(change.segment)
+    return rows
+
+
+def _recovered(
+    table: ResponseTable, incident: Incident, rows: np.ndarray, options: AttributionOptions
+) -> pd.Timestamp | None:
+    """When a set of respondents came back within its baseline (``transitions.recovery_period``)."""
+    size = table.last_period - table.first_period + 1
+    offsets = table.periods[rows] - table.first_period
+    series = np.column_stack([
+        np.bincount(offsets, weights=table.stats[rows, j], minlength=size) for j in range(table.stats.shape[1])
+    ])
+    day = recovery_period(incident.metric, table, series, incident.before, incident.after.first, options.confidence)
+    return None if day is None else pd.Timestamp(day)
+
+
+def _with_recovery(change: DetectedChange, recovered: pd.Timestamp | None) -> DetectedChange:
+    return replace(change, change=replace(change.change, recovered_at=recovered))
 
 
 def _created_change(
@@ -799,7 +835,7 @@ def _created_change(
         delta,
         index=incident.after.first - table.first_period,
         change_date=pd.Timestamp(table.period_start(incident.after.first)),
-        recovered_at=incident.anchor.change.recovered_at,
+        recovered_at=_recovered(table, incident, table.of(effect.segment), options),
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),
         after_to=pd.Timestamp(table.period_start(incident.after.last)),
@@ -808,9 +844,15 @@ def _created_change(
 
 
 def _root_for(masks: _Masks, incident: Incident, member: DetectedChange, roots: list[DetectedChange]) -> DetectedChange:
-    """The root a non-root member echoes: the one whose respondents it shares most."""
+    """The root a non-root member echoes: the one whose respondents it shares most.
+
+    In a mixed incident a member inside a localized root echoes it; any other
+    member echoes the generic root.
+    """
     if len(roots) == 1:
         return roots[0]
+    if incident.scope is FindingScope.MIXED:
+        return next((r for r in roots[1:] if _inside(masks, member.segment, r.segment)), roots[0])
     own = masks.of(member.segment)
     overlaps = [own.overlap_after(masks.of(root.segment)) for root in roots]
     return roots[int(np.argmax(overlaps))]
@@ -837,14 +879,28 @@ def _details(
     # anonymity threshold there, nothing about the segment is shown from them.
     shown = min(before["n"], after["n"]) >= options.anonymity_min_responses
     factors = [name.removeprefix("f:") for name in table.stat_names if name.startswith("f:")]
-    rose = rising_factors(before, after, factors, alpha=options.alpha, confidence=options.confidence) if shown else []
+    generic_root = incident.scope is not FindingScope.MIXED or root is incident.members[0]
+    # The generic part of a mixed incident names the factors of the respondents
+    # outside its localized roots: theirs are the localized roots' own.
+    cited = (before, after)
+    if incident.scope is FindingScope.MIXED and generic_root:
+        localized = masks.nobody()
+        for effect in incident.roots:
+            localized = localized | masks.of(effect.segment)
+        cited = masks.sums(mask.without(localized))
+    rose = rising_factors(*cited, factors, alpha=options.alpha, confidence=options.confidence) if shown else []
     sign = worse_sign(metric)
     segment = root.segment.as_dict()
+    scope = incident.scope if generic_root else FindingScope.LOCALIZED
+    own = [effect for effect in incident.roots if generic_root or effect.segment == root.segment]
     details: dict[str, Any] = {
-        "scope": None if incident.scope is None else str(incident.scope),
+        "scope": None if scope is None else str(scope),
         "explains": _share(sign * contribution, sign * overall.delta),
         "overall_effect": _r(contribution),
-        "segments": _named_segments(incident, sign, overall.delta),
+        "segments": _named_segments(incident, own, sign, overall.delta),
+        "aliases": [{"segment": alias.as_dict(), "windows": when} for alias, when in _equivalents(masks, root.segment)],
+        "co_roots": [effect.segment.as_dict() for effect in incident.roots if effect.segment != root.segment]
+        + ([{}] if not generic_root else []),
         "factors": [item.as_dict() for item in rose],
         "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),
         "impact": round(sign * float(after["n"]) * (metric.estimate(after).value - metric.estimate(before).value), 1),
@@ -859,7 +915,7 @@ def _details(
                     "ci_low": _r(overall.ci_low), "ci_high": _r(overall.ci_high),
                     "n_before": overall.n_before, "n_after": overall.n_after},
     }
-    if incident.scope is FindingScope.MIXED and incident.rest is not None:
+    if scope is FindingScope.MIXED and incident.rest is not None:
         details["generic_part"] = {"delta": _r(incident.rest.delta), "ci_low": _r(incident.rest.ci_low),
                                    "ci_high": _r(incident.rest.ci_high), "n_before": incident.rest.n_before,
                                    "n_after": incident.rest.n_after}
@@ -890,16 +946,21 @@ def _contribution(
     return float(shift_share(shift(metric, *frames)).contribution[0])
 
 
-def _named_segments(incident: Incident, sign: float, overall_delta: float) -> list[dict[str, Any]]:
-    """The root segments with the share of the overall change each explains.
+def _named_segments(
+    incident: Incident, effects: list[SegmentEffect], sign: float, overall_delta: float
+) -> list[dict[str, Any]]:
+    """The segments carrying this root's dip, with the share of the overall change each explains.
 
-    In a mixed incident a segment's share is the part beyond the generic change
-    (its weight times its excess over the rest), so generic and localized shares
-    add up to the whole.
+    A segment that did not worsen carries no dip and is never named. In a mixed
+    incident a segment's share is the part beyond the generic change (its weight
+    times its excess over the rest), so generic and localized shares add up to
+    the whole.
     """
     rest_delta = incident.rest.delta if incident.rest is not None else 0.0
     named = []
-    for effect in incident.roots:
+    for effect in effects:
+        if not sign * effect.delta > 0:
+            continue
         part = effect.contribution
         if incident.scope is FindingScope.MIXED:
             part = effect.weight * (effect.delta - rest_delta)

@@ -63,3 +63,36 @@ def test_a_dip_in_three_dimensions_is_rooted_at_the_three():
         roots, _ = roots_of(w.table)
         right += [r.segment for r in roots] == [w.effects[0].seg]
     assert right >= 4
+
+
+def _co_starting(rng, labels, weights):
+    pair = large_values(rng, labels, weights, ("country", "service"))
+    generic, local = rng.choice(NEGATIVE, 2, replace=False)
+    return [Effect({}, float(rng.uniform(0.2, 0.3)), str(generic), 22, end=28),
+            Effect(pair, float(rng.uniform(0.5, 0.7)), str(local), 22)]
+
+
+def test_a_generic_and_a_localized_dip_starting_together_are_two_roots_each_with_its_recovery():
+    right = 0
+    for seed in SEEDS:
+        w = world(seed, _co_starting)
+        generic, local = w.effects
+        roots, result = roots_of(w.table)
+        by_segment = {r.segment: r for r in roots}
+        if set(by_segment) != {Segment(), local.seg}:
+            continue
+        g, l = by_segment[Segment()], by_segment[local.seg]
+        g_details, l_details = result.roles[g.key].details, result.roles[l.key].details
+        ok = (
+            g.change.recovered_at is not None and l.change.recovered_at is None
+            and g_details["scope"] == "mixed" and g_details["generic_part"] is not None
+            and l_details["scope"] == "localized"
+            # Each root names its own factor and only the segments carrying its own dip.
+            and l_details["factors"][0]["factor"] == local.factor
+            and g_details["factors"][0]["factor"] == generic.factor
+            and [s["segment"] for s in l_details["segments"]] == [local.segment]
+            and all(s["delta"] < 0 for s in g_details["segments"])
+            and bool(l_details["suggestions"]) and bool(g_details["suggestions"])
+        )
+        right += bool(ok)
+    assert right >= 4
