@@ -67,6 +67,10 @@ class Settings:
     # object in MSPMON_SUGGESTIONS). ``{where}``, ``{service}``, ``{channel}`` ... are
     # filled from the root segment of a finding.
     suggestions: dict[str, str] = field(default_factory=dict)
+    # Sign of feedback factors, {factor: "positive" | "negative" | "neutral"}; factors
+    # not listed get theirs from the ratings of the respondents citing them
+    # (``detectors.polarity``). A TOML table ``[mspmon.factor_polarity]``.
+    factor_polarity: dict[str, str] = field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -167,6 +171,15 @@ def _check_templates(templates: dict[str, str]) -> None:
             raise ValueError(f"suggestion for {factor!r} is not a valid template ({exc}); use {{where}}, {{service}} ...") from exc
 
 
+FACTOR_POLARITIES = ("positive", "negative", "neutral")
+
+
+def _check_polarities(polarities: dict[str, str]) -> None:
+    for factor, polarity in polarities.items():
+        if polarity not in FACTOR_POLARITIES:
+            raise ValueError(f"polarity of {factor!r} must be one of {', '.join(FACTOR_POLARITIES)}, got {polarity!r}")
+
+
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "database_url": _check_database_url,
     "dimensions": _check_dimensions,
@@ -185,6 +198,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "digest_retry_seconds": _check_range(1, 86_400),
     "digest_lease_seconds": _check_range(10, 86_400),
     "suggestions": _check_templates,
+    "factor_polarity": _check_polarities,
 }
 
 

@@ -54,6 +54,7 @@ from detectors.attribution import (
     shift_share,
     worse_sign,
 )
+from detectors.polarity import FactorPolarity, Polarity, factor_polarities
 from monitor.analysis.aggregate import (
     ResponseTable,
     Segment,
@@ -87,6 +88,7 @@ class AttributionOptions:
     confidence: float = 0.95
     pairs: bool = True
     suggestions: Mapping[str, str] = field(default_factory=dict)
+    factor_polarity: Mapping[str, str] = field(default_factory=dict)  # configured: positive|negative|neutral
 
     @property
     def min_segment(self) -> int:
@@ -211,6 +213,14 @@ class _Masks:
         before, after = (part.stats[m].sum(axis=0) for part, m in zip(self._windows, (mask.before, mask.after), strict=True))
         return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
 
+    def cited_by_unhappy(self, mask: Mask, factor: str) -> tuple[float, float]:
+        """Citations of ``factor`` by respondents rating 0-6 in ``mask``, per window."""
+        f, d = self.columns.index(f"f:{factor}"), self.columns.index("detractors")
+        return tuple(  # type: ignore[return-value]
+            float(part.stats[m, f] @ part.stats[m, d])
+            for part, m in zip(self._windows, (mask.before, mask.after), strict=True)
+        )
+
     def complement(self, mask: Mask) -> tuple[pd.Series, pd.Series]:
         """Window sums of everyone outside ``mask``."""
         before, after = self.sums(mask)
@@ -266,6 +276,9 @@ def attribute(
     difference-in-differences estimate.
     """
     roles: dict[ChangeKey, Role] = {}
+    polarity = polarities(table, options)
+    # A positive (or neutral) factor cited more is no dip: never a root, no red card.
+    detected = [d for d in detected if _bad_news(d, polarity)]
     changes = list(detected)
     persistent = persistent_dimensions(table)
     open_generic: list[DetectedChange] = []
@@ -305,7 +318,7 @@ def attribute(
         for root in roots:
             role = roles.setdefault(root.key, Role())
             role.root, role.root_key = True, None
-            role.details = _details(table, masks, incident, root, options, transition_of)
+            role.details = _details(table, masks, incident, root, options, transition_of, polarity)
         for member in incident.members:
             if member in roots:
                 continue
@@ -314,6 +327,26 @@ def attribute(
             open_generic.append(roots[0])
     _fold_related_metrics(table, changes, roles)
     return AttributionResult(changes, roles)
+
+
+def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, Polarity]:
+    """Each factor's sign: configured, else read from the ratings of those citing it."""
+    names = list(table.stat_names)
+    promoters = table.stats[:, names.index("promoters")]
+    detractors = table.stats[:, names.index("detractors")]
+    by_promoters, by_detractors = {}, {}
+    for j, name in enumerate(names):
+        if name.startswith("f:"):
+            by_promoters[name[2:]] = float(table.stats[:, j] @ promoters)
+            by_detractors[name[2:]] = float(table.stats[:, j] @ detractors)
+    return factor_polarities(by_promoters, by_detractors, options.factor_polarity, confidence=options.confidence)
+
+
+def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
+    if not change.metric.startswith("factor:"):
+        return True
+    known = polarity.get(change.metric.removeprefix("factor:"))
+    return known is None or known.worse_when_rising
 
 
 def persistent_dimensions(table: ResponseTable) -> dict[str, bool]:
@@ -868,8 +901,10 @@ def _details(
     root: DetectedChange,
     options: AttributionOptions,
     transition_of: TransitionOf | None,
+    polarity: Mapping[str, Polarity] | None = None,
 ) -> dict[str, Any]:
     metric = incident.metric
+    polarity = polarity or {}
     overall = incident.overall
     assert overall is not None
     mask = masks.of(root.segment)
@@ -882,13 +917,18 @@ def _details(
     generic_root = incident.scope is not FindingScope.MIXED or root is incident.members[0]
     # The generic part of a mixed incident names the factors of the respondents
     # outside its localized roots: theirs are the localized roots' own.
-    cited = (before, after)
+    cited_mask = mask
     if incident.scope is FindingScope.MIXED and generic_root:
         localized = masks.nobody()
         for effect in incident.roots:
             localized = localized | masks.of(effect.segment)
-        cited = masks.sums(mask.without(localized))
-    rose = rising_factors(*cited, factors, alpha=options.alpha, confidence=options.confidence) if shown else []
+        cited_mask = mask.without(localized)
+    cited = masks.sums(cited_mask)
+    negative = [f for f in factors if f not in polarity or polarity[f].worse_when_rising]
+    positive = [f for f in factors if f in polarity and polarity[f].polarity is FactorPolarity.POSITIVE]
+    rose = rising_factors(*cited, negative, alpha=options.alpha, confidence=options.confidence) if shown else []
+    # A positive factor cited less ("Knowledgeable agent") is bad news of its own kind.
+    fell = rising_factors(cited[1], cited[0], positive, alpha=options.alpha, confidence=options.confidence) if shown else []
     sign = worse_sign(metric)
     segment = root.segment.as_dict()
     scope = incident.scope if generic_root else FindingScope.LOCALIZED
@@ -901,7 +941,16 @@ def _details(
         "aliases": [{"segment": alias.as_dict(), "windows": when} for alias, when in _equivalents(masks, root.segment)],
         "co_roots": [effect.segment.as_dict() for effect in incident.roots if effect.segment != root.segment]
         + ([{}] if not generic_root else []),
-        "factors": [item.as_dict() for item in rose],
+        "factors": [{**item.as_dict(), **_unhappy_split(*cited, masks.cited_by_unhappy(cited_mask, item.factor)),
+                     "polarity": str(polarity[item.factor].polarity) if item.factor in polarity else None}
+                    for item in rose],
+        "positive_factors_fell": [
+            {"kind": "positive_factor_fell", "factor": item.factor, "before_share": round(item.after_share, 2),
+             "after_share": round(item.before_share, 2), "delta": round(-item.delta, 2),
+             "ci_low": round(-item.ci_high, 2), "ci_high": round(-item.ci_low, 2),
+             "p_value": float(f"{item.p_value:.3g}"), "polarity": polarity[item.factor].as_dict()}
+            for item in fell
+        ],
         "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),
         "impact": round(sign * float(after["n"]) * (metric.estimate(after).value - metric.estimate(before).value), 1),
         "mix_rate": _mix_rate(masks, metric, root.segment) if shown else None,
@@ -925,6 +974,26 @@ def _details(
         result = diff_in_diff(metric, masks.sums(inside & mask), masks.complement(inside), confidence=options.confidence)
         details["did"] = _did_dict(result, transition[0])
     return details
+
+
+def _unhappy_split(before: pd.Series, after: pd.Series, cited_by_unhappy: tuple[float, float]) -> dict[str, Any]:
+    """A negative factor's rise among the respondents who could cite it (0-6), and
+    its rise among everyone split into "more unhappy respondents" (mix) and "the
+    unhappy cite it more" (rate); the two parts and the rest (citations from other
+    ratings) add up to the change of its share among everyone, in points."""
+    shares, rates = [], []
+    for sums, cited in zip((before, after), cited_by_unhappy, strict=True):
+        n, unhappy = float(sums["n"]), float(sums["detractors"])
+        shares.append(unhappy / n if n else np.nan)
+        rates.append(cited / unhappy if unhappy else np.nan)
+    mix = (shares[1] - shares[0]) * 0.5 * (rates[0] + rates[1]) * 100.0
+    rate = 0.5 * (shares[0] + shares[1]) * (rates[1] - rates[0]) * 100.0
+    return {
+        "among_unhappy": {"before": _r(100.0 * rates[0]), "after": _r(100.0 * rates[1]),
+                          "delta": _r(100.0 * (rates[1] - rates[0]))},
+        "more_unhappy": _r(mix),
+        "unhappy_cite_more": _r(rate),
+    }
 
 
 def _r(value: float) -> float | None:
