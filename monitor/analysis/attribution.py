@@ -185,6 +185,7 @@ class _Masks:
         self.totals = tuple(pd.Series(part.stats.sum(axis=0), index=self.columns) for part in self._windows)
         self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
         self._segments: dict[Segment, Mask] = {}
+        self._sums: dict[Segment, tuple[pd.Series, pd.Series]] = {}
 
     @property
     def windows(self) -> list[ResponseTable]:
@@ -212,6 +213,12 @@ class _Masks:
             return self.totals
         before, after = (part.stats[m].sum(axis=0) for part, m in zip(self._windows, (mask.before, mask.after), strict=True))
         return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
+
+    def segment_sums(self, segment: Segment) -> tuple[pd.Series, pd.Series]:
+        """Window sums of one segment, kept: nested tests ask for a root's many times."""
+        if segment not in self._sums:
+            self._sums[segment] = self.sums(self.of(segment))
+        return self._sums[segment]
 
     def cited_by_unhappy(self, mask: Mask, factor: str) -> tuple[float, float]:
         """Citations of ``factor`` by respondents rating 0-6 in ``mask``, per window."""
@@ -686,13 +693,13 @@ def _stands_out_in(
     with everyone; "clearly" is the incident's threshold, and by at least half the
     root's own change (a root's dip is never even across its children).
     """
-    own, outer = masks.of(segment), masks.of(host)
-    rest = masks.sums(outer.without(own))
+    # ``segment`` lies inside ``host``: the rest of the root is the root's sums minus its own.
+    inside, outer = masks.segment_sums(segment), masks.segment_sums(host)
+    rest = (outer[0] - inside[0], outer[1] - inside[1])
     if min(rest[0]["n"], rest[1]["n"]) < 1:
         return False
-    inside = masks.sums(own)
     extra, z = excess(metric, _shift_of(metric, inside), _shift_of(metric, rest))
-    host_change = worse_sign(metric) * float(_shift_of(metric, masks.sums(outer)).delta[0])
+    host_change = worse_sign(metric) * float(_shift_of(metric, outer).delta[0])
     return bool(
         np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= GENERIC_SPREAD * max(host_change, 0.0)
         and _big_enough(metric, float(extra[0]), level)
