@@ -81,6 +81,10 @@ class Settings:
     # (caller_id, user...) when a profile says ``hash``; best set as
     # MSPMON_PSEUDONYM_KEY in the environment. Changing it changes every pseudonym.
     pseudonym_key: str = field(default="", repr=False)
+    # Sign of feedback factors, {factor: "positive" | "negative" | "neutral"}; factors
+    # not listed get theirs from the ratings of the respondents citing them
+    # (``detectors.polarity``). A TOML table ``[mspmon.factor_polarity]``.
+    factor_polarity: dict[str, str] = field(default_factory=dict)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -233,6 +237,15 @@ def _check_templates(templates: dict[str, str]) -> None:
             raise ValueError(f"suggestion for {factor!r} is not a valid template ({exc}); use {{where}}, {{service}} ...") from exc
 
 
+FACTOR_POLARITIES = ("positive", "negative", "neutral")
+
+
+def _check_polarities(polarities: dict[str, str]) -> None:
+    for factor, polarity in polarities.items():
+        if polarity not in FACTOR_POLARITIES:
+            raise ValueError(f"polarity of {factor!r} must be one of {', '.join(FACTOR_POLARITIES)}, got {polarity!r}")
+
+
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "database_url": _check_database_url,
     "dimensions": _check_dimensions,
@@ -254,6 +267,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "suggestions": _check_templates,
     "secret_key": _check_secret_key,
     "base_url": _check_base_url,
+    "factor_polarity": _check_polarities,
 }
 
 

@@ -33,8 +33,9 @@ dips that start while a generic dip is still open (inhibition).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ from detectors.attribution import (
     shift_share,
     worse_sign,
 )
+from detectors.polarity import FactorPolarity, Polarity, factor_polarities
 from monitor.analysis.aggregate import (
     ResponseTable,
     Segment,
@@ -62,7 +64,7 @@ from monitor.analysis.aggregate import (
 )
 from monitor.analysis.detect import DetectedChange
 from monitor.analysis.suggestions import suggestions_for
-from monitor.analysis.transitions import Window
+from monitor.analysis.transitions import Window, recovery_period
 from monitor.periods import EPOCH
 from monitor.store.models import FindingScope
 
@@ -72,6 +74,10 @@ BEFORE_WEEKS, MIN_BEFORE_WEEKS = 12, 4  # the baseline: a quarter, at least a mo
 AFTER_WEEKS, MIN_AFTER_WEEKS = 8, 2  # the change: two months, at least two weeks
 STABLE_PARTITION = 0.05  # share of responses allowed in segments present on one side only
 TREE_CHILDREN = 3  # segments per dimension shown under a node of the drill-down tree
+PERSISTENT_SHARE = 0.2  # responses allowed in values seen only early or only late, for a lasting dimension
+RIPPLE = 0.25  # a parent's remainder changing this much of its child's excess keeps the parent
+MAX_DEPTH = 3  # dimensions a root may combine (country x service x channel)
+CHILDREN_TRIED = 5  # children of a node tried, most carried first, when descending
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class AttributionOptions:
     confidence: float = 0.95
     pairs: bool = True
     suggestions: Mapping[str, str] = field(default_factory=dict)
+    factor_polarity: Mapping[str, str] = field(default_factory=dict)  # configured: positive|negative|neutral
 
     @property
     def min_segment(self) -> int:
@@ -168,13 +175,25 @@ class _Masks:
     a large complement are the window totals minus the small side's.
     """
 
-    def __init__(self, table: ResponseTable, before: Window, after: Window) -> None:
+    def __init__(
+        self, table: ResponseTable, before: Window, after: Window, persistent: Mapping[str, bool] | None = None
+    ) -> None:
         self.table = table
+        self._persistent = persistent or {}
         self.columns = list(table.stat_names)
         self._windows = [table.between(window.first, window.last) for window in (before, after)]
         self.totals = tuple(pd.Series(part.stats.sum(axis=0), index=self.columns) for part in self._windows)
         self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
         self._segments: dict[Segment, Mask] = {}
+        self._sums: dict[Segment, tuple[pd.Series, pd.Series]] = {}
+
+    @property
+    def windows(self) -> list[ResponseTable]:
+        return self._windows
+
+    def persists(self, name: str) -> bool:
+        """Do the dimension's values continue across the go-live (see ``persistent_dimensions``)?"""
+        return self._persistent.get(name, True)
 
     def nobody(self) -> Mask:
         return Mask(*(np.zeros(len(part), dtype=bool) for part in self._windows))
@@ -194,6 +213,20 @@ class _Masks:
             return self.totals
         before, after = (part.stats[m].sum(axis=0) for part, m in zip(self._windows, (mask.before, mask.after), strict=True))
         return pd.Series(before, index=self.columns), pd.Series(after, index=self.columns)
+
+    def segment_sums(self, segment: Segment) -> tuple[pd.Series, pd.Series]:
+        """Window sums of one segment, kept: nested tests ask for a root's many times."""
+        if segment not in self._sums:
+            self._sums[segment] = self.sums(self.of(segment))
+        return self._sums[segment]
+
+    def cited_by_unhappy(self, mask: Mask, factor: str) -> tuple[float, float]:
+        """Citations of ``factor`` by respondents rating 0-6 in ``mask``, per window."""
+        f, d = self.columns.index(f"f:{factor}"), self.columns.index("detractors")
+        return tuple(  # type: ignore[return-value]
+            float(part.stats[m, f] @ part.stats[m, d])
+            for part, m in zip(self._windows, (mask.before, mask.after), strict=True)
+        )
 
     def complement(self, mask: Mask) -> tuple[pd.Series, pd.Series]:
         """Window sums of everyone outside ``mask``."""
@@ -250,12 +283,16 @@ def attribute(
     difference-in-differences estimate.
     """
     roles: dict[ChangeKey, Role] = {}
+    polarity = polarities(table, options)
+    # A positive (or neutral) factor cited more is no dip: never a root, no red card.
+    detected = [d for d in detected if _bad_news(d, polarity)]
     changes = list(detected)
+    persistent = persistent_dimensions(table)
     open_generic: list[DetectedChange] = []
     # Volume is a feed-health signal of everyone: nothing to break down, and its
     # window sums are counts over windows of different lengths.
     for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
-        masks = _Masks(table, incident.before, incident.after)
+        masks = _Masks(table, incident.before, incident.after, persistent)
         _explain(table, masks, incident, options)
         inhibitor = next(
             (root for root in open_generic
@@ -278,11 +315,17 @@ def attribute(
             if not incident.members:
                 continue
         roots = _root_changes(table, masks, incident, options)
-        changes.extend(root for root in roots if root not in detected)
+        if incident.scope is FindingScope.MIXED and len(roots) > 1:
+            # The generic part is its own root: it recovers when everyone outside
+            # the localized roots is back, whatever the localized parts do.
+            generic = _with_recovery(roots[0], _recovered(table, incident, ~_rows_of(table, roots[1:]), options))
+            changes = [generic if c is roots[0] else c for c in changes]
+            roots[0] = incident.members[0] = generic
+        changes.extend(root for root in roots if root not in changes)
         for root in roots:
             role = roles.setdefault(root.key, Role())
             role.root, role.root_key = True, None
-            role.details = _details(table, masks, incident, root, options, transition_of)
+            role.details = _details(table, masks, incident, root, options, transition_of, polarity)
         for member in incident.members:
             if member in roots:
                 continue
@@ -291,6 +334,48 @@ def attribute(
             open_generic.append(roots[0])
     _fold_related_metrics(table, changes, roles)
     return AttributionResult(changes, roles)
+
+
+def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, Polarity]:
+    """Each factor's sign: configured, else read from the ratings of those citing it."""
+    names = list(table.stat_names)
+    promoters = table.stats[:, names.index("promoters")]
+    detractors = table.stats[:, names.index("detractors")]
+    by_promoters, by_detractors = {}, {}
+    for j, name in enumerate(names):
+        if name.startswith("f:"):
+            by_promoters[name[2:]] = float(table.stats[:, j] @ promoters)
+            by_detractors[name[2:]] = float(table.stats[:, j] @ detractors)
+    return factor_polarities(by_promoters, by_detractors, options.factor_polarity, confidence=options.confidence)
+
+
+def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
+    if not change.metric.startswith("factor:"):
+        return True
+    known = polarity.get(change.metric.removeprefix("factor:"))
+    return known is None or known.worse_when_rising
+
+
+def persistent_dimensions(table: ResponseTable) -> dict[str, bool]:
+    """Which dimensions keep their values from the first quarter of the data to the last.
+
+    Countries and services continue across a go-live; the in-house assignment
+    groups do not (the MSP's replace them). A name made of lasting dimensions reads
+    the same before and after, so it is preferred among names of the same respondents.
+    """
+    if not len(table):
+        return {}
+    span = table.last_period - table.first_period + 1
+    early = table.periods < table.first_period + max(span // 4, 1)
+    late = table.periods > table.last_period - max(span // 4, 1)
+    result = {}
+    for name, codes in table.codes.items():
+        size = len(table.labels[name])
+        first = np.bincount(codes[early & (codes >= 0)], minlength=size)
+        last = np.bincount(codes[late & (codes >= 0)], minlength=size)
+        one_sided = first[last == 0].sum() + last[first == 0].sum()
+        result[name] = bool(one_sided <= PERSISTENT_SHARE * max(first.sum() + last.sum(), 1))
+    return result
 
 
 def _metric_rank(metric: str) -> int:
@@ -475,29 +560,32 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
     )
     root_mask = masks.nobody()
     settled: set[Segment] = set()
-    for candidate in candidates:
-        if candidate.segment in settled:
+    pending = list(candidates)
+    while pending:
+        top = pending[0]
+        if top.segment in settled:
+            pending.pop(0)
             continue
-        settled.add(candidate.segment)
-        if incident.roots and not _still_stands_out(
-            masks, metric, candidate.segment, root_mask, threshold, level, floor
-        ):
-            continue
-        chosen = candidate
-        inside = [
+        # Start from the least specific segment around the top candidate that still
+        # waits: a dip in Finland and one in SAP overlap in Finland x SAP, which
+        # carries both and may rank first; starting from Finland (and then SAP)
+        # names the two roots and leaves their intersection an echo of them.
+        around = [
             c for c in candidates
-            if c.segment not in settled and set(candidate.segment.items) < set(c.segment.items)
+            if c.segment not in settled and set(c.segment.items) < set(top.segment.items)
         ]
-        child = max(inside, key=lambda c: c.carried, default=None)
-        if child is not None and _concentrated(masks, metric, candidate.segment, child.segment, root_mask, options.alpha):
-            settled.add(child.segment)
-            chosen = child
-        # A set of respondents goes by its shortest name: "Lyon", not "France x Lyon".
-        chosen = min(
-            (c for c in found if set(c.segment.items) <= set(chosen.segment.items)
-             and (c.n_before, c.n_after) == (chosen.n_before, chosen.n_after)),
-            key=lambda c: (len(c.segment.items), c.segment.key()),
-        )
+        start = min(around, key=lambda c: (len(c.segment.items), -c.carried, c.segment.key())) if around else top
+        settled.add(start.segment)
+        host = next((r for r in reversed(incident.roots) if _inside(masks, start.segment, r.segment)), None)
+        if host is not None:
+            # Inside a root: an echo of it, unless it changed clearly more than the
+            # rest of the root (a second cause on top of the root's).
+            if not _stands_out_in(masks, metric, start.segment, host.segment, threshold, level):
+                continue
+        elif incident.roots and not _still_stands_out(masks, metric, start.segment, root_mask, threshold, level, floor):
+            continue
+        chosen = _descend(masks, incident, start, root_mask, options, level)
+        chosen = _best_name(masks, chosen)
         settled.add(chosen.segment)
         incident.roots.append(chosen)
         root_mask = root_mask | masks.of(chosen.segment)
@@ -514,16 +602,170 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
 
 
+def _inside(masks: _Masks, segment: Segment, host: Segment) -> bool:
+    """Is every respondent of ``segment`` (in both windows) one of ``host``'s?"""
+    if set(host.items) <= set(segment.items):
+        return True
+    own, outer = masks.of(segment), masks.of(host)
+    return not (np.any(own.before & ~outer.before) or np.any(own.after & ~outer.after))
+
+
+def _descend(
+    masks: _Masks, incident: Incident, node: SegmentEffect, root_mask: Mask, options: AttributionOptions, level: float
+) -> SegmentEffect:
+    """The most specific segment under ``node`` that carries its change (README's rule).
+
+    A child replaces its parent when, without that child, the rest of the parent
+    no longer stands out (against everyone outside it and the roots, by the same
+    test as any segment, and by at least ``RIPPLE`` of the child's excess: a
+    remainder that still changes comparably is the parent's own dip, while a
+    remainder a few points off when the child fell 40 is the noise of windows
+    chosen where the dip is sharpest), and the
+    child changed clearly more than that rest (so a small, noisy remainder keeps
+    the parent: a Sweden-wide dip is not a Stockholm dip because the other offices
+    are small). An uneven dip therefore stays on its parent: its children are
+    echoes, not a flood of roots. The search goes down one dimension at a time,
+    only under the segment that won (HotSpot's and Squeeze's pruning: deeper
+    combinations are looked at only where the level above carries the change),
+    down to ``MAX_DEPTH`` dimensions.
+    """
+    metric = incident.metric
+    depth = MAX_DEPTH if options.pairs else 1
+    while len(node.segment.items) < depth:
+        for child in _children(masks, incident, node.segment, options, level)[:CHILDREN_TRIED]:
+            kid = masks.of(child.segment)
+            rest_stands_out = _still_stands_out(
+                masks, metric, node.segment, root_mask | kid, incident.threshold, level,
+                max(incident.floor, RIPPLE * child.excess),
+            )
+            if not rest_stands_out and _concentrated(masks, metric, node.segment, child.segment, root_mask, options.alpha):
+                node = child
+                break
+        else:
+            break
+    return node
+
+
+def _children(
+    masks: _Masks, incident: Incident, segment: Segment, options: AttributionOptions, level: float
+) -> list[SegmentEffect]:
+    """The children of ``segment`` (one more dimension) that stand out against everyone else,
+    most carried first."""
+    metric = incident.metric
+    totals = masks.totals
+    found: list[SegmentEffect] = []
+    for name in masks.table.labels:
+        if name in segment.as_dict():
+            continue
+        labels, before, after = masks.partition(segment, name)
+        own = shift(metric, before, after)
+        rest = shift(
+            metric,
+            pd.DataFrame(totals[0].to_numpy() - before.to_numpy(), columns=before.columns),
+            pd.DataFrame(totals[1].to_numpy() - after.to_numpy(), columns=after.columns),
+        )
+        extra, z = excess(metric, own, rest)
+        n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
+        ok = (
+            (np.minimum(n_b, n_a) >= options.min_segment)
+            & (np.minimum(own.n_before, own.n_after) >= options.min_segment)
+            & np.isfinite(z) & (z >= incident.threshold) & (extra >= incident.floor)
+        )
+        for i in np.flatnonzero(ok):
+            if not _big_enough(metric, float(extra[i]), level):
+                continue
+            child = Segment.of({**segment.as_dict(), name: labels[i]})
+            weight = 0.5 * (n_b[i] / max(float(totals[0]["n"]), 1.0) + n_a[i] / max(float(totals[1]["n"]), 1.0))
+            found.append(SegmentEffect(
+                child, int(n_b[i]), int(n_a[i]), float(own.value_before[i]), float(own.value_after[i]),
+                float(extra[i]), float(z[i]), float(weight),
+                _contribution(metric, (before.iloc[i], after.iloc[i]), totals),
+            ))
+    return sorted(found, key=lambda e: (-e.carried, e.segment.key()))
+
+
+def _stands_out_in(
+    masks: _Masks, metric: Metric, segment: Segment, host: Segment, threshold: float, level: float
+) -> bool:
+    """Did ``segment`` change clearly more than the rest of the root ``host`` it lies in?
+
+    The root's own effect is taken out by comparing with the rest of the root, not
+    with everyone; "clearly" is the incident's threshold, and by at least half the
+    root's own change (a root's dip is never even across its children).
+    """
+    # ``segment`` lies inside ``host``: the rest of the root is the root's sums minus its own.
+    inside, outer = masks.segment_sums(segment), masks.segment_sums(host)
+    rest = (outer[0] - inside[0], outer[1] - inside[1])
+    if min(rest[0]["n"], rest[1]["n"]) < 1:
+        return False
+    extra, z = excess(metric, _shift_of(metric, inside), _shift_of(metric, rest))
+    host_change = worse_sign(metric) * float(_shift_of(metric, outer).delta[0])
+    return bool(
+        np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= GENERIC_SPREAD * max(host_change, 0.0)
+        and _big_enough(metric, float(extra[0]), level)
+    )
+
+
+def _best_name(masks: _Masks, effect: SegmentEffect) -> SegmentEffect:
+    """A set of respondents goes by its preferred name: "Lyon", not "France x Lyon"."""
+    names = [alias for alias, when in _equivalents(masks, effect.segment) if when == "both"]
+    if not names:
+        return effect
+    best = min([effect.segment, *names], key=lambda s: _name_rank(masks, s))
+    return effect if best == effect.segment else replace(effect, segment=best)
+
+
+def _name_rank(masks: _Masks, segment: Segment) -> tuple:
+    """Fewest dimensions, then dimensions whose values continue across the go-live,
+    then the configured order of dimensions."""
+    order = list(masks.table.labels)
+    names = [name for name, _ in segment.items]
+    return (
+        len(names),
+        sum(not masks.persists(name) for name in names),
+        sorted(order.index(name) for name in names),
+        segment.key(),
+    )
+
+
+def _equivalents(masks: _Masks, segment: Segment) -> list[tuple[Segment, str]]:
+    """Other names of the same respondents: ``"both"`` windows, or only ``"before"`` /
+    ``"after"`` the onset (an in-house group that the MSP's replaced)."""
+    own = masks.of(segment)
+    per_window = []
+    for part, inside in zip(masks.windows, (own.before, own.after), strict=True):
+        count = int(np.count_nonzero(inside))
+        constant = {}
+        if count:
+            for name, codes in part.codes.items():
+                values = np.unique(codes[inside])
+                if len(values) == 1 and values[0] >= 0:
+                    constant[name] = masks.table.labels[name][int(values[0])]
+        per_window.append((part, count, constant))
+    names = sorted(set(per_window[0][2]) | set(per_window[1][2]))
+    found: dict[Segment, set[str]] = {}
+    for size in range(1, min(max(len(segment.items), 1) + 1, MAX_DEPTH) + 1):
+        for combo in itertools.combinations(names, size):
+            for (part, count, constant), when in zip(per_window, ("before", "after"), strict=True):
+                if not count or any(name not in constant for name in combo):
+                    continue
+                alias = Segment.of({name: constant[name] for name in combo})
+                if alias != segment and int(np.count_nonzero(part.of(alias))) == count:
+                    found.setdefault(alias, set()).add(when)
+    # A window where the segment has no respondents cannot tell names apart.
+    empty = {when for (_, count, _), when in zip(per_window, ("before", "after"), strict=True) if not count}
+    result = []
+    for alias, windows in found.items():
+        windows |= empty
+        result.append((alias, "both" if windows == {"before", "after"} else next(iter(windows))))
+    return sorted(result, key=lambda item: _name_rank(masks, item[0]))
+
+
 def _concentrated(
     masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, alpha: float
 ) -> bool:
-    """Is the parent's change concentrated in the child?
-
-    Yes when the rest of the parent changed clearly less than the child did (both
-    against everyone else), or when the child is the whole parent. A small, noisy
-    remainder that cannot be told apart from the child keeps the parent: a
-    Sweden-wide dip is not a Stockholm dip because the other offices are small.
-    """
+    """Did the child change clearly more than the rest of the parent (both against
+    everyone else)? Yes too when the child is the whole parent."""
     own, kid = masks.of(parent), masks.of(child)
     remainder = masks.sums(own.without(kid | root_mask))
     if min(remainder[0]["n"], remainder[1]["n"]) < 1:
@@ -574,18 +816,48 @@ def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, option
 def _root_changes(
     table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions
 ) -> list[DetectedChange]:
-    """The changes that stand for the incident's roots, created where none was detected."""
-    if incident.scope is not FindingScope.LOCALIZED:
+    """The changes that stand for the incident's roots, created where none was detected.
+
+    A mixed incident has the generic root (the least specific change, usually
+    everyone's) first, then one root per localized part: a localized dip that
+    starts with the go-live dip is a cause of its own, with its own factors,
+    suggestions and recovery.
+    """
+    if incident.scope is FindingScope.GENERIC or incident.scope is None:
         return [incident.anchor]
     by_segment = {member.segment: member for member in incident.members}
-    roots = []
+    roots = [incident.anchor] if incident.scope is FindingScope.MIXED else []
     for effect in incident.roots:
         member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
         # A located segment whose own change is too small to be a finding is named
         # by the root finding, never a root of its own.
-        if member.change.finding:
+        if member.change.finding and member not in roots:
             roots.append(member)
     return roots or [incident.anchor]
+
+
+def _rows_of(table: ResponseTable, changes: list[DetectedChange]) -> np.ndarray:
+    rows = np.zeros(len(table), dtype=bool)
+    for change in changes:
+        rows |= table.of(change.segment)
+    return rows
+
+
+def _recovered(
+    table: ResponseTable, incident: Incident, rows: np.ndarray, options: AttributionOptions
+) -> pd.Timestamp | None:
+    """When a set of respondents came back within its baseline (``transitions.recovery_period``)."""
+    size = table.last_period - table.first_period + 1
+    offsets = table.periods[rows] - table.first_period
+    series = np.column_stack([
+        np.bincount(offsets, weights=table.stats[rows, j], minlength=size) for j in range(table.stats.shape[1])
+    ])
+    day = recovery_period(incident.metric, table, series, incident.before, incident.after.first, options.confidence)
+    return None if day is None else pd.Timestamp(day)
+
+
+def _with_recovery(change: DetectedChange, recovered: pd.Timestamp | None) -> DetectedChange:
+    return replace(change, change=replace(change.change, recovered_at=recovered))
 
 
 def _created_change(
@@ -603,7 +875,7 @@ def _created_change(
         delta,
         index=incident.after.first - table.first_period,
         change_date=pd.Timestamp(table.period_start(incident.after.first)),
-        recovered_at=incident.anchor.change.recovered_at,
+        recovered_at=_recovered(table, incident, table.of(effect.segment), options),
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),
         after_to=pd.Timestamp(table.period_start(incident.after.last)),
@@ -612,9 +884,15 @@ def _created_change(
 
 
 def _root_for(masks: _Masks, incident: Incident, member: DetectedChange, roots: list[DetectedChange]) -> DetectedChange:
-    """The root a non-root member echoes: the one whose respondents it shares most."""
+    """The root a non-root member echoes: the one whose respondents it shares most.
+
+    In a mixed incident a member inside a localized root echoes it; any other
+    member echoes the generic root.
+    """
     if len(roots) == 1:
         return roots[0]
+    if incident.scope is FindingScope.MIXED:
+        return next((r for r in roots[1:] if _inside(masks, member.segment, r.segment)), roots[0])
     own = masks.of(member.segment)
     overlaps = [own.overlap_after(masks.of(root.segment)) for root in roots]
     return roots[int(np.argmax(overlaps))]
@@ -630,8 +908,10 @@ def _details(
     root: DetectedChange,
     options: AttributionOptions,
     transition_of: TransitionOf | None,
+    polarity: Mapping[str, Polarity] | None = None,
 ) -> dict[str, Any]:
     metric = incident.metric
+    polarity = polarity or {}
     overall = incident.overall
     assert overall is not None
     mask = masks.of(root.segment)
@@ -641,15 +921,43 @@ def _details(
     # anonymity threshold there, nothing about the segment is shown from them.
     shown = min(before["n"], after["n"]) >= options.anonymity_min_responses
     factors = [name.removeprefix("f:") for name in table.stat_names if name.startswith("f:")]
-    rose = rising_factors(before, after, factors, alpha=options.alpha, confidence=options.confidence) if shown else []
+    generic_root = incident.scope is not FindingScope.MIXED or root is incident.members[0]
+    # The generic part of a mixed incident names the factors of the respondents
+    # outside its localized roots: theirs are the localized roots' own.
+    cited_mask = mask
+    if incident.scope is FindingScope.MIXED and generic_root:
+        localized = masks.nobody()
+        for effect in incident.roots:
+            localized = localized | masks.of(effect.segment)
+        cited_mask = mask.without(localized)
+    cited = masks.sums(cited_mask)
+    negative = [f for f in factors if f not in polarity or polarity[f].worse_when_rising]
+    positive = [f for f in factors if f in polarity and polarity[f].polarity is FactorPolarity.POSITIVE]
+    rose = rising_factors(*cited, negative, alpha=options.alpha, confidence=options.confidence) if shown else []
+    # A positive factor cited less ("Knowledgeable agent") is bad news of its own kind.
+    fell = rising_factors(cited[1], cited[0], positive, alpha=options.alpha, confidence=options.confidence) if shown else []
     sign = worse_sign(metric)
     segment = root.segment.as_dict()
+    scope = incident.scope if generic_root else FindingScope.LOCALIZED
+    own = [effect for effect in incident.roots if generic_root or effect.segment == root.segment]
     details: dict[str, Any] = {
-        "scope": None if incident.scope is None else str(incident.scope),
+        "scope": None if scope is None else str(scope),
         "explains": _share(sign * contribution, sign * overall.delta),
         "overall_effect": _r(contribution),
-        "segments": _named_segments(incident, sign, overall.delta),
-        "factors": [item.as_dict() for item in rose],
+        "segments": _named_segments(incident, own, sign, overall.delta),
+        "aliases": [{"segment": alias.as_dict(), "windows": when} for alias, when in _equivalents(masks, root.segment)],
+        "co_roots": [effect.segment.as_dict() for effect in incident.roots if effect.segment != root.segment]
+        + ([{}] if not generic_root else []),
+        "factors": [{**item.as_dict(), **_unhappy_split(*cited, masks.cited_by_unhappy(cited_mask, item.factor)),
+                     "polarity": str(polarity[item.factor].polarity) if item.factor in polarity else None}
+                    for item in rose],
+        "positive_factors_fell": [
+            {"kind": "positive_factor_fell", "factor": item.factor, "before_share": round(item.after_share, 2),
+             "after_share": round(item.before_share, 2), "delta": round(-item.delta, 2),
+             "ci_low": round(-item.ci_high, 2), "ci_high": round(-item.ci_low, 2),
+             "p_value": float(f"{item.p_value:.3g}"), "polarity": polarity[item.factor].as_dict()}
+            for item in fell
+        ],
         "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),
         "impact": round(sign * float(after["n"]) * (metric.estimate(after).value - metric.estimate(before).value), 1),
         "mix_rate": _mix_rate(masks, metric, root.segment) if shown else None,
@@ -663,7 +971,7 @@ def _details(
                     "ci_low": _r(overall.ci_low), "ci_high": _r(overall.ci_high),
                     "n_before": overall.n_before, "n_after": overall.n_after},
     }
-    if incident.scope is FindingScope.MIXED and incident.rest is not None:
+    if scope is FindingScope.MIXED and incident.rest is not None:
         details["generic_part"] = {"delta": _r(incident.rest.delta), "ci_low": _r(incident.rest.ci_low),
                                    "ci_high": _r(incident.rest.ci_high), "n_before": incident.rest.n_before,
                                    "n_after": incident.rest.n_after}
@@ -673,6 +981,26 @@ def _details(
         result = diff_in_diff(metric, masks.sums(inside & mask), masks.complement(inside), confidence=options.confidence)
         details["did"] = _did_dict(result, transition[0])
     return details
+
+
+def _unhappy_split(before: pd.Series, after: pd.Series, cited_by_unhappy: tuple[float, float]) -> dict[str, Any]:
+    """A negative factor's rise among the respondents who could cite it (0-6), and
+    its rise among everyone split into "more unhappy respondents" (mix) and "the
+    unhappy cite it more" (rate); the two parts and the rest (citations from other
+    ratings) add up to the change of its share among everyone, in points."""
+    shares, rates = [], []
+    for sums, cited in zip((before, after), cited_by_unhappy, strict=True):
+        n, unhappy = float(sums["n"]), float(sums["detractors"])
+        shares.append(unhappy / n if n else np.nan)
+        rates.append(cited / unhappy if unhappy else np.nan)
+    mix = (shares[1] - shares[0]) * 0.5 * (rates[0] + rates[1]) * 100.0
+    rate = 0.5 * (shares[0] + shares[1]) * (rates[1] - rates[0]) * 100.0
+    return {
+        "among_unhappy": {"before": _r(100.0 * rates[0]), "after": _r(100.0 * rates[1]),
+                          "delta": _r(100.0 * (rates[1] - rates[0]))},
+        "more_unhappy": _r(mix),
+        "unhappy_cite_more": _r(rate),
+    }
 
 
 def _r(value: float) -> float | None:
@@ -694,16 +1022,21 @@ def _contribution(
     return float(shift_share(shift(metric, *frames)).contribution[0])
 
 
-def _named_segments(incident: Incident, sign: float, overall_delta: float) -> list[dict[str, Any]]:
-    """The root segments with the share of the overall change each explains.
+def _named_segments(
+    incident: Incident, effects: list[SegmentEffect], sign: float, overall_delta: float
+) -> list[dict[str, Any]]:
+    """The segments carrying this root's dip, with the share of the overall change each explains.
 
-    In a mixed incident a segment's share is the part beyond the generic change
-    (its weight times its excess over the rest), so generic and localized shares
-    add up to the whole.
+    A segment that did not worsen carries no dip and is never named. In a mixed
+    incident a segment's share is the part beyond the generic change (its weight
+    times its excess over the rest), so generic and localized shares add up to
+    the whole.
     """
     rest_delta = incident.rest.delta if incident.rest is not None else 0.0
     named = []
-    for effect in incident.roots:
+    for effect in effects:
+        if not sign * effect.delta > 0:
+            continue
         part = effect.contribution
         if incident.scope is FindingScope.MIXED:
             part = effect.weight * (effect.delta - rest_delta)

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.attribution import FactorShift
 from monitor.store.models import Finding
 
 
@@ -55,6 +54,54 @@ class NamedSegment:
 
 
 @dataclass(frozen=True)
+class FactorRise:
+    """A factor cited significantly more often after than before (Newcombe interval, Bonferroni over factors)."""
+
+    factor: str
+    before_share: float  # percent of responses citing it
+    after_share: float
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    polarity: str | None = None  # negative, undecided (treated as negative); see detectors.polarity
+    among_unhappy: dict[str, float | None] | None = None  # its share among the 0-6 respondents, who can cite it
+    more_unhappy: float | None = None  # points of the rise from more respondents rating 0-6 (mix)
+    unhappy_cite_more: float | None = None  # points from the unhappy citing it more often (rate)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FactorRise:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class PositiveFactorFall:
+    """A positive factor ("Knowledgeable agent") cited less: bad news of its own kind."""
+
+    factor: str
+    before_share: float
+    after_share: float
+    delta: float  # negative: points fewer responses cite it
+    ci_low: float
+    ci_high: float
+    p_value: float
+    polarity: dict[str, Any]  # how its sign was decided (detectors.polarity.Polarity.as_dict)
+    kind: str = "positive_factor_fell"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PositiveFactorFall:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Another name of exactly the same respondents (``windows``: both, before or after go-live)."""
+
+    segment: dict[str, str]
+    windows: str
+
+
+@dataclass(frozen=True)
 class MixRate:
     """A root's change split into rate (within segments) and mix (between them), by one dimension."""
 
@@ -70,7 +117,10 @@ class Explanation:
     children: tuple[str, ...] = ()  # ids of the echoes this root explains
     overall_effect: float | None = None  # how much this root moved everyone's metric
     segments: tuple[NamedSegment, ...] = ()
-    factors: tuple[FactorShift, ...] = ()  # factors that rose, largest first
+    aliases: tuple[Alias, ...] = ()
+    co_roots: tuple[dict[str, str], ...] = ()  # the other roots of the same incident ({} is everyone)
+    factors: tuple[FactorRise, ...] = ()  # negative factors that rose, largest first
+    positive_factors_fell: tuple[PositiveFactorFall, ...] = ()
     suggestions: tuple[str, ...] = ()
     mix_rate: MixRate | None = None
     did: dict[str, Any] | None = None  # difference-in-differences against outside the transition
@@ -84,7 +134,12 @@ class Explanation:
         values = _known(cls, data or {})
         values["children"] = tuple(values.get("children") or ())
         values["segments"] = tuple(NamedSegment.from_json(s) for s in values.get("segments") or ())
-        values["factors"] = tuple(FactorShift(**s) for s in values.get("factors") or ())
+        values["aliases"] = tuple(Alias(**a) for a in values.get("aliases") or ())
+        values["co_roots"] = tuple(values.get("co_roots") or ())
+        values["factors"] = tuple(FactorRise.from_json(s) for s in values.get("factors") or ())
+        values["positive_factors_fell"] = tuple(
+            PositiveFactorFall.from_json(s) for s in values.get("positive_factors_fell") or ()
+        )
         values["suggestions"] = tuple(values.get("suggestions") or ())
         if values.get("mix_rate") is not None:
             values["mix_rate"] = MixRate(**values["mix_rate"])
@@ -95,7 +150,10 @@ class Explanation:
             "children": list(self.children),
             "overall_effect": self.overall_effect,
             "segments": [dataclasses.asdict(s) for s in self.segments],
-            "factors": [f.as_dict() for f in self.factors],
+            "aliases": [dataclasses.asdict(a) for a in self.aliases],
+            "co_roots": list(self.co_roots),
+            "factors": [dataclasses.asdict(f) for f in self.factors],
+            "positive_factors_fell": [dataclasses.asdict(f) for f in self.positive_factors_fell],
             "suggestions": list(self.suggestions),
             "mix_rate": None if self.mix_rate is None else dataclasses.asdict(self.mix_rate),
             "did": self.did,
@@ -202,7 +260,8 @@ class FindingView:
             "scope": self.scope,
             "explains": self.explains,
             "impact": self.impact,
-            **{key: explanation[key] for key in ("children", "overall_effect", "segments", "factors", "suggestions",
+            **{key: explanation[key] for key in ("children", "overall_effect", "segments", "aliases", "co_roots",
+                                                 "factors", "positive_factors_fell", "suggestions",
                                                  "mix_rate", "did", "tree", "generic_part")},
             "label": None if self.label is None else {
                 "label": self.label.label, "author": self.label.author, "note": self.label.note,

@@ -85,6 +85,7 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
         min_n=min_n,
         pairs=pairs,
         suggestions=settings.suggestions,
+        factor_polarity=settings.factor_polarity,
     )
     try:
         with engine.connect() as connection:

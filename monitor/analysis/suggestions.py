@@ -43,6 +43,17 @@ DEFAULT_SUGGESTIONS: dict[str, str] = {
 }
 
 
+# For a factor without a template of its own, and for a root where no factor rose.
+DEFAULT_FACTOR = (
+    "Review with the MSP a sample of recent tickets from {where} whose respondents cited \"{factor}\", "
+    "and agree one corrective action with an owner and a date."
+)
+NO_FACTOR = (
+    "No feedback factor rose clearly in {where}: read the comments of its unhappy respondents and "
+    "compare ticket routing and resolution times before and after the change."
+)
+
+
 class _Phrases(dict[str, str]):
     """Dimension values of the root segment; a neutral phrase for the others."""
 
@@ -64,13 +75,16 @@ def describe_segment(segment: Mapping[str, str]) -> str:
 def suggestions_for(
     factors: list[str], segment: Mapping[str, str], overrides: Mapping[str, str] | None = None
 ) -> list[str]:
-    """One suggestion per factor that has a template, in the factors' order."""
+    """One suggestion per factor, in the factors' order; never none.
+
+    A factor without a template gets ``DEFAULT_FACTOR``; a root where no factor
+    rose gets ``NO_FACTOR``, so every root says what to do next.
+    """
     templates = {name.casefold(): text for name, text in DEFAULT_SUGGESTIONS.items()}
     templates.update({name.casefold(): text for name, text in (overrides or {}).items()})
     phrases = _phrases(segment)
     found = []
     for factor in factors:
-        template = templates.get(factor.casefold())
-        if template is not None:
-            found.append(template.format_map(phrases))
-    return found
+        phrases["factor"] = factor
+        found.append(templates.get(factor.casefold(), DEFAULT_FACTOR).format_map(phrases))
+    return found or [NO_FACTOR.format_map(phrases)]

@@ -120,12 +120,18 @@ def test_a_dip_spread_over_one_channel_is_rooted_at_the_channel_not_a_pair():
     assert roles[roots[0].key].details["scope"] == "localized"
 
 
-def test_a_generic_dip_with_a_worse_pair_is_one_mixed_root_saying_both():
+def test_a_generic_dip_with_a_worse_pair_is_a_mixed_root_and_a_localized_root():
+    """Two causes starting together: the generic part and the pair are roots of their own."""
     table = _table(dips=[({}, 0.25, "Long waiting time"), ({"country": "FI", "channel": "Chat"}, 0.7, "Lack of business knowledge")])
     roles, changes = _attributed(table)
     roots = _roots(roles, changes)
-    assert [r.segment for r in roots] == [Segment()]
+    pair = Segment.of({"country": "FI", "channel": "Chat"})
+    assert [r.segment for r in roots] == [Segment(), pair]
+    local = roles[roots[1].key].details
+    assert local["scope"] == "localized" and local["factors"][0]["factor"] == "Lack of business knowledge"
+    assert local["co_roots"] == [{}]
     details = roles[roots[0].key].details
+    assert details["factors"][0]["factor"] == "Long waiting time"
     assert details["scope"] == "mixed"
     assert [s["segment"] for s in details["segments"]] == [{"channel": "Chat", "country": "FI"}]
     assert 0 < details["segments"][0]["share"] < 0.5
@@ -209,7 +215,9 @@ def test_suggestions_fill_the_root_segment_and_overrides_win():
     text = suggestions_for(["Long waiting time"], {"channel": "Phone"})
     assert text == [s for s in text if "channel Phone" in s] and len(text) == 1
     custom = suggestions_for(["long waiting time", "Unknown factor"], {}, {"Long waiting time": "Hire for {where}."})
-    assert custom == ["Hire for all areas."]
+    assert custom[0] == "Hire for all areas." and len(custom) == 2
+    assert '"Unknown factor"' in custom[1] and "all areas" in custom[1]
+    assert "No feedback factor" in suggestions_for([], {"channel": "Phone"})[0]
 
 
 def test_a_child_with_the_same_respondents_does_not_replace_its_parent():

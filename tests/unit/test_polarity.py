@@ -1,0 +1,78 @@
+"""Factor polarity: learned from who cites a factor, overridden by the configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from config import load_settings
+from config.settings import ConfigError
+from detectors.polarity import FactorPolarity, factor_polarities, learn_polarity
+from monitor.analysis.attribution import AttributionOptions, attribute, polarities
+from monitor.analysis.detect import AnalysisOptions, find_changes
+from tests.unit.planted_worlds import NEGATIVE, POSITIVE, Effect, large_values, world
+
+
+def test_polarity_is_read_from_the_ratings_of_those_citing_a_factor():
+    assert learn_polarity("Knowledgeable agent", 180, 12).polarity is FactorPolarity.POSITIVE
+    assert learn_polarity("Long waiting time", 9, 240).polarity is FactorPolarity.NEGATIVE
+    balanced = learn_polarity("Polite", 50, 55)
+    assert balanced.polarity is FactorPolarity.UNDECIDED and "as often" in balanced.reason
+    few = learn_polarity("Rare", 6, 1)
+    assert few.polarity is FactorPolarity.UNDECIDED and "too few" in few.reason
+    assert few.worse_when_rising  # undecided keeps the survey default: rising is bad news
+
+
+def test_configured_polarity_wins_over_the_data_and_is_validated():
+    found = factor_polarities({"Knowledgeable agent": 180.0}, {"Knowledgeable agent": 12.0},
+                              {"knowledgeable agent": "neutral"})
+    assert found["Knowledgeable agent"].polarity is FactorPolarity.NEUTRAL
+    assert found["Knowledgeable agent"].source == "config"
+    settings = load_settings(environ={}, overrides={"factor_polarity": {"Knowledgeable agent": "positive"}})
+    assert settings.factor_polarity == {"Knowledgeable agent": "positive"}
+    with pytest.raises(ConfigError, match="factor_polarity"):
+        load_settings(environ={}, overrides={"factor_polarity": {"Knowledgeable agent": "good"}})
+
+
+def _dip(rng, labels, weights):
+    return [Effect(large_values(rng, labels, weights, ("country",)), 0.4, str(rng.choice(NEGATIVE)), 24)]
+
+
+def test_a_positive_factor_cited_less_is_named_and_one_cited_more_is_never_a_root():
+    for seed in (201, 202, 203):
+        w = world(seed, _dip)
+        learned = polarities(w.table, AttributionOptions())
+        assert learned[POSITIVE].polarity is FactorPolarity.POSITIVE
+        assert all(learned[f].polarity is FactorPolarity.NEGATIVE for f in NEGATIVE)
+        detected = find_changes(w.table, AnalysisOptions(workers=1)).changes
+        result = attribute(w.table, detected, AttributionOptions())
+        roots = [c for c in result.changes if result.roles.get(c.key) is None or result.roles[c.key].root]
+        (root,) = [r for r in roots if r.metric == "happiness"]
+        details = result.roles[root.key].details
+        assert [f["factor"] for f in details["positive_factors_fell"]] == [POSITIVE]
+        assert details["positive_factors_fell"][0]["delta"] < 0
+        top = details["factors"][0]
+        assert top["factor"] == w.effects[0].factor and top["polarity"] == "negative"
+        # Its rise is mostly among the unhappy citing it more (the planted dip
+        # makes detractors who cite it) plus more unhappy respondents.
+        assert top["among_unhappy"]["delta"] > 0 and top["more_unhappy"] > 0
+        # Configured as negative, the positive factor's own changes would be findings;
+        # learned positive, no root of any metric is about it.
+        assert not [r for r in roots if r.metric == f"factor:{POSITIVE}"]
+
+
+def test_a_positive_factor_rising_with_an_improvement_is_no_root():
+    def improvement(rng, labels, weights):
+        return []
+
+    w = world(301, improvement)
+    table = w.table
+    names = list(table.stat_names)
+    rng = np.random.default_rng(3)
+    late = (table.periods >= table.first_period + 24) & (rng.random(len(table)) < 0.3)
+    for column, value in (("promoters", 1.0), ("detractors", 0.0), (f"f:{POSITIVE}", 1.0)):
+        table.stats[late, names.index(column)] = value
+    detected = find_changes(table, AnalysisOptions(workers=1)).changes
+    assert any(c.metric == f"factor:{POSITIVE}" for c in detected)
+    result = attribute(table, detected, AttributionOptions())
+    assert not [c for c in result.changes if c.metric == f"factor:{POSITIVE}"]
