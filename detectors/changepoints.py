@@ -1,40 +1,53 @@
-"""Level-shift detection on per-period metric values, and the changes it implies.
+"""Change detection on per-period metric values: level shifts, and slides.
 
-``find_change_points`` is a generic detector: PELT (exact optimal partitioning)
-with a weighted L2 cost in units of noise variance, a robust noise estimate and
-a penalty calibrated by simulation (see :mod:`detectors.calibration`).
+``find_change_points`` is a generic detector: exact optimal partitioning of the
+series into segments that are each either flat (a level) or a straight line (a
+trend), with a weighted chi-square cost in units of noise variance, a robust
+noise estimate and penalties calibrated by simulation (see
+:mod:`detectors.calibration`). A linear trend plus noise is one sloped segment,
+not a staircase of level shifts; a step is still a step.
+
 ``detect_changes`` applies it to one metric of one segment's weekly statistics
-and describes every change with pooled before/after estimates.
+and describes every change: a ``step`` with pooled before/after estimates, or a
+``gradual`` change (a slide from one level to another, or one still going on)
+with its start, its end and its slope per period with an interval.
+``test_known_date`` tests one given date (a go-live) without any search.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-import ruptures as rpt
+from scipy import stats as sps
 
-from detectors.costs import WeightedL2Cost
-from detectors.metrics import (
-    Delta,
-    Direction,
-    Estimate,
-    Metric,
-    PeriodValues,
-    pool_segments,
-)
+from detectors.costs import segment_costs
+from detectors.metrics import Delta, Direction, Estimate, Metric, PeriodValues, pool_segments, z_value
 
 # Penalty per change point, in chi-square units: PENALTY_BASE + PENALTY_SHORT / n
-# for n usable points. Calibrated by `python -m detectors.calibration` on pure
-# noise, 26-160 points, equal and heterogeneous weights, noise estimated from the
-# data: the smallest curve keeping false alarms <= 1 per 100 series-years (52
-# points) in every setting. Short series need more because their noise estimate
-# is itself uncertain (and their false-alarm allowance is smaller). Re-run the
-# calibration after changing the noise estimate, the winsorising or min_size.
-PENALTY_BASE = 10.0  # calibrated 10.00
-PENALTY_SHORT = 125.0  # calibrated 124.4, rounded up
+# for n usable points. Calibrated by `python -m detectors.calibration` on series
+# without change (pure noise, and noise around a linear trend of random slope),
+# 26-160 points, equal and heterogeneous weights, noise estimated from the data:
+# the smallest curve keeping false alarms <= 1 per 100 series-years (52 points)
+# in every setting, with segments free to be flat or sloped (SLOPE_PENALTY).
+# Short series need more because their noise estimate is itself uncertain (and
+# their false-alarm allowance is smaller). Re-run the calibration after changing
+# the noise estimate, the winsorising, min_size or SLOPE_PENALTY.
+PENALTY_BASE = 12.5  # calibrated 12.48 (3000 null series per setting)
+PENALTY_SHORT = 79.0  # calibrated 79.0
+
+# Extra cost (chi-square units) of letting one segment slope: a segment takes a
+# trend only when its line beats its mean by this much (a slope 2 standard errors
+# from zero). Chosen by the calibration on series without change: between 2 and
+# 16, 4 needed the smallest change penalty over flat and trending nulls together
+# (n = 26: 15.5, n = 160: 11.7). Larger values leave mild trends to be chopped
+# into steps (16 needed a penalty of 20-24 on trending nulls); smaller ones let
+# noise buy slopes. A flat stretch of noise takes a slope ~5% of the time: that
+# changes its description, not the number of change points.
+SLOPE_PENALTY = 4.0
 
 # Residuals beyond this many noise SDs from a running median are pulled in, so
 # one wild week cannot buy a change point; a running median over 5 points still
@@ -108,6 +121,8 @@ class PreparedSeries:
     values: np.ndarray
     weights: np.ndarray  # weight / sigma^2: each point's inverse noise variance
     positions: np.ndarray  # index of each point in the caller's series
+    noise: float = 1.0  # the noise scale sigma the weights were divided by
+    length: int = 0  # length of the caller's series, missing points included
 
 
 def _valid(values: object, weights: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,9 +137,12 @@ def _valid(values: object, weights: object) -> tuple[np.ndarray, np.ndarray, np.
 def _running_median(x: np.ndarray) -> np.ndarray:
     """Centred running median, the window shrinking at the ends."""
     half = RUNNING_WINDOW // 2
-    padded = np.concatenate([np.full(half, np.nan), x, np.full(half, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, RUNNING_WINDOW)
-    return np.nanmedian(windows, axis=1)
+    if x.size < RUNNING_WINDOW:
+        return np.array([np.median(x[max(0, i - half) : i + half + 1]) for i in range(x.size)])
+    centre = np.median(np.lib.stride_tricks.sliding_window_view(x, RUNNING_WINDOW), axis=1)
+    head = [np.median(x[: i + half + 1]) for i in range(half)]
+    tail = [np.median(x[i - half :]) for i in range(x.size - half, x.size)]
+    return np.concatenate([head, centre, tail])
 
 
 def prepare_series(
@@ -138,7 +156,8 @@ def prepare_series(
     sigma = noise_scale(x, w) if noise is None else float(noise)
     if x.size < 2 or not sigma > 0:
         return None
-    return PreparedSeries(_winsorise(x, w, sigma), w / sigma**2, positions)
+    length = int(np.asarray(values, dtype=float).size)
+    return PreparedSeries(_winsorise(x, w, sigma), w / sigma**2, positions, sigma, length)
 
 
 def _winsorise(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
@@ -146,6 +165,148 @@ def _winsorise(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
     centre = _running_median(x)
     reach = WINSOR_SDS * sigma / np.sqrt(w)
     return np.clip(x, centre - reach, centre + reach)
+
+
+class SegmentShape(StrEnum):
+    """What a segment of a series looks like between two change points."""
+
+    FLAT = "flat"  # a level
+    LINEAR = "linear"  # a trend
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch ``[start, end)`` of the caller's series, with its fitted line.
+
+    Positions refer to the caller's series (missing points included). ``level``
+    is the fitted value at ``start`` and ``slope`` the change per position (0 for
+    flat segments), both in the series' units, from the winsorised values.
+    ``level_se``/``end_se`` are the standard errors of the fitted values at the
+    first and last usable point, in the same units.
+    """
+
+    start: int
+    end: int
+    shape: SegmentShape
+    level: float
+    slope: float
+    first: int  # first and last usable (non-missing) position
+    last: int
+    level_se: float
+    end_se: float
+
+    def value_at(self, position: float) -> float:
+        """The fitted value at ``position``."""
+        return self.level + self.slope * (position - self.start)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """The optimal segmentation of a series and the noise scale it was found at."""
+
+    segments: tuple[Segment, ...]
+    noise: float
+    prepared: PreparedSeries  # the points the segments were fitted to (winsorised, in chi-square weights)
+    penalty: float  # per change, chi-square units
+
+    @property
+    def starts(self) -> list[int]:
+        """Positions where a new segment starts (never 0)."""
+        return [s.start for s in self.segments[1:]]
+
+
+def segment_series(
+    values: object,
+    weights: object = None,
+    *,
+    penalty: float | None = None,
+    min_size: int = 2,
+    noise: float | None = None,
+    slope_penalty: float | None = None,
+) -> Segmentation | None:
+    """Best split of a series into flat and sloped segments; None if nothing can be detected.
+
+    Minimises sum(segment cost) + penalty * (number of changes) exactly, where a
+    segment costs its chi-square residual around its mean, or around its line
+    plus ``slope_penalty`` (default ``SLOPE_PENALTY``) when that is smaller (see
+    :func:`detectors.costs.segment_costs`). Optimal partitioning by dynamic
+    programming over a vectorised cost matrix: the same answer PELT gives,
+    without a Python call per candidate segment (about 1 ms for a 160-week
+    series, where ruptures' Pelt with a Python cost took tens of ms).
+    """
+    prepared = prepare_series(values, weights, noise=noise)
+    if prepared is None:
+        return None
+    size = prepared.values.size
+    pen = default_penalty(size) if penalty is None else float(penalty)
+    beta = SLOPE_PENALTY if slope_penalty is None else float(slope_penalty)
+    costs = segment_costs(
+        prepared.values, prepared.weights, prepared.positions, slope_penalty=beta, min_size=min(min_size, size)
+    )
+    breaks = [size] if size < 2 * min_size else optimal_partition(costs.cost, pen)
+    bounds = [0, *breaks]
+    positions, length = prepared.positions, prepared.length
+    segments = tuple(
+        _fit_segment(
+            prepared.values[s:e],
+            prepared.weights[s:e],
+            positions[s:e],
+            start=0 if s == 0 else int(positions[s]),
+            end=length if e == size else int(positions[e]),
+            linear=bool(costs.linear[s, e]),
+        )
+        for s, e in zip(bounds[:-1], bounds[1:], strict=True)
+    )
+    return Segmentation(segments, prepared.noise, prepared, pen)
+
+
+def optimal_partition(cost: np.ndarray, penalty: float) -> list[int]:
+    """Segment ends (the last is the series length) minimising total cost + penalty per change.
+
+    ``cost[s, e]`` is the cost of points ``[s, e)`` (inf where not allowed).
+    """
+    size = cost.shape[0] - 1
+    best = np.full(size + 1, np.inf)
+    best[0] = -penalty
+    previous = np.zeros(size + 1, dtype=int)
+    for end in range(1, size + 1):
+        candidates = best[:end] + cost[:end, end]
+        start = int(np.argmin(candidates))
+        best[end] = candidates[start] + penalty
+        previous[end] = start
+    breaks = []
+    end = size
+    while end > 0:
+        breaks.append(end)
+        end = previous[end]
+    return breaks[::-1]
+
+
+def _fit_segment(x: np.ndarray, w: np.ndarray, t: np.ndarray, *, start: int, end: int, linear: bool) -> Segment:
+    """Weighted least-squares level (or line) of one segment; ``w`` are inverse variances."""
+    total = w.sum()
+    t_mean = float((w * t).sum() / total)
+    x_mean = float((w * x).sum() / total)
+    slope, slope_var = 0.0, 0.0
+    if linear:
+        stt = float((w * (t - t_mean) ** 2).sum())
+        slope = float((w * (t - t_mean) * (x - x_mean)).sum() / stt)
+        slope_var = 1.0 / stt
+
+    def se(at: float) -> float:
+        return math.sqrt(1.0 / total + slope_var * (at - t_mean) ** 2)
+
+    return Segment(
+        start=start,
+        end=end,
+        shape=SegmentShape.LINEAR if linear else SegmentShape.FLAT,
+        level=x_mean + slope * (start - t_mean),
+        slope=slope,
+        first=int(t[0]),
+        last=int(t[-1]),
+        level_se=se(float(t[0])),
+        end_se=se(float(t[-1])),
+    )
 
 
 def find_change_points(
@@ -156,7 +317,11 @@ def find_change_points(
     min_size: int = 2,
     noise: float | None = None,
 ) -> list[int]:
-    """Indices where a new level starts (sorted, never 0, never ``len(values)``).
+    """Indices where a new segment starts (sorted, never 0, never ``len(values)``).
+
+    A segment is a level or a linear trend (see :func:`segment_series`): a step
+    gives one index, a slide between two levels two (its start and its end), a
+    trend over the whole series none.
 
     ``values``: list, array or Series, NaN for missing periods (skipped; indices
     still refer to the original positions). ``weights``: sample sizes or inverse
@@ -165,21 +330,48 @@ def find_change_points(
     ``penalty``: per change point in chi-square units, default calibrated for
     about one false alarm per 100 series-years of weekly data.
     """
-    prepared = prepare_series(values, weights, noise=noise)
-    if prepared is None or prepared.values.size < 2 * min_size:
-        return []
-    pen = default_penalty(prepared.values.size) if penalty is None else penalty
-    algo = rpt.Pelt(custom_cost=WeightedL2Cost(weights=prepared.weights), min_size=min_size, jump=1)
-    breaks = algo.fit(prepared.values).predict(pen=pen)[:-1]
-    return [int(prepared.positions[b]) for b in breaks]
+    segmentation = segment_series(values, weights, penalty=penalty, min_size=min_size, noise=noise)
+    return [] if segmentation is None else segmentation.starts
+
+
+class ChangeShape(StrEnum):
+    """How a metric moved from its old level to its new one."""
+
+    STEP = "step"  # from one period to the next
+    GRADUAL = "gradual"  # a slide over several periods (or one still going on)
+
+
+@dataclass(frozen=True)
+class ChangeSpan:
+    """Rows ``[start, end)`` over which a change happens.
+
+    ``start`` is the first row off the old level, ``end`` the first row at the
+    new one: ``start == end`` for a step; ``end == len(stats)`` for a slide still
+    going on at the last period.
+    """
+
+    start: int
+    end: int
+
+    @property
+    def shape(self) -> ChangeShape:
+        return ChangeShape.STEP if self.end == self.start else ChangeShape.GRADUAL
 
 
 @dataclass(frozen=True)
 class Change:
-    """One level shift in one metric, described by the segments either side."""
+    """One change in one metric, described by the stretches either side of it.
+
+    A step (``shape == "step"``) moves the level from one period to the next; a
+    gradual change slides from ``change_date`` (its first period off the old
+    level) to ``end_date`` (its last period on the slope), at ``slope`` metric
+    units per period, and ``ongoing`` when still sliding at the last period.
+    ``before`` pools the stretch before the change; ``after`` the stretch after
+    it (for an ongoing slide, its last third: where the metric is now).
+    """
 
     metric: str
-    index: int  # row of the first period at the new level
+    index: int  # row of the first period at the new level (a step) or off the old one (gradual)
     change_date: pd.Timestamp
     before: Estimate
     after: Estimate
@@ -196,6 +388,16 @@ class Change:
     # attribution compares segments over exactly these windows.
     before_from: pd.Timestamp | None = None
     after_to: pd.Timestamp | None = None
+    shape: ChangeShape = ChangeShape.STEP
+    # Gradual changes only (None for steps): last row on the slope, and the slope
+    # per period with its interval (weighted least squares over the slide, weights
+    # = per-period sample sizes, widened by the same design effect as ``delta``).
+    end_index: int | None = None
+    end_date: pd.Timestamp | None = None
+    slope: float | None = None
+    slope_ci_low: float | None = None
+    slope_ci_high: float | None = None
+    ongoing: bool = False
 
     @classmethod
     def of(
@@ -209,8 +411,14 @@ class Change:
         finding: bool,
         before_from: pd.Timestamp | None = None,
         after_to: pd.Timestamp | None = None,
+        **gradual: object,
     ) -> Change:
-        """A change described by the comparison of the stretches either side of it."""
+        """A change described by the comparison of the stretches either side of it.
+
+        ``gradual``: the keyword fields of a gradual change (``shape``,
+        ``end_index``, ``end_date``, ``slope``, ``slope_ci_low``,
+        ``slope_ci_high``, ``ongoing``).
+        """
         return cls(
             metric=metric.name,
             index=index,
@@ -228,10 +436,23 @@ class Change:
             finding=finding,
             before_from=before_from,
             after_to=after_to,
+            **gradual,  # type: ignore[arg-type]
         )
 
 
 DEFAULT_MIN_N = 30
+
+# A step between two flat segments is redescribed as a slide when a ramp from
+# the old level to the new one (over >= 2 periods) beats the best single step
+# by this much (chi-square units). Not a search penalty: the change is already
+# found; this only chooses its shape. 7: on true steps of every size and sample
+# size in benchmarks/changepoints.py fewer than ~5% come out gradual.
+RAMP_GAIN = 7.0
+# Two segments join smoothly (a slide's start or end, not a jump) when the gap
+# between their fitted lines is within this many standard errors, or within
+# CONTINUITY_SHARE of the slide's own rise or fall.
+CONTINUITY_Z = 3.0
+CONTINUITY_SHARE = 0.25
 
 
 def is_finding(
@@ -276,11 +497,19 @@ def detect_changes(
     sampling noise; its excess (week-to-week variation sampling does not
     explain) becomes a design effect that widens every interval reported.
 
+    Each change is a step or a gradual slide (see :func:`change_spans`): a
+    decline over weeks is one gradual change dated at its first week off the
+    old level, with its last week and its slope.
+
     With a ``reference`` (per-period values and variances of, say, everyone),
     changes are located on the series minus the reference: where a segment
     departs from the rest, not where everyone moved together. They are still
     described on the segment's own series.
+
+    Empty or all-missing statistics give no change.
     """
+    if len(stats) == 0:
+        return []
     values, variances, _ = metric.per_period(stats)
     variances = np.fmax(variances, metric.pooled_variance(stats))
     if reference is not None:
@@ -288,32 +517,217 @@ def detect_changes(
         variances = variances + np.nan_to_num(reference.variances, nan=np.inf)
     weights = _safe_reciprocal(variances)
     sigma = max(1.0, noise_scale(values, weights))
-    starts = find_change_points(values, weights, penalty=penalty, min_size=min_size, noise=sigma)
+    segmentation = segment_series(values, weights, penalty=penalty, min_size=min_size, noise=sigma)
+    if segmentation is None:
+        return []
     return describe_changes(
-        metric, stats, starts, design_effect=sigma**2, min_effect=min_effect, min_n=min_n, confidence=confidence
+        metric,
+        stats,
+        change_spans(segmentation, min_size=min_size),
+        design_effect=sigma**2,
+        min_effect=min_effect,
+        min_n=min_n,
+        confidence=confidence,
+    )
+
+
+def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[ChangeSpan]:
+    """The changes a segmentation implies, each a step or a slide.
+
+    Each boundary between segments is a change, except that a sloped segment
+    joining its neighbours smoothly makes one change of the boundaries either
+    side of it, and neighbouring changes in the same direction merge into one
+    when a single ramp fits their segments within one change penalty of the
+    segmentation (a staircase down is one slide). A sloped first segment is a
+    change only when a ramp from a level beats its line by ``RAMP_GAIN`` (a
+    trend through the whole history is not a change).
+
+    Each change's shape is then chosen on the data of its segments: a slide
+    (dated by the best ramp: first period off the old level, first period at the
+    new one) when that ramp beats the best single step there by ``RAMP_GAIN``,
+    else a step at the boundary. Not a search penalty: the change is already
+    found, this only describes it; the search charges a full change penalty for
+    a slide's second end, so slides short, noisy or running into a flat stretch
+    often come out of it as one jump.
+    """
+    segments = segmentation.segments
+    prepared = segmentation.prepared
+    spans: list[ChangeSpan] = []
+    if segments[0].shape is SegmentShape.LINEAR:  # sloped from the start: did it start sliding later?
+        dated = _dated_trend(prepared, segments[0], min_size=min_size)
+        if dated is not None:
+            spans.append(ChangeSpan(dated.start, min(dated.end, segments[0].end)))
+    groups: list[list[int]] = []  # first and last segment index of each change
+    j = 1
+    while j < len(segments):
+        if segments[j].shape is SegmentShape.LINEAR and _joins(segments[j - 1], segments[j]):
+            through = j + 1 < len(segments) and _joins(segments[j], segments[j + 1])
+            groups.append([j - 1, j + 1] if through else [j - 1, j])
+            j += 2 if through else 1
+        else:
+            groups.append([j - 1, j])
+            j += 1
+    groups = _merge_staircases(segmentation, groups, min_size=min_size)
+    for first, last in groups:
+        fit = _fit_ramps(prepared, segments[first].first, segments[last].last, min_size=min_size)
+        if fit is not None and fit.step_rss - fit.ramp_rss >= RAMP_GAIN:
+            spans.append(fit.span)
+        elif last == first + 1:
+            spans.append(ChangeSpan(segments[last].start, segments[last].start))
+        elif fit is not None:  # a merged group that no longer reads as a slide: its best step
+            spans.append(ChangeSpan(fit.step_at, fit.step_at))
+    spans = sorted(spans, key=lambda s: s.start)
+    # Ramps fitted on overlapping windows may overlap by a period: keep them in order.
+    return [s for k, s in enumerate(spans) if k == 0 or s.start >= spans[k - 1].end]
+
+
+def _direction(segmentation: Segmentation, first: int, last: int) -> float:
+    left, right = segmentation.segments[first], segmentation.segments[last]
+    return float(np.sign(right.value_at((right.first + right.last) / 2) - left.value_at((left.first + left.last) / 2)))
+
+
+def _merge_staircases(segmentation: Segmentation, groups: list[list[int]], *, min_size: int) -> list[list[int]]:
+    """Merge neighbouring changes in the same direction that one ramp explains within a change penalty."""
+    prepared = segmentation.prepared
+    merged = True
+    while merged and len(groups) > 1:
+        merged = False
+        for g in range(len(groups) - 1):
+            a, b = groups[g], groups[g + 1]
+            if a[1] != b[0] or _direction(segmentation, *a) != _direction(segmentation, *b):
+                continue
+            first, last = segmentation.segments[a[0]], segmentation.segments[b[1]]
+            fit = _fit_ramps(prepared, first.first, last.last, min_size=min_size)
+            current = sum(_segment_rss(prepared, s) for s in segmentation.segments[a[0] : b[1] + 1])
+            if fit is not None and fit.ramp_rss <= current + segmentation.penalty:
+                groups[g : g + 2] = [[a[0], b[1]]]
+                merged = True
+                break
+    return groups
+
+
+def _segment_rss(prepared: PreparedSeries, segment: Segment) -> float:
+    lo, hi = np.searchsorted(prepared.positions, [segment.first, segment.last + 1])
+    x, w, t = prepared.values[lo:hi], prepared.weights[lo:hi], prepared.positions[lo:hi]
+    return float(np.sum(w * (x - segment.value_at(t)) ** 2))
+
+
+def _joins(left: Segment, right: Segment) -> bool:
+    """Whether two neighbouring segments meet without a jump (one of them sloped)."""
+    at = (left.last + right.first) / 2.0
+    gap = abs(right.value_at(at) - left.value_at(at))
+    se = math.hypot(left.end_se, right.level_se)
+    rise = max(abs(s.slope) * (s.last - s.first + 1) for s in (left, right))
+    return gap <= CONTINUITY_Z * se or gap <= CONTINUITY_SHARE * rise
+
+
+def _ramp(prepared: PreparedSeries, left: Segment, right: Segment, *, min_size: int) -> ChangeSpan | None:
+    """The best ramp over two neighbouring segments, if it beats the best step there by RAMP_GAIN."""
+    fit = _fit_ramps(prepared, left.first, right.last, min_size=min_size)
+    return None if fit is None or fit.step_rss - fit.ramp_rss < RAMP_GAIN else fit.span
+
+
+def _dated_trend(prepared: PreparedSeries, segment: Segment, *, min_size: int) -> ChangeSpan | None:
+    """A slide inside a sloped segment: a ramp from a level beating its straight line by RAMP_GAIN.
+
+    A series that is flat for a while and then slides often fits one line from
+    its first period nearly as well as a level plus a sloped segment with the
+    change penalty on top; the ramp model dates where the slide started.
+    """
+    line_rss = _segment_rss(prepared, segment)
+    fit = _fit_ramps(prepared, segment.first, segment.last, min_size=min_size)
+    return None if fit is None or line_rss - fit.ramp_rss < RAMP_GAIN else fit.span
+
+
+@dataclass(frozen=True)
+class _RampFit:
+    step_rss: float  # best single step in the window
+    ramp_rss: float  # best ramp (>= 2 periods) in the window
+    span: ChangeSpan  # that ramp's rows
+    step_at: int  # position of the best step (first point at the new level)
+
+
+def _fit_ramps(prepared: PreparedSeries, first: int, last: int, *, min_size: int) -> _RampFit | None:
+    """Best step and best ramp over positions first..last of the prepared series.
+
+    The ramp model holds level a up to point i, moves linearly (in time) to level
+    b at point k > i + 1 and holds b after (k may be the last point: a slide
+    still going on); the step is its k = i + 1 case. Both are fitted by weighted
+    least squares for every (i, k) at once from prefix sums.
+    """
+    lo, hi = np.searchsorted(prepared.positions, [first, last + 1])
+    x, w = prepared.values[lo:hi], prepared.weights[lo:hi]
+    t = prepared.positions[lo:hi].astype(float)
+    m = x.size
+    if m < min_size + 3:
+        return None
+    x = x - np.average(x, weights=w)
+    t = t - t[0]
+    sums = {"w": w, "wt": w * t, "wtt": w * t * t, "wx": w * x, "wtx": w * t * x}
+    cum = {name: np.concatenate([[0.0], np.cumsum(v)]) for name, v in sums.items()}
+    syy = float(np.sum(w * x * x))
+    i, k = np.triu_indices(m, k=1)
+    keep = (i + 1 >= min_size) & ((m - k >= min_size) | ((k == m - 1) & (k - i >= 2)))
+    i, k = i[keep], k[keep]
+    step = k == i + 1
+    if not step.any() or step.all():
+        return None
+    ti, width = t[i], t[k] - t[i]
+
+    def between(name: str) -> np.ndarray:
+        return cum[name][k] - cum[name][i + 1]
+
+    m0, m1, m2, my, mty = (between(n) for n in ("w", "wt", "wtt", "wx", "wtx"))
+    sh = (m1 - ti * m0) / width
+    shh = (m2 - 2 * ti * m1 + ti * ti * m0) / width**2
+    shy = (mty - ti * my) / width
+    b0, by = cum["w"][i + 1], cum["wx"][i + 1]
+    a0, ay = cum["w"][m] - cum["w"][k], cum["wx"][m] - cum["wx"][k]
+    suu, svv, suv = b0 + m0 - 2 * sh + shh, a0 + shh, sh - shh
+    suy, svy = by + my - shy, ay + shy
+    det = suu * svv - suv * suv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        explained = (svv * suy * suy - 2 * suv * suy * svy + suu * svy * svy) / det
+    rss = np.where(det > 1e-12 * suu * svv, syy - explained, np.inf)
+    ramp = int(np.argmin(np.where(step, np.inf, rss)))
+    positions = prepared.positions[lo:hi]
+    end = int(positions[k[ramp]])
+    if lo + k[ramp] == prepared.values.size - 1:  # reaches the last point: still sliding
+        end = prepared.length
+    best_step = int(np.argmin(np.where(step, rss, np.inf)))
+    return _RampFit(
+        float(rss[best_step]), float(rss[ramp]), ChangeSpan(int(positions[i[ramp] + 1]), end), int(positions[k[best_step]])
     )
 
 
 def describe_changes(
     metric: Metric,
     stats: pd.DataFrame,
-    starts: list[int],
+    starts: list[int] | list[ChangeSpan] | list[int | ChangeSpan],
     *,
     design_effect: float = 1.0,
     min_effect: float | None = None,
     min_n: int = DEFAULT_MIN_N,
     confidence: float = 0.95,
 ) -> list[Change]:
-    """Describe given segment starts by pooling the segments either side of each.
+    """Describe given changes by pooling the stretches either side of each.
 
-    ``design_effect`` (>= 1) deflates the pooled sums to widen intervals when
-    periods vary more than sampling explains.
+    ``starts``: rows where a step starts (ints) or :class:`ChangeSpan` s, in
+    order. ``design_effect`` (>= 1) deflates the pooled sums to widen intervals
+    when periods vary more than sampling explains.
     """
-    bounds = [0, *starts, len(stats)]
-    segments = pool_segments(stats, bounds)
+    spans = [s if isinstance(s, ChangeSpan) else ChangeSpan(s, s) for s in starts]
+    size = len(stats)
+    # Stretch j lies between change j - 1 and change j: rows [end of j - 1, start of j).
+    edges = [0, *[edge for s in spans for edge in (s.start, s.end)], size]
+    bounds = list(zip(edges[0::2], edges[1::2], strict=True))
+    if spans and spans[-1].end >= size:  # still sliding: "after" is where the metric is now
+        tail = max(min(2, size - spans[-1].start), (size - spans[-1].start) // 3)
+        bounds[-1] = (size - tail, size)
+    segments = pool_segments(stats, [edge for pair in bounds for edge in pair]).iloc[0::2].reset_index(drop=True)
     levels = metric.estimate_frame(segments, confidence=confidence, design_effect=design_effect)["value"].to_numpy()
     changes = []
-    for j, start in enumerate(starts):
+    for j, span in enumerate(spans):
         delta = metric.compare(
             segments.iloc[j], segments.iloc[j + 1], confidence=confidence, design_effect=design_effect
         )
@@ -321,19 +735,211 @@ def describe_changes(
             (k for k in range(j + 2, len(segments)) if delta.before.ci_low <= levels[k] <= delta.before.ci_high),
             None,
         )
+        gradual: dict[str, object] = {}
+        if span.shape is ChangeShape.GRADUAL:
+            last = min(span.end, size) - 1
+            slope, low, high = _slope(metric, stats, max(span.start - 1, 0), min(span.end, size - 1), design_effect, confidence)
+            gradual = {
+                "shape": ChangeShape.GRADUAL,
+                "end_index": last,
+                "end_date": stats.index[last],
+                "slope": slope,
+                "slope_ci_low": low,
+                "slope_ci_high": high,
+                "ongoing": span.end >= size,
+            }
         changes.append(
             Change.of(
                 metric,
                 delta,
-                index=start,
-                change_date=stats.index[start],
-                recovered_at=None if back is None else stats.index[bounds[back]],
+                index=span.start,
+                change_date=stats.index[span.start],
+                recovered_at=None if back is None else stats.index[bounds[back][0]],
                 finding=is_finding(delta, metric, min_effect=min_effect, min_n=min_n),
-                before_from=stats.index[bounds[j]],
-                after_to=stats.index[bounds[j + 2] - 1],
+                before_from=stats.index[bounds[j][0]],
+                after_to=stats.index[bounds[j + 1][1] - 1],
+                **gradual,
             )
         )
     return changes
+
+
+def _slope(
+    metric: Metric, stats: pd.DataFrame, first: int, last: int, design_effect: float, confidence: float
+) -> tuple[float, float, float]:
+    """Slope per period of ``metric`` over rows first..last, with its interval.
+
+    Weighted least squares with each period weighted by its sample size; the
+    variance is the sandwich sum_i n_i^2 (t_i - t_bar)^2 var_i / Sxx^2 with each
+    period's sampling variance (floored as in detection) times the design effect,
+    so it stays honest when sample sizes and variances differ. NaN when fewer
+    than two periods have responses.
+    """
+    rows = stats.iloc[first : last + 1]
+    values, variances, n = metric.per_period(rows)
+    variances = np.fmax(variances, metric.pooled_variance(rows))
+    t = np.arange(first, last + 1, dtype=float)
+    keep = np.isfinite(values) & np.isfinite(variances) & (n > 0)
+    if keep.sum() < 2:
+        return math.nan, math.nan, math.nan
+    t, y, n, v = t[keep], values[keep], n[keep].astype(float), variances[keep]
+    t_bar = np.average(t, weights=n)
+    sxx = float(np.sum(n * (t - t_bar) ** 2))
+    if not sxx > 0:
+        return math.nan, math.nan, math.nan
+    slope = float(np.sum(n * (t - t_bar) * (y - np.average(y, weights=n))) / sxx)
+    se = math.sqrt(design_effect * float(np.sum(n * n * (t - t_bar) ** 2 * v)) / sxx**2)
+    z = z_value(confidence)
+    return slope, slope - z * se, slope + z * se
+
+
+class KnownDateStatus(StrEnum):
+    """Whether a given date could be tested, and if not, why."""
+
+    TESTED = "tested"
+    NO_HISTORY = "no_history"  # fewer complete periods before the date than asked for
+    NOTHING_AFTER = "nothing_after"  # no period with responses from the date on
+    TOO_FEW_RESPONSES = "too_few_responses"  # a side has fewer than min_n responses
+
+
+@dataclass(frozen=True)
+class KnownDateTest:
+    """Before/after comparison at one given date, e.g. a transition's go-live.
+
+    ``status`` says whether it was tested; ``reason`` says why not in words. The
+    estimates are filled whenever both sides have responses (also for
+    TOO_FEW_RESPONSES, as a hint), else None. ``z`` is the signed normal score of
+    the two-sided ``p_value`` of after - before: no search over dates, hence no
+    search penalty, just the usual test at ``confidence``.
+    """
+
+    metric: str
+    change_date: pd.Timestamp
+    status: KnownDateStatus
+    reason: str
+    periods_before: int  # complete periods pooled on each side
+    periods_after: int
+    before: Estimate | None = None
+    after: Estimate | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    z: float | None = None
+    p_value: float | None = None
+    n_before: int = 0
+    n_after: int = 0
+    direction: Direction | None = None
+    design_effect: float = 1.0
+
+    @property
+    def tested(self) -> bool:
+        return self.status is KnownDateStatus.TESTED
+
+
+def test_known_date(
+    metric: Metric,
+    stats: pd.DataFrame,
+    date: object,
+    *,
+    periods_before: int | None = None,
+    periods_after: int | None = None,
+    min_periods_before: int = 1,
+    min_n: int = 1,
+    confidence: float = 0.95,
+    design_effect: float | None = None,
+) -> KnownDateTest:
+    """Test one given date as a change point: before versus after, no search.
+
+    ``stats``: per-period statistics indexed by period start (time order). Only
+    complete periods count: "before" pools the periods that end on or before
+    ``date`` (the last ``periods_before`` of them if given, else all), "after"
+    the periods starting on or after it (the first ``periods_after`` if given);
+    a period straddling the date is left out. One complete period before is
+    enough (``min_periods_before``). ``design_effect`` widens the interval for
+    week-to-week variation beyond sampling; by default it is estimated from the
+    series' own noise (as in :func:`detect_changes`, never below 1) once there
+    are three periods, else 1.
+
+    Because the date is given, not searched for, the test is the ordinary
+    two-sample comparison of :meth:`Metric.compare` at ``confidence``: a
+    z-statistic of about 2 is evidence here, where a searched change needs the
+    calibrated penalty (z of about 3.5-4).
+    """
+    when = pd.Timestamp(date)
+    starts = pd.DatetimeIndex(stats.index)
+    if len(starts) >= 2:
+        step = pd.Series(starts[1:] - starts[:-1]).median()
+    else:
+        step = pd.Timedelta(days=7)
+    ends = starts[1:].append(pd.DatetimeIndex([starts[-1] + step])) if len(starts) else starts
+    before_rows = np.flatnonzero(np.asarray(ends <= when))
+    after_rows = np.flatnonzero(np.asarray(starts >= when))
+    if periods_before is not None:
+        before_rows = before_rows[-periods_before:] if periods_before > 0 else before_rows[:0]
+    if periods_after is not None:
+        after_rows = after_rows[:periods_after] if periods_after > 0 else after_rows[:0]
+    counts = metric.per_period(stats).n if len(stats) else np.zeros(0)
+    has_before = bool(len(before_rows)) and float(np.nansum(counts[before_rows])) > 0
+    has_after = bool(len(after_rows)) and float(np.nansum(counts[after_rows])) > 0
+    base = {
+        "metric": metric.name,
+        "change_date": when,
+        "periods_before": int(len(before_rows)),
+        "periods_after": int(len(after_rows)),
+    }
+    if len(before_rows) < max(min_periods_before, 1) or not has_before:
+        return KnownDateTest(
+            **base,
+            status=KnownDateStatus.NO_HISTORY,
+            reason=f"{len(before_rows)} complete period(s) with responses before {when.date()}, "
+            f"{max(min_periods_before, 1)} needed",
+        )
+    if not has_after:
+        return KnownDateTest(
+            **base, status=KnownDateStatus.NOTHING_AFTER, reason=f"no responses from {when.date()} on"
+        )
+    if design_effect is None:
+        # Excess noise around the two levels: each side's weighted mean taken out
+        # first, so the change being tested does not pass for noise.
+        values, variances, _ = metric.per_period(stats)
+        weights = _safe_reciprocal(np.fmax(variances, metric.pooled_variance(stats)))
+        centred = np.full(values.shape, np.nan)
+        for rows in (before_rows, after_rows):
+            x, w = values[rows], weights[rows]
+            ok = np.isfinite(x) & np.isfinite(w)
+            if ok.any():
+                centred[rows] = x - np.average(x[ok], weights=w[ok])
+        design_effect = max(1.0, noise_scale(centred, weights)) ** 2
+    delta = metric.compare(
+        stats.iloc[before_rows].sum(), stats.iloc[after_rows].sum(), confidence=confidence, design_effect=design_effect
+    )
+    p_value = delta.p_value
+    z = None
+    if p_value is not None and math.isfinite(p_value):
+        z = math.copysign(float(sps.norm.isf(max(p_value, 1e-300) / 2.0)), delta.delta) if delta.delta else 0.0
+    enough = min(delta.n_before, delta.n_after) >= min_n
+    return KnownDateTest(
+        **base,
+        status=KnownDateStatus.TESTED if enough else KnownDateStatus.TOO_FEW_RESPONSES,
+        reason="tested"
+        if enough
+        else f"{delta.n_before} responses before and {delta.n_after} after, {min_n} needed on each side",
+        before=delta.before,
+        after=delta.after,
+        delta=delta.delta,
+        ci_low=delta.ci_low,
+        ci_high=delta.ci_high,
+        z=z,
+        p_value=p_value,
+        n_before=delta.n_before,
+        n_after=delta.n_after,
+        direction=metric.direction(delta.delta),
+        design_effect=float(design_effect),
+    )
+
+
+# pytest would collect a module-level test_* function imported into a test module.
+test_known_date.__test__ = False  # type: ignore[attr-defined]
 
 
 def _safe_reciprocal(x: np.ndarray) -> np.ndarray:

@@ -65,6 +65,12 @@ def window_scan(
     compete: a long, small, clear shift must not hide a short dip that matters.
     """
     series, periods = values.shape
+    best_score = np.zeros(series)
+    best_effect = np.zeros(series)
+    if periods < 2 * max(min_size, 1):
+        # Too short for a stretch and its outside to both reach min_size (a week
+        # or two after go-live): no evidence yet, which is a score of 0, not an error.
+        return ScreenResult(best_score, best_effect)
     usable = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
     weights = np.divide(1.0, variances, out=np.zeros_like(values, dtype=float), where=usable)
     weighted = np.where(weights > 0, values * weights, 0.0)
@@ -76,9 +82,9 @@ def window_scan(
     keep = (inside_len < periods) & (periods - inside_len >= min_size)
     keep &= touches_end | (inside_len <= MAX_DIP_PERIODS)
     starts, ends = starts[keep], ends[keep]
+    if not starts.size:
+        return ScreenResult(best_score, best_effect)
     changes = np.where((starts == 0) | (ends == periods), 1.0, 2.0)
-    best_score = np.zeros(series)
-    best_effect = np.zeros(series)
     step = max(1, _CHUNK_CELLS // max(len(starts), 1))
     for first in range(0, series, step):
         w = weights[first : first + step]
