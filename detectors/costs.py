@@ -70,6 +70,7 @@ class SegmentCosts:
 
     cost: np.ndarray
     linear: np.ndarray
+    flat: np.ndarray  # the flat model's cost alone
 
 
 def segment_costs(
@@ -119,4 +120,4 @@ def segment_costs(
     flat = np.maximum(flat, 0.0)  # rounding can leave -1e-12
     line = np.maximum(flat - gain, 0.0) + slope_penalty
     use_line = linear_ok & (line < flat)
-    return SegmentCosts(np.where(use_line, line, flat), use_line)
+    return SegmentCosts(np.where(use_line, line, flat), use_line, flat)

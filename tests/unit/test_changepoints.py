@@ -15,6 +15,8 @@ from detectors import (
     metric_for,
 )
 from detectors.calibration import change_counts, optimal_costs
+from detectors.changepoints import SLOPE_PENALTY, optimal_partition, prepare_series
+from detectors.costs import segment_costs
 
 HAPPINESS = metric_for("happiness")
 
@@ -116,7 +118,12 @@ def test_weights_matter() -> None:
     assert find_change_points(shifted, tiny) == []
 
 
-def test_pelt_matches_the_dynamic_programme_used_for_calibration() -> None:
+def test_search_matches_the_dynamic_programme_used_for_calibration() -> None:
+    """The segmentation's optimal partition picks as many changes as the calibration's DP.
+
+    find_change_points may add a step where one beats a sloped segment's line
+    (_steps_over_lines), never remove one.
+    """
     rng = np.random.default_rng(9)
     for _ in range(60):
         size = int(rng.integers(20, 90))
@@ -124,7 +131,11 @@ def test_pelt_matches_the_dynamic_programme_used_for_calibration() -> None:
         weights = rng.integers(1, 50, size).astype(float)
         penalty = float(rng.uniform(8.0, 20.0))
         expected = change_counts(optimal_costs(x, weights), penalty)
-        assert len(find_change_points(x, weights, penalty=penalty)) == expected
+        prepared = prepare_series(x, weights)
+        costs = segment_costs(prepared.values, prepared.weights, prepared.positions, slope_penalty=SLOPE_PENALTY)
+        costs.cost[np.subtract.outer(np.arange(size + 1), np.arange(size + 1)).T < 2] = np.inf
+        assert len(optimal_partition(costs.cost, penalty)) - 1 == expected
+        assert len(find_change_points(x, weights, penalty=penalty)) >= expected
 
 
 def test_default_penalty_is_stricter_for_short_series() -> None:
