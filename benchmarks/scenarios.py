@@ -32,7 +32,7 @@ scored against the truth:
 * **three dimensions**: triple effects found at their three dimensions;
 * **ended segments**: findings on a value that stopped (in-house groups, old
   service names, closed sites) still open (state new/ongoing);
-* **weekly replays** on the first ``--replays`` cases: the analysis as of onset + 2..6
+* **weekly replays** on ``--replays`` cases spread over the run (every k-th): the analysis as of onset + 2..6
   weeks of the first dip (go-live, else mid-data, without one): detection delay in
   weekly runs and churn (share of roots whose id disappears, stops being a root or
   whose date moves by more than a week, between consecutive runs);
@@ -155,7 +155,7 @@ def run_case(job: tuple[int | str, dict[str, Any]]) -> dict[str, Any]:
     from monitor.dev.scenarios import EffectClass, demo_scenario, draw_scenario
 
     result: dict[str, Any] = {"case": case, "crashes": [], "seconds": {}}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         if case == "demo":
             scenario = demo_scenario()
@@ -205,6 +205,7 @@ def run_case(job: tuple[int | str, dict[str, Any]]) -> dict[str, Any]:
                 except Exception:
                     result["crashes"].append(_crash("cleanup"))
     result["seconds"]["total"] = time.perf_counter() - started
+    result["seconds"]["cpu"] = time.process_time() - cpu  # the analysis runs in this process
     return result
 
 
@@ -278,10 +279,13 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
                 entry["scope"] = roots[best]["scope"]
             # Lost-time and factor roots of this dip: same date rule, sharing respondents.
             home = roots[happy[0]]["segment"] if happy else effect.segment
+            # (Not those that are another planted effect's own: a co-starting local part's
+            # lost-time root shares respondents with the generic part.)
             related = [r for i, r in enumerate(roots)
                        if r["metric"] != "happiness" and r["metric"] != "volume" and _dated(r, effect)
                        and scenario.overlaps(r["segment"], effect)
-                       and (r["metric"] == "lost_time" or r["metric"] == f"factor:{effect.factor}")]
+                       and (r["metric"] == "lost_time" or r["metric"] == f"factor:{effect.factor}")
+                       and not any(matches(i, k) for k in range(len(effects)) if k != j)]
             entry["related"] = len(related)
             entry["related_same"] = sum(scenario.same_respondents(r["segment"], effect) if not happy
                                         else _same_segment(scenario, r["segment"], home, effect) for r in related)
@@ -432,6 +436,8 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
         "detected_by_week_6_headline": [sum(d["delay"] is not None for d in delays if d["headline"]),
                                         sum(1 for d in delays if d["headline"])],
         "seconds_per_case": _median([r["seconds"].get("total", 0.0) for r in results]),
+        "cpu_seconds_per_case": _median([r["seconds"].get("cpu", 0.0) for r in results]),
+        "cpu_seconds_per_case_mean": statistics.fmean([r["seconds"].get("cpu", 0.0) for r in results] or [0.0]),
         "analysis_seconds": _median([r["seconds"]["analysis"] for r in results if "analysis" in r["seconds"]]),
         "rows_median": _median([r.get("rows", 0) for r in results]),
     }
@@ -503,7 +509,9 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
         ("crashes", str(t["crashes"]), "0", t["crashes"] == 0),
     ]
     print(f"\nTotals ({t['cases']} cases, {t['scored']} scored, {t['replayed_cases']} replayed; median "
-          f"{t['rows_median']:,.0f} rows, {t['seconds_per_case']:.1f} s per case, analysis {t['analysis_seconds'] or 0:.1f} s)")
+          f"{t['rows_median']:,.0f} rows; per case median {t['seconds_per_case']:.1f} s wall, "
+          f"{t['cpu_seconds_per_case']:.1f} s CPU (mean {t['cpu_seconds_per_case_mean']:.1f}); "
+          f"final analysis median {t['analysis_seconds'] or 0:.1f} s wall)")
     print(f"{'figure':<55} {'value':<28} {'target':<16} verdict")
     for name, value, target, ok in checks:
         print(f"{name:<55} {value:<28} {target:<16} {'-' if ok is None and target != '(shown)' else '' if ok is None else 'PASS' if ok else 'FAIL'}")
@@ -528,29 +536,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help="20 seeds, 5 replayed")
+    parser.add_argument("--quick", action="store_true", help="20 seeds, 5 of them replayed")
     parser.add_argument("--classes", default="", help=f"comma-separated, among {', '.join(EffectClass)}")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--replays", type=int, default=40, help="cases replayed week by week")
+    parser.add_argument("--replays", type=int, default=40, help="cases replayed week by week (every k-th)")
     parser.add_argument("--no-demo", action="store_true", help="leave out the fixed demo case")
     parser.add_argument("--json", type=Path, help="write per-case results and the summary here")
     parser.add_argument("--verbose", action="store_true", help="print each case's false roots and misses")
+    parser.add_argument("--summarise", type=Path, metavar="FILE",
+                        help="print the tables of an earlier --json file or its .partial.jsonl, run nothing")
     args = parser.parse_args()
     classes = [str(EffectClass(c.strip())) for c in args.classes.split(",") if c.strip()]
+    if args.summarise:
+        text = args.summarise.read_text()
+        if args.summarise.suffix == ".jsonl":
+            done = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            done = json.loads(text)["cases"]
+        print_tables(summarise(done, classes or [str(c) for c in EffectClass]), done)
+        return
     seeds, replays = (20, min(args.replays, 5)) if args.quick else (args.seeds, args.replays)
     cases: list[int | str] = list(range(args.first_seed, args.first_seed + seeds))
     if not args.no_demo and not classes:
         cases.append("demo")
     opts = {"classes": classes, "backend": args.backend, "pg_url": args.pg_url}
-    jobs = [(case, {**opts, "replay": i < replays}) for i, case in enumerate(cases)]
+    # Replayed cases are spread over the run (every k-th), so a partial run has its share.
+    every = max(1, -(-len(cases) // replays)) if replays else 0
+    jobs = [(case, {**opts, "replay": bool(every) and i % every == 0 and i // every < replays})
+            for i, case in enumerate(cases)]
     started = time.perf_counter()
     results = []
+    # Each case is appended as it finishes, so an interrupted run can still be summarised.
+    partial = args.json.with_name(args.json.name + ".partial.jsonl").open("w") if args.json else None
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, initializer=_init_worker, maxtasksperchild=10) as pool:
         for result in pool.imap_unordered(run_case, jobs):
             results.append(result)
+            if partial is not None:
+                partial.write(json.dumps(result, default=str) + "\n")
+                partial.flush()
             s = result.get("score", {})
             found = sum(bool(e.get("found")) for e in s.get("effects", []) if e.get("found") is not None)
             print(f"[{len(results):>3}/{len(jobs)}] case {result['case']}: {result.get('rows', 0):>7,} rows, "
