@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, ColumnElement, Connection, cast, func, select
 
-from monitor.periods import last_complete_period, last_day, period_of_day, period_start
+from monitor.periods import (
+    first_day,
+    last_complete_period,
+    last_day,
+    period_of_day,
+    period_start,
+)
 from monitor.store.models import (
     Dimension,
     DimensionValue,
@@ -37,6 +43,11 @@ from monitor.store.models import (
 
 BASE_STATS = ("n", "promoters", "detractors", "lt_n", "lt_sum", "lt_sumsq", "lt_logsum", "lt_logsumsq")
 MISSING = -1  # code of a response without a value for a dimension
+# Periods of history an analysis reads by default: three years of weeks. Arrays
+# are shaped by the span of periods, so an unbounded span lets one mistyped date
+# (0001-01-01) size them by centuries; a bounded window sizes them by what the
+# analysis actually looks at, whatever dates the store holds.
+DEFAULT_HISTORY_WEEKS = 156
 
 
 def factor_column(name: str) -> str:
@@ -143,12 +154,25 @@ def _packed_codes(slots: list[int]) -> ColumnElement[int]:
     return functools.reduce(operator.add, parts)
 
 
-def load_responses(connection: Connection, *, period: str, as_of: date) -> ResponseTable:
-    """Read every response of the complete periods up to ``as_of``."""
+def history_periods(period: str, weeks: int = DEFAULT_HISTORY_WEEKS) -> int:
+    """How many periods ``weeks`` of history are in ``period`` units."""
+    return weeks * 7 if period == "day" else weeks
+
+
+def load_responses(
+    connection: Connection, *, period: str, as_of: date, history: int | None = None
+) -> ResponseTable:
+    """Read every response of the complete periods up to ``as_of``.
+
+    ``history``: how many periods back from the last complete one to read
+    (default ``DEFAULT_HISTORY_WEEKS`` weeks); older responses are left out, so
+    memory and time follow the window, never the oldest date in the store.
+    """
     dims = connection.execute(select(Dimension.id, Dimension.name, Dimension.slot).order_by(Dimension.slot)).all()
     value_rows = connection.execute(select(DimensionValue.id, DimensionValue.dimension_id, DimensionValue.value)).all()
     factors = dict(connection.execute(select(Factor.name, Factor.bit).order_by(Factor.bit)).all())
     last_period = last_complete_period(as_of, period)
+    earliest = last_period - (history_periods(period) if history is None else max(int(history), 1)) + 1
     groups = [dims[i : i + DIMS_PER_COLUMN] for i in range(0, len(dims), DIMS_PER_COLUMN)]
     columns = [
         responses.c.local_day * 16 + responses.c.rating,
@@ -160,7 +184,10 @@ def load_responses(connection: Connection, *, period: str, as_of: date) -> Respo
     ]
     # "+ 0" keeps the planner off the local_day index: the analysis reads nearly
     # the whole table, and a sequential scan beats an index walk by 2-3x here.
-    result = connection.execute(select(*columns).where(responses.c.local_day + 0 <= last_day(last_period, period)))
+    day = responses.c.local_day + 0
+    result = connection.execute(
+        select(*columns).where(day <= last_day(last_period, period), day >= first_day(earliest, period))
+    )
     # Plain tuples from the driver: SQLAlchemy rows would cost more than the query.
     rows = result.cursor.fetchall()
     result.close()

@@ -17,18 +17,25 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 import numpy as np
 import pandas as pd
 
 from detectors import (
     Change,
+    ChangeShape,
+    ChangeSpan,
+    Direction,
     Metric,
     PeriodValues,
     default_penalty,
+    describe_changes,
     detect_changes,
+    is_finding,
     metric_for,
+    noise_scale,
 )
 from detectors.screening import window_scan
 from monitor.analysis.aggregate import (
@@ -49,6 +56,58 @@ MIN_EFFECT = {"volume": 0.5}
 MIN_JOBS_PER_WORKER = 20  # below this a process pool costs more than it saves
 
 
+# A known date (go-live, stored finding) and a change the search found this many
+# periods away are the same change: the search's date wanders by a week or two as
+# weeks are added, the known date does not.
+KNOWN_DATE_PERIODS = {"event": 1, "finding": 3}
+# The search's date replaces a stored finding's (or a go-live's) only when a
+# split there beats a split at the known date by this much (chi-square units,
+# noise-scaled): moving among 7 nearby dates by chance gains ~5 at the 95th
+# percentile, so 8 is "the evidence moved it", not noise.
+DATE_EVIDENCE = 8.0
+# A stored open finding stays a finding while its date still shows a clear worsening
+# of at least this share of the minimum effect: hysteresis, so a dip near the
+# threshold is not announced, dropped and announced again week after week.
+KEEP_EFFECT_SHARE = 0.5
+# Recovery must be shown by a stretch with at least this share of the usual weekly
+# volume (the median week with responses before the change): a holiday week with a
+# fifth of the responses cannot declare it.
+RECOVERY_MIN_VOLUME = 0.5
+RECOVERY_MIN_PERIODS = 2
+
+
+class FoundBy(StrEnum):
+    """How a change came to be reported."""
+
+    SEARCH = "search"  # the change-point search found it (its date may be held at a known one)
+    KNOWN_DATE = "known_date"  # tested at a known date (a go-live) without search
+    KEPT = "kept"  # a stored finding re-tested at its own date (hysteresis), not found by search this week
+
+
+@dataclass(frozen=True)
+class KnownDate:
+    """A date tested directly as a change point, without searching for it.
+
+    A transition's go-live (``kind="event"``): every metric but volume of each of
+    ``segments`` (everyone, the transition's scope) is tested at that date, with
+    the significance level divided by the number of series tested, so a collapse
+    is found with one complete week before it. A stored open finding's date
+    (``kind="finding"``, one metric, one segment): its date holds unless the data
+    moves it decisively, and it stays a finding on a lower bar (hysteresis).
+    """
+
+    date: dt.date
+    name: str  # the transition's name or the finding's id
+    kind: str = "event"  # "event" or "finding"
+    segments: tuple[Segment, ...] = (Segment(),)
+    metrics: tuple[str, ...] | None = None  # None: every metric but the overall-only ones
+
+    def concerns(self, metric: str) -> bool:
+        if self.metrics is not None:
+            return metric in self.metrics
+        return metric not in OVERALL_ONLY_METRICS
+
+
 @dataclass(frozen=True)
 class AnalysisOptions:
     min_n: int = 30  # responses each side of a change, for it to be a finding
@@ -65,6 +124,8 @@ class DetectedChange:
     metric: str
     segment: Segment
     change: Change
+    found_by: FoundBy = FoundBy.SEARCH
+    known: str | None = None  # the known date's name (transition, finding id) the change sits at
 
     @property
     def key(self) -> tuple[str, str, dt.date]:
@@ -119,7 +180,9 @@ def _candidates(
     return np.flatnonzero((screen.score >= score_min) & eligible)
 
 
-def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResult:
+def find_changes(
+    table: ResponseTable, options: AnalysisOptions, known: Sequence[KnownDate] = ()
+) -> AnalysisResult:
     """Every finding-worthy change, overall and per segment.
 
     Each segment is screened on its contrast with its parents (per period: a
@@ -128,12 +191,16 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
     shares is then found once, overall, and a pair that merely repeats its parent
     is not sent through Pelt again. The detector itself runs on the segment's own
     series, so its figures are the segment's real before and after.
+
+    ``known`` dates (go-lives, stored findings' dates) are tested directly on
+    their series, whether or not the screen picked them (see :class:`KnownDate`).
     """
     result = AnalysisResult()
     names = metric_names(table)
     dimensions = tuple(table.labels)
     detector = _Detector(options)
     parents: dict[Segment, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    dates = _known_by_series(known, names, options.confidence)
     for by in groupings(dimensions, pairs=options.pairs):
         segments, cube = grouping_cube(table, by)
         totals = cube[:, :, 0].sum(axis=1)
@@ -167,12 +234,54 @@ def find_changes(table: ResponseTable, options: AnalysisOptions) -> AnalysisResu
                 contrast = _contrast(values[rows], variances[rows], [parents[parent_of[r]][name] for r in rows])
                 rows = rows[_candidates(metric, *contrast, eligible[rows], score_min)]
             everyone = PeriodValues(*parents[Segment()][name], np.zeros(values.shape[1])) if by else None
-            for row in rows:
-                detector.submit(_Job(name, segments[row], as_frame(table, cube[row]), penalty, everyone))
+            screened = set(rows.tolist())
+            with_dates = {row for row, segment in enumerate(segments) if (name, segment) in dates}
+            for row in sorted(screened | with_dates):
+                segment = segments[row]
+                detector.submit(
+                    _Job(
+                        name,
+                        segment,
+                        as_frame(table, cube[row]),
+                        penalty,
+                        everyone,
+                        dates.get((name, segment), ()),
+                        report_search=row in screened,
+                    )
+                )
     for job, found in detector.results():
         result.series_detected += 1
-        result.changes.extend(DetectedChange(job.metric, job.segment, change) for change in found if change.finding)
+        result.changes.extend(DetectedChange(job.metric, job.segment, *item) for item in found)
     return result
+
+
+@dataclass(frozen=True)
+class _Known:
+    """One known date of one series, with the bar its change must clear."""
+
+    when: pd.Timestamp
+    name: str
+    kind: str
+    alpha: float  # significance level of the test at this date
+
+
+def _known_by_series(
+    known: Sequence[KnownDate], names: list[str], confidence: float
+) -> dict[tuple[str, Segment], tuple[_Known, ...]]:
+    """Each series' known dates. An event's level is shared (Bonferroni) by all the
+    series it is tested on; a finding's own date is tested at the plain level."""
+    out: dict[tuple[str, Segment], list[_Known]] = {}
+    for item in known:
+        metrics = [name for name in names if item.concerns(name)]
+        family = max(len(metrics) * len(item.segments), 1) if item.kind == "event" else 1
+        for name in metrics:
+            for segment in item.segments:
+                if segment.items and name in OVERALL_ONLY_METRICS:
+                    continue
+                out.setdefault((name, segment), []).append(
+                    _Known(pd.Timestamp(item.date), item.name, item.kind, (1.0 - confidence) / family)
+                )
+    return {key: tuple(sorted(value, key=lambda k: k.when)) for key, value in out.items()}
 
 
 @dataclass(frozen=True)
@@ -184,19 +293,225 @@ class _Job:
     stats: pd.DataFrame
     penalty: float
     reference: PeriodValues | None
+    known: tuple[_Known, ...] = ()
+    report_search: bool = True  # False: the screen did not pick it; only known dates may report
 
 
-def _detect(job: _Job, min_n: int, confidence: float) -> list[Change]:
-    return detect_changes(
-        metric_for(job.metric),
+_Found = tuple[Change, FoundBy, str | None]
+
+
+def _detect(job: _Job, min_n: int, confidence: float) -> list[_Found]:
+    """The series' finding-worthy changes: the search's, then its known dates'."""
+    metric = metric_for(job.metric)
+    min_effect = MIN_EFFECT.get(job.metric)
+    changes = detect_changes(
+        metric,
         job.stats,
         penalty=job.penalty,
         min_size=MIN_SIZE.get(job.metric, 2),
-        min_effect=MIN_EFFECT.get(job.metric),
+        min_effect=min_effect,
         min_n=min_n,
         confidence=confidence,
         reference=job.reference,
     )
+    found: list[_Found] = [(c, FoundBy.SEARCH, None) for c in changes if c.finding and job.report_search]
+    if job.known and len(job.stats):
+        series = _Series.of(metric, job.stats, job.reference, min_effect, min_n, confidence)
+        for known in job.known:
+            found = series.at_known_date(known, changes, found)
+    return [
+        (replace(change, recovered_at=_recovery(metric, job.stats, change, changes, min_n, confidence)), how, name)
+        for change, how, name in found
+    ]
+
+
+def _span(change: Change, size: int) -> ChangeSpan:
+    """The rows a reported change spans (see ``detectors.ChangeSpan``)."""
+    if change.shape is ChangeShape.GRADUAL and change.end_index is not None:
+        return ChangeSpan(change.index, size if change.ongoing else change.end_index + 1)
+    return ChangeSpan(change.index, change.index)
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One series as the detector located its changes: values (minus the reference,
+    if any) and chi-square weights at the detector's noise scale."""
+
+    metric: Metric
+    stats: pd.DataFrame
+    values: np.ndarray
+    weights: np.ndarray  # chi-square weights: inverse variance / sigma^2
+    sigma: float
+    min_effect: float | None
+    min_n: int
+    confidence: float
+
+    @classmethod
+    def of(
+        cls,
+        metric: Metric,
+        stats: pd.DataFrame,
+        reference: PeriodValues | None,
+        min_effect: float | None,
+        min_n: int,
+        confidence: float,
+    ) -> _Series:
+        # As detectors.detect_changes does, so a known date and the search weigh alike.
+        values, variances, _ = metric.per_period(stats)
+        variances = np.fmax(variances, metric.pooled_variance(stats))
+        if reference is not None:
+            values = values - reference.values
+            variances = variances + np.nan_to_num(reference.variances, nan=np.inf)
+        weights = np.zeros(values.shape)
+        usable = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
+        np.divide(1.0, variances, out=weights, where=usable)
+        sigma = max(1.0, noise_scale(np.where(usable, values, np.nan), np.where(usable, weights, np.nan)))
+        return cls(
+            metric, stats, np.where(usable, values, 0.0), weights / sigma**2, sigma, min_effect, min_n, confidence
+        )
+
+    def at_known_date(self, known: _Known, changes: list[Change], found: list[_Found]) -> list[_Found]:
+        """``found`` with the change at ``known``'s date settled.
+
+        A change the search found within ``KNOWN_DATE_PERIODS`` of the date is
+        that change: it is dated at the known date unless a split at its own date
+        fits decisively better (``DATE_EVIDENCE``). Without one, the date is
+        tested directly: an event's change must be a finding at the event's
+        (Bonferroni) level; a stored finding's must still show at least
+        ``KEEP_EFFECT_SHARE`` of the minimum effect, clearly.
+        """
+        size = len(self.stats)
+        row = int(self.stats.index.searchsorted(known.when))  # first period starting on or after it
+        if row <= 0 or row >= size or any(item[0].index == row for item in found):
+            return found
+        near = [c for c in changes if abs(c.index - row) <= KNOWN_DATE_PERIODS[known.kind]]
+        nearest = min(near, key=lambda c: (abs(c.index - row), c.index), default=None)
+        others = [c for c in changes if c is not nearest]
+        held = next((k for k, item in enumerate(found) if item[0] is nearest), None)
+        if held is not None and nearest is not None:
+            how = found[held][1]
+            if self._moved(nearest, row, others):
+                found[held] = (nearest, how, found[held][2] or known.name)
+                return found
+            candidate = self._describe_at(row, others, nearest)
+            if candidate is not None and (candidate.finding or self._kept(candidate, known)):
+                found[held] = (replace(candidate, finding=True), how, known.name)
+            return found
+        candidate = self._describe_at(row, others, nearest)
+        if candidate is None:
+            return found
+        if known.kind == "event":
+            passes = candidate.finding and candidate.p_value is not None and candidate.p_value <= known.alpha
+            how = FoundBy.KNOWN_DATE
+        else:
+            passes = self._kept(candidate, known)
+            how = FoundBy.KEPT
+        if passes:
+            found.append((replace(candidate, finding=True), how, known.name))
+        return found
+
+    def _kept(self, change: Change, known: _Known) -> bool:
+        """The hysteresis bar of a stored finding: a clear worsening of a share of the minimum effect."""
+        if known.kind != "finding":
+            return False
+        threshold = KEEP_EFFECT_SHARE * (self.metric.min_effect if self.min_effect is None else self.min_effect)
+        clear = change.p_value is not None and change.p_value <= known.alpha
+        return clear and is_finding(change, self.metric, min_effect=threshold, min_n=self.min_n)
+
+    def _stretch(self, others: list[Change], first: int, last: int) -> tuple[int, int]:
+        """Rows [lo, hi) between the other changes around rows first..last."""
+        size = len(self.stats)
+        lo = max((_span(c, size).end for c in others if _span(c, size).end <= first), default=0)
+        hi = min((c.index for c in others if c.index > last), default=size)
+        return lo, hi
+
+    def _split_cost(self, lo: int, hi: int, at: int) -> float:
+        """Chi-square residual of one level on [lo, at) and another on [at, hi)."""
+        total = 0.0
+        for a, b in ((lo, at), (at, hi)):
+            x, w = self.values[a:b], self.weights[a:b]
+            if w.sum() > 0:
+                total += float(np.sum(w * (x - np.sum(w * x) / w.sum()) ** 2))
+        return total
+
+    def _moved(self, change: Change, row: int, others: list[Change]) -> bool:
+        """Whether the data put the change decisively away from ``row``."""
+        if change.index == row:
+            return False
+        lo, hi = self._stretch(others, min(row, change.index), max(row, change.index))
+        if not lo < min(row, change.index) or not max(row, change.index) < hi:
+            return True  # the known date leaves a side empty: the search's date stands
+        return self._split_cost(lo, hi, row) - self._split_cost(lo, hi, change.index) > DATE_EVIDENCE
+
+    def _design_effect(self, lo: int, row: int, hi: int) -> float:
+        """Week-to-week variation beyond sampling around the two levels either side of ``row``.
+
+        As ``detectors.test_known_date`` estimates it: each side's mean taken out
+        first, so the change being tested does not pass for noise (the series'
+        own noise estimate would, on a short series around a large step).
+        """
+        raw = self.weights * self.sigma**2
+        centred = np.full(self.values.shape, np.nan)
+        for a, b in ((lo, row), (row, hi)):
+            w = raw[a:b]
+            if w.sum() > 0:
+                centred[a:b] = np.where(w > 0, self.values[a:b] - np.sum(w * self.values[a:b]) / w.sum(), np.nan)
+        scale = noise_scale(centred[lo:hi], np.where(raw[lo:hi] > 0, raw[lo:hi], np.nan))
+        return max(1.0, scale) ** 2
+
+    def _describe_at(self, row: int, others: list[Change], like: Change | None) -> Change | None:
+        """The change at ``row`` described between the other changes (a slide stays one)."""
+        size = len(self.stats)
+        end = row
+        if like is not None and like.shape is ChangeShape.GRADUAL:
+            span = _span(like, size)
+            end = span.end if span.end > row + 1 else row
+        spans = [_span(c, size) for c in others]
+        spans = [s for s in spans if s.end < row or s.start > end]
+        spans = sorted([*spans, ChangeSpan(row, end)], key=lambda s: s.start)
+        lo, hi = self._stretch(others, row, end)
+        described = describe_changes(
+            self.metric,
+            self.stats,
+            spans,
+            design_effect=self._design_effect(lo, row, hi),
+            min_effect=self.min_effect,
+            min_n=self.min_n,
+            confidence=self.confidence,
+        )
+        return next((c for c in described if c.index == row), None)
+
+
+def _recovery(
+    metric: Metric, stats: pd.DataFrame, change: Change, changes: list[Change], min_n: int, confidence: float
+) -> pd.Timestamp | None:
+    """Start of the first later stretch that shows the metric back, with the responses to show it.
+
+    The stretches are those between the series' later changes. One shows a
+    recovery when it lasts ``RECOVERY_MIN_PERIODS``, has ``min_n`` responses and
+    at least ``RECOVERY_MIN_VOLUME`` of the usual weekly volume (a holiday
+    stretch with a fifth of the responses proves nothing), its interval overlaps
+    the level before the change and excludes the level after it.
+    """
+    if metric.direction(change.delta) is not Direction.WORSE:
+        return change.recovered_at
+    size = len(stats)
+    counts = np.nan_to_num(np.asarray(metric.per_period(stats).n, dtype=float))
+    first = int(stats.index.searchsorted(change.before_from)) if change.before_from is not None else 0
+    before = counts[first : change.index]
+    usual = float(np.median(before[before > 0])) if (before > 0).any() else 0.0
+    later = sorted((c for c in changes if c.index > change.index), key=lambda c: c.index)
+    stretches = [(_span(c, size).end, later[k + 1].index if k + 1 < len(later) else size) for k, c in enumerate(later)]
+    for start, end in stretches:
+        if end - start < RECOVERY_MIN_PERIODS or counts[start:end].mean() < RECOVERY_MIN_VOLUME * usual:
+            continue
+        estimate = metric.estimate(stats.iloc[start:end].sum(), confidence=confidence)
+        if estimate.n < min_n or not np.isfinite(estimate.ci_low):
+            continue
+        back = estimate.ci_high >= change.before.ci_low and estimate.ci_low <= change.before.ci_high
+        if back and not estimate.ci_low <= change.after.value <= estimate.ci_high:
+            return stats.index[start]
+    return None
 
 
 class _Detector:
@@ -214,7 +529,7 @@ class _Detector:
         self._workers = options.workers
         self._pool: ProcessPoolExecutor | None = None
         self._jobs: list[_Job] = []
-        self._futures: list[Future[list[Change]]] = []
+        self._futures: list[Future[list[_Found]]] = []
 
     def submit(self, job: _Job) -> None:
         self._jobs.append(job)
@@ -225,7 +540,7 @@ class _Detector:
         elif self._pool is not None:
             self._futures.append(self._pool.submit(self._detect, job))
 
-    def results(self) -> list[tuple[_Job, list[Change]]]:
+    def results(self) -> list[tuple[_Job, list[_Found]]]:
         """Every job with its changes, in submission order; shuts the workers down."""
         if self._pool is None:
             return [(job, self._detect(job)) for job in self._jobs]

@@ -190,6 +190,14 @@ class FindingView:
     n_after: int
     p_value: float | None
     recovered_on: dt.date | None
+    found_by: str | None  # "search", "known_date" (a go-live tested directly) or "kept" (re-tested at its date)
+    known_date: str | None  # the transition (or finding) whose date was tested
+    shape: str  # "step" or "gradual": a slide from change_date to ramp_end
+    ramp_end: dt.date | None
+    slope: float | None  # metric units per period, with its 95% interval
+    slope_ci: tuple[float, float] | None
+    ended_on: dt.date | None  # its segment stopped receiving responses
+    ended_reason: str | None
     transition: str | None
     first_reported: dt.date
     last_reported: dt.date
@@ -220,6 +228,16 @@ class FindingView:
             n_after=finding.n_after,
             p_value=finding.p_value,
             recovered_on=finding.recovered_on,
+            found_by=finding.found_by,
+            known_date=finding.known_date,
+            shape=finding.shape or "step",
+            ramp_end=finding.ramp_end,
+            slope=finding.slope,
+            slope_ci=None
+            if finding.slope_ci_low is None or finding.slope_ci_high is None
+            else (finding.slope_ci_low, finding.slope_ci_high),
+            ended_on=finding.ended_on,
+            ended_reason=finding.ended_reason,
             transition=finding.transition,
             first_reported=finding.first_reported,
             last_reported=finding.last_reported,
@@ -251,6 +269,14 @@ class FindingView:
             "n_after": self.n_after,
             "p_value": self.p_value,
             "recovered_on": None if self.recovered_on is None else self.recovered_on.isoformat(),
+            "found_by": self.found_by,
+            "known_date": self.known_date,
+            "shape": self.shape,
+            "ramp_end": None if self.ramp_end is None else self.ramp_end.isoformat(),
+            "slope": None if self.slope is None else round(self.slope, 3),
+            "slope_ci": None if self.slope_ci is None else [round(v, 3) for v in self.slope_ci],
+            "ended_on": None if self.ended_on is None else self.ended_on.isoformat(),
+            "ended_reason": self.ended_reason,
             "transition": self.transition,
             "first_reported": self.first_reported.isoformat(),
             "last_reported": self.last_reported.isoformat(),

@@ -14,11 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from config import Settings
 from monitor import store
 from monitor.analysis.aggregate import (
+    ResponseTable,
+    Segment,
+    history_periods,
     load_responses,
 )
 from monitor.analysis.attribution import AttributionOptions, attribute
@@ -26,14 +29,16 @@ from monitor.analysis.cube import write_cubes
 from monitor.analysis.detect import (
     AnalysisOptions,
     DetectedChange,
+    KnownDate,
     find_changes,
 )
 from monitor.analysis.finding_view import FindingView
-from monitor.analysis.findings import record_findings
+from monitor.analysis.findings import known_findings, record_findings
 from monitor.analysis.transitions import transition_report
+from monitor.periods import period_start
 from monitor.scope import Scope
 from monitor.store.db import session_scope
-from monitor.store.models import AnalysisRun, Finding, Transition
+from monitor.store.models import AnalysisRun, Finding, FindingState, Transition
 
 
 @dataclass
@@ -72,8 +77,41 @@ def _scope_of(change: DetectedChange, transitions: list[Transition]) -> tuple[st
     return None if transition is None else (transition.name, transition.scope)
 
 
-def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: bool = True) -> AnalysisReport:
-    """Analyse the data as it stood on ``as_of`` and record the findings."""
+def go_lives(transitions: list[Transition]) -> list[KnownDate]:
+    """Each transition's go-live as a known change date: everyone, and each value its scope names."""
+    known = []
+    for transition in transitions:
+        scoped = tuple(Segment.of({name: value}) for name, values in (transition.scope or {}).items() for value in values)
+        known.append(KnownDate(transition.go_live, transition.name, kind="event", segments=(Segment(), *scoped)))
+    return known
+
+
+def last_responses(table: ResponseTable, segments: list[dict[str, str]]) -> dict[str, dt.date | None]:
+    """Per segment key, the last day of the last period in which the segment had a response."""
+    out: dict[str, dt.date | None] = {}
+    for values in segments:
+        segment = Segment.of(values)
+        if segment.key() in out:
+            continue
+        periods = table.periods[table.of(segment)]
+        out[segment.key()] = (
+            None if not len(periods) else period_start(int(periods.max()), table.period) + _period_length(table)
+        )
+    return out
+
+
+def _period_length(table: ResponseTable) -> dt.timedelta:
+    return dt.timedelta(days=0 if table.period == "day" else 6)
+
+
+def run_analysis(
+    engine: Engine, settings: Settings, as_of: dt.date, *, pairs: bool = True, history_weeks: int | None = None
+) -> AnalysisReport:
+    """Analyse the data as it stood on ``as_of`` and record the findings.
+
+    ``history_weeks``: how far back from ``as_of`` responses are analysed
+    (default ``monitor.analysis.aggregate.DEFAULT_HISTORY_WEEKS``).
+    """
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC)
     report = AnalysisReport(as_of)
@@ -88,10 +126,13 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
         factor_polarity=settings.factor_polarity,
     )
     try:
+        history = None if history_weeks is None else history_periods(settings.period, history_weeks)
         with engine.connect() as connection:
-            table = load_responses(connection, period=settings.period, as_of=as_of)
+            table = load_responses(connection, period=settings.period, as_of=as_of, history=history)
         report.responses = len(table)
-        result = find_changes(table, options) if len(table) else None
+        with session_scope(engine) as session:
+            known = go_lives(store.list_transitions(session)) + known_findings(session, as_of)
+        result = find_changes(table, options, known) if len(table) else None
         with session_scope(engine) as session:
             transitions = store.list_transitions(session)
             detected = result.changes if result else []
@@ -102,7 +143,25 @@ def run_analysis(engine: Engine, settings: Settings, as_of: dt.date, *, pairs: b
             for item in attributed.changes:
                 transition = _transition_of(item, transitions)
                 names[item.key] = None if transition is None else transition.name
-            findings = record_findings(session, attributed.changes, as_of, names, attributed.roles)
+            open_segments = [
+                f.segment
+                for f in session.scalars(select(Finding).where(Finding.state.in_([FindingState.NEW, FindingState.ONGOING])))
+            ]
+            findings = record_findings(
+                session,
+                attributed.changes,
+                as_of,
+                names,
+                attributed.roles,
+                # Measured against the last week with any response, so a feed that
+                # stopped altogether (data health reports it) ends nothing.
+                last_response=last_responses(table, open_segments + [c.segment.as_dict() for c in attributed.changes])
+                if len(table)
+                else None,
+                data_until=period_start(int(table.periods.max()), table.period) + _period_length(table)
+                if len(table)
+                else None,
+            )
             report.findings = [FindingView.of(f) for f in _ordered(findings)]
             report.transitions = [transition_report(table, t, as_of, options) for t in transitions]
             write_cubes(session, table, as_of)  # the web view's per-segment weekly figures

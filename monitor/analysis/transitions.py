@@ -16,15 +16,18 @@ import numpy as np
 import pandas as pd
 
 from detectors import (
+    Direction,
     Metric,
     lost_time_summary,
     metric_for,
     pool,
+    test_known_date,
 )
 from detectors.attribution import diff_in_diff, worse_sign
 from monitor.analysis.aggregate import (
     ResponseTable,
     Segment,
+    as_frame,
     grouping_cube,
     period_of_day,
 )
@@ -82,13 +85,19 @@ class Window:
 def transition_windows(
     go_live: dt.date, baseline_weeks: int, observation_weeks: int, table: ResponseTable
 ) -> list[Window]:
-    """Baseline before go-live, and since / early (weeks 1-4) / settled (5-12) after."""
+    """Baseline before go-live, and since / early (weeks 1-4) / settled (5-12) after.
+
+    Clipped to the periods with data: a baseline starts no earlier than the first
+    response (its dates say what was actually pooled), and no window runs past
+    the last complete period.
+    """
     live = period_of_day((go_live - EPOCH).days, table.period)
     per_week = 7 if table.period == "day" else 1
     last = table.last_period
+    first = int(table.periods.min()) if len(table) else table.first_period
     early_end = min(live + 4 * per_week - 1, last)
     windows = [
-        Window("baseline", live - baseline_weeks * per_week, live - 1),
+        Window("baseline", max(live - baseline_weeks * per_week, first), live - 1),
         Window("since_go_live", live, last),
         Window("early", live, early_end),
         Window("settled", live + 4 * per_week, min(live + observation_weeks * per_week - 1, last)),
@@ -136,28 +145,111 @@ def compare_windows(
 
 
 RECOVERY_WINDOW = 4  # periods pooled per step when judging recovery
+# A step shows recovery only with at least this share of the usual volume of
+# RECOVERY_WINDOW periods (the baseline's median period with responses): holiday
+# weeks carrying a fifth of the responses cannot show it.
+RECOVERY_MIN_VOLUME = 0.5
 
 
 def recovery_period(
-    metric: Metric, table: ResponseTable, series: np.ndarray, baseline: Window, live: int, confidence: float
+    metric: Metric,
+    table: ResponseTable,
+    series: np.ndarray,
+    baseline: Window,
+    live: int,
+    confidence: float,
+    *,
+    min_n: int = 1,
 ) -> dt.date | None:
     """First period from which the metric is back within the baseline's interval and stays.
 
     Weekly values of a segment are too noisy to compare one by one; each step
-    pools ``RECOVERY_WINDOW`` periods, and "within" means its interval overlaps the
-    baseline's. The answer is the start of the first such run that lasts to the end.
+    pools ``RECOVERY_WINDOW`` periods. A step is back when it has enough
+    responses to show it (``min_n``, and ``RECOVERY_MIN_VOLUME`` of the usual
+    volume), its interval overlaps the baseline's, and it excludes the dip level
+    (the first four weeks after go-live, when they were worse than the baseline).
+    The answer is the start of the first run of such steps that lasts to the end.
     """
     base = metric.estimate(window_totals(table, series, baseline), confidence=confidence)
+    counts = _period_counts(table, series, baseline)
+    usual = float(np.median(counts[counts > 0])) if (counts > 0).any() else 0.0
+    needed = max(min_n, RECOVERY_MIN_VOLUME * usual * RECOVERY_WINDOW)
+    early = Window("early", live, min(live + RECOVERY_WINDOW - 1, table.last_period))
+    dip = metric.estimate(window_totals(table, series, early), confidence=confidence)
+    worse = np.isfinite(dip.value) and metric.direction(dip.value - base.value) is Direction.WORSE
     recovered_from = None
     for start in range(live, table.last_period - RECOVERY_WINDOW + 2):
         window = Window("step", start, start + RECOVERY_WINDOW - 1)
         estimate = metric.estimate(window_totals(table, series, window), confidence=confidence)
-        inside = estimate.n > 0 and estimate.ci_high >= base.ci_low and estimate.ci_low <= base.ci_high
+        inside = (
+            estimate.n >= needed
+            and estimate.ci_high >= base.ci_low
+            and estimate.ci_low <= base.ci_high
+            and not (worse and estimate.ci_low <= dip.value <= estimate.ci_high)
+        )
         if inside and recovered_from is None:
             recovered_from = start
         elif not inside:
             recovered_from = None
     return None if recovered_from is None else table.period_start(recovered_from)
+
+
+def _period_counts(table: ResponseTable, series: np.ndarray, window: Window) -> np.ndarray:
+    """Responses per period of ``window`` (the count column of the series)."""
+    first = max(window.first - table.first_period, 0)
+    last = max(window.last - table.first_period + 1, first)
+    return np.asarray(series[first:last, table.stat_names.index("n")], dtype=float)
+
+
+def baseline_history(
+    table: ResponseTable, series: np.ndarray, go_live: dt.date, baseline_weeks: int, options: AnalysisOptions
+) -> dict[str, Any]:
+    """How much history the go-live can be judged against, and what is missing.
+
+    One complete week before the go-live with ``min_n`` responses is enough to
+    test the go-live itself (a known date needs no search); the baseline
+    window asks for ``baseline_weeks``. Said in words when short, so a short
+    history is visible instead of a silent absence of findings.
+    """
+    live = period_of_day((go_live - EPOCH).days, table.period)
+    per_week = 7 if table.period == "day" else 1
+    wanted = Window("baseline", live - baseline_weeks * per_week, live - 1)
+    counts = _period_counts(table, series, wanted) if len(table) else np.zeros(0)
+    periods, responses = int((counts > 0).sum()), int(counts.sum())
+    first = None if not len(table) else table.period_start(int(table.periods.min()))
+    enough_to_test = periods >= 1 and responses >= options.min_n
+    missing = []
+    if periods < baseline_weeks * per_week:
+        since = f" (responses start {first.isoformat()})" if first is not None else ""
+        missing.append(f"{periods} of {baseline_weeks * per_week} baseline periods have responses{since}")
+    if responses < options.min_n:
+        missing.append(f"{responses} responses before go-live, {options.min_n} needed to test it")
+    return {
+        "periods": periods,
+        "responses": responses,
+        "enough_to_test": enough_to_test,
+        "full_baseline": not missing,
+        "missing": "; ".join(missing) or None,
+    }
+
+
+def go_live_test(
+    metric: Metric, table: ResponseTable, series: np.ndarray, go_live: dt.date, options: AnalysisOptions
+) -> dict[str, Any]:
+    """The go-live tested directly as a change point (no search): status, reason, delta."""
+    frame = as_frame(table, series)
+    result = test_known_date(metric, frame, go_live, min_n=options.min_n, confidence=options.confidence)
+    return {
+        "status": str(result.status),
+        "reason": result.reason,
+        "periods_before": result.periods_before,
+        "periods_after": result.periods_after,
+        "delta": None if result.delta is None else _rounded(result.delta),
+        "ci": None if result.ci_low is None else [_rounded(result.ci_low), _rounded(result.ci_high)],
+        "p_value": result.p_value,
+        "n_before": result.n_before,
+        "n_after": result.n_after,
+    }
 
 
 def _rounded(value: float) -> float | None:
@@ -187,12 +279,17 @@ def transition_report(
     series = overall[0]
     baseline = next((w for w in windows if w.name == "baseline"), None)
     live_period = next((w.first for w in windows if w.name == "since_go_live"), None)
+    entry["history"] = baseline_history(table, series, transition.go_live, transition.baseline_weeks, options)
     for name in TRANSITION_METRICS:
         metric = metric_for(name)
         compared = compare_windows(metric, table, series, windows, options.confidence)
         if baseline is not None and live_period is not None:
-            recovered = recovery_period(metric, table, series, baseline, live_period, options.confidence)
+            recovered = recovery_period(
+                metric, table, series, baseline, live_period, options.confidence, min_n=options.min_n
+            )
             compared["recovered_from"] = None if recovered is None else recovered.isoformat()
+        if name != "volume":
+            compared["go_live_test"] = go_live_test(metric, table, series, transition.go_live, options)
         entry["metrics"][name] = compared
     if transition.scope:
         _add_diff_in_diff(entry["metrics"], everyone.outside(transition.scope), table, series, windows, options)

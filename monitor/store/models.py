@@ -223,6 +223,7 @@ class FindingState(StrEnum):
     NEW = "new"  # first reported in this run's period
     ONGOING = "ongoing"  # reported before and still open
     RECOVERED = "recovered"  # the metric came back (``recovered_on`` is set)
+    ENDED = "ended"  # its segment stopped receiving responses (``ended_on``, ``ended_reason``)
 
 
 class FindingScope(StrEnum):
@@ -280,6 +281,20 @@ class Finding(Base):
     # Named segments with their shares, factor shifts, suggestions, mix versus rate,
     # difference-in-differences and the drill-down tree: see ``monitor.analysis.attribution``.
     attribution: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Detection (``monitor.analysis.detect``): how it was found ("search", "known_date"
+    # at a go-live, "kept" on its own date by hysteresis) and the known date's name.
+    found_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    known_date: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # "step" or "gradual"; a gradual change slides from change_date to ramp_end at
+    # slope metric units per period (slope_ci_* its 95% interval).
+    shape: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    ramp_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    slope: Mapped[float | None] = mapped_column(Float, nullable=True)
+    slope_ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    slope_ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # State "ended": the first day without responses in its segment, and why.
+    ended_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    ended_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     labels: Mapped[list[FindingLabel]] = relationship(
         back_populates="finding", order_by="FindingLabel.created_at", cascade="all, delete-orphan"

@@ -157,3 +157,20 @@ def test_analysis_runs_on_postgresql_too(database_url, tmp_path):
     engine.dispose()
     (dip,) = [f for f in report.findings if f.metric == "happiness" and f.segment == {}]
     assert abs((dip.change_date - GENERIC.start).days) <= 7
+
+
+def test_weekly_replays_keep_one_id_and_one_date(scenario_db):
+    """Runs at onset+2..+8 weeks: the go-live dip is one finding with one id, dated within a week."""
+    settings = load_settings(environ={}, overrides={"database_url": scenario_db})
+    engine = db.make_engine(scenario_db)
+    seen = []
+    for weeks in range(2, 9):
+        report = run_analysis(engine, settings, GENERIC.start + dt.timedelta(weeks=weeks, days=-1), pairs=False)
+        overall = [f for f in report.findings if f.metric == "happiness" and f.segment == {}]
+        assert len(overall) == 1, (weeks, overall)
+        seen.append((overall[0].id, overall[0].change_date))
+    engine.dispose()
+    assert len({fid for fid, _ in seen}) == 1, seen
+    dates = [date for _, date in seen]
+    assert max(dates) - min(dates) <= dt.timedelta(days=7), seen
+    assert all(abs((date - GENERIC.start).days) <= 7 for _, date in seen)

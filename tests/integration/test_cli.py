@@ -47,7 +47,7 @@ def test_failed_ingest_exits_non_zero_and_says_where(cli, tmp_path):
     assert f"{path}:2 [rating]" in result.output
     assert "Nothing was written" in result.output
     payload = json.loads(cli.invoke(main, ["ingest", str(path), "--json"]).stdout)
-    assert payload["errors"][0] == {"file": str(path), "line": 2, "column": "rating", "message": "must be from 0 to 10, got 11"}
+    assert payload["errors"][0] == {"file": str(path), "line": 2, "column": "rating", "message": "must be a whole number from 0 to 10, got 11"}
 
 
 def test_skip_invalid_prints_the_rejects_path(cli, tmp_path):
