@@ -8,9 +8,11 @@ skipped, unless ``MSPMON_TEST_REQUIRE_POSTGRES=1`` (set by CI) makes that a fail
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from config import Settings, load_settings
 from monitor.store import db
+from web.demo import run_demo
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -95,3 +98,22 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def cli(database_url: str) -> CliRunner:
     """A click runner whose commands use this test's database and no config file."""
     return CliRunner(env={"MSPMON_DATABASE_URL": database_url, "MSPMON_CONFIG": None})
+
+
+@dataclass(frozen=True)
+class DemoBuild:
+    directory: Path
+    database_url: str
+    messages: tuple[str, ...]
+
+
+DEMO_DAY = dt.date(2026, 11, 22)  # a Sunday: the demo's analysis and digests are as of this day
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> DemoBuild:
+    """`mspmon demo` as a new user runs it (60,000 responses), built once per test session."""
+    directory = tmp_path_factory.mktemp("demo")
+    messages: list[str] = []
+    database = run_demo(directory, rows=60_000, seed=42, echo=messages.append, today=DEMO_DAY)
+    return DemoBuild(directory, f"sqlite:///{database}", tuple(messages))

@@ -10,15 +10,14 @@ import pytest
 from config import load_settings
 from monitor.store import db
 from notifications.outbox import send_due
+from tests.conftest import DEMO_DAY
 from tests.notifications.conftest import AS_OF
-from web.demo import run_demo
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple:
-    directory = tmp_path_factory.mktemp("demo")
-    database = run_demo(directory, rows=60_000, seed=42, echo=lambda _: None, today=AS_OF)
-    return directory, f"sqlite:///{database}"
+def demo(demo_build) -> tuple:
+    assert AS_OF == DEMO_DAY
+    return demo_build.directory, demo_build.database_url
 
 
 def test_demo_writes_eml_and_html_previews_to_its_outbox(demo):
