@@ -148,7 +148,8 @@ def metric_names(table: ResponseTable) -> list[str]:
 def _per_period(metric: Metric, cube: np.ndarray, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-period values and variances of every segment at once (rows x periods)."""
     segments, periods, _ = cube.shape
-    flat = pd.DataFrame(cube.reshape(segments * periods, -1), columns=list(columns))
+    # An explicit width: a dimension only tickets carry has no segment among the responses.
+    flat = pd.DataFrame(cube.reshape(segments * periods, len(columns)), columns=list(columns))
     values, variances, _ = metric.per_period(flat)
     return values.reshape(segments, periods), variances.reshape(segments, periods)
 

@@ -19,11 +19,14 @@ Used by the unit tests (several random seeds) and ``benchmarks/tickets.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from monitor.analysis.aggregate import ResponseTable, _row_statistics
 from monitor.analysis.it_detect import TicketTable
+from monitor.periods import period_start
 
 FIRST_PERIOD = 2900  # a Monday-based week number (2025)
 KINDS = ("sla_collapse", "sla_unfelt", "watermelon", "response_fall", "fast_answered")
@@ -42,6 +45,7 @@ class ITWorld:
     responses: ResponseTable
     effects: list[ITEffect]
     groups: list[str] = field(default_factory=list)
+    raw: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # for ``write_world``
 
 
 def it_world(
@@ -121,4 +125,45 @@ def it_world(
         FIRST_PERIOD,
         FIRST_PERIOD + periods - 1,
     )
-    return ITWorld(tickets, responses, list(effects), names)
+    raw = {"period": period_of, "hours": hours, "delay": delay, "answered_index": a, "rating": rating, "lost": lost}
+    return ITWorld(tickets, responses, list(effects), names, raw)
+
+
+def write_world(world: ITWorld, directory: Path, *, seed: int = 0) -> tuple[Path, Path]:
+    """The world as a canonical ticket file and a canonical response file (responses
+    carry no dimension: they inherit their ticket's)."""
+    rng = np.random.default_rng(seed)
+    t = world.tickets
+    n = len(t)
+    week_start = np.array([np.datetime64(period_start(int(p), "week").isoformat()) for p in range(t.first_period, t.last_period + 1)])
+    resolved = week_start[t.periods - t.first_period].astype("datetime64[s]") + (rng.random(n) * 6 * 86400).astype("timedelta64[s]")
+    opened = resolved - (t.resolution_hours * 3600).astype("timedelta64[s]")
+    ids = np.char.add("T", np.arange(n).astype(str))
+    tickets = pd.DataFrame({
+        "ticket_id": ids,
+        "ticket_type": "incident",
+        "opened_at": pd.to_datetime(opened).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "resolved_at": pd.to_datetime(resolved).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sla_met": np.where(t.sla > 0, "true", "false"),
+        "reassignment_count": t.reassignments.astype(int),
+        "reopen_count": t.reopens.astype(int),
+        "assignment_group": np.array(t.labels["assignment_group"])[t.codes["assignment_group"]],
+        "country": np.array(t.labels["country"])[t.codes["country"]],
+    })
+    a = world.raw["answered_index"]
+    submitted = resolved[a] + (np.maximum(t.feedback_hours[a], 0.01) * 3600).astype("timedelta64[s]")
+    responses = pd.DataFrame({
+        "response_id": np.char.add("R", np.arange(len(a)).astype(str)),
+        "submitted_at": pd.to_datetime(submitted).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ticket_id": ids[a],
+        "ticket_type": "incident",
+        "rating": world.raw["rating"],
+        "lost_time_minutes": np.round(world.raw["lost"], 1),
+        "factors": "",
+        "comment": "",
+    })
+    directory.mkdir(parents=True, exist_ok=True)
+    ticket_path, response_path = directory / "tickets.csv", directory / "responses.csv"
+    tickets.to_csv(ticket_path, index=False)
+    responses.to_csv(response_path, index=False)
+    return ticket_path, response_path
