@@ -128,3 +128,250 @@ def it_metrics_by_period(
                 (*key, name, estimate.value, estimate.ci_low, estimate.ci_high, estimate.n, IT_METRICS[name].polarity.value)
             )
     return pd.DataFrame(rows, columns=[*keys, "metric", "value", "ci_low", "ci_high", "n", "polarity"])
+
+
+# --- IT metrics on additive per-period statistics (issue 12: change detection) ---------
+#
+# The weekly run detects changes in IT metrics with the same machinery as the survey
+# metrics (``detectors.changepoints``), which works on sums per period. Rates are sums
+# of successes and trials. A median is not additive, but a histogram is: resolution
+# and feedback times are counted into ``BINS_PER_DECADE`` log-spaced bins, so a pooled
+# stretch's median is read off the summed histogram (interpolated geometrically inside
+# its bin, 1.5% at most off the exact median at 16 bins a decade) with the same
+# order-statistic interval as ``median_estimate``, taken on the histogram.
+
+from detectors.metrics import (  # noqa: E402  (kept next to what uses them)
+    PERIODS,
+    FactorShare,
+    Metric,
+    _column,
+    _LogRatioMetric,
+    _safe_divide,
+    _with_periods,
+)
+
+HOURS_LOW = 0.01  # 36 seconds: below it (an instant resolution) counts in the first bin
+BINS_PER_DECADE = 16
+DECADES = 6  # 0.01 h to 10,000 h (14 months): beyond it counts in the last bin
+N_BINS = BINS_PER_DECADE * DECADES
+_LOG_EDGES = np.log(HOURS_LOW) + np.arange(N_BINS + 1) * (np.log(10.0) / BINS_PER_DECADE)
+_BIN_LOG_WIDTH = float(np.log(10.0) / BINS_PER_DECADE)
+
+# Statistic columns of a ticket cube, one row per period.
+RESOLUTION_BINS = tuple(f"rh{i}" for i in range(N_BINS))
+FEEDBACK_BINS = tuple(f"fh{i}" for i in range(N_BINS))
+TICKET_STATS = (
+    "t_n",  # resolved tickets
+    "sla_k", "sla_n",  # met SLA, SLA known
+    "reas_k", "reas_n",  # reassigned at least once, count known
+    "reop_k", "reop_n",  # reopened at least once, count known
+    "ans_k",  # answered (at least one survey response)
+    "fb_n",  # answered with a usable delay (answer not before resolution)
+    *RESOLUTION_BINS,
+    *FEEDBACK_BINS,
+)
+
+
+def hour_bins(hours: np.ndarray) -> np.ndarray:
+    """Bin index of each duration in hours (-1 for missing or negative)."""
+    hours = np.asarray(hours, dtype=float)
+    usable = np.isfinite(hours) & (hours >= 0)
+    logs = np.log(np.maximum(np.where(usable, hours, HOURS_LOW), HOURS_LOW))
+    index = np.clip(np.searchsorted(_LOG_EDGES, logs, side="right") - 1, 0, N_BINS - 1)
+    return np.where(usable, index, -1)
+
+
+def ticket_cube(
+    period: np.ndarray,
+    group: np.ndarray,
+    n_groups: int,
+    n_periods: int,
+    *,
+    sla: np.ndarray,
+    reassignments: np.ndarray,
+    reopens: np.ndarray,
+    resolution_hours: np.ndarray,
+    answered: np.ndarray,
+    feedback_hours: np.ndarray,
+) -> np.ndarray:
+    """Sums per (group, period) of every ``TICKET_STATS`` column: shape (groups, periods, stats).
+
+    One ``bincount`` per column over the combined key; tickets with a period or
+    group outside the ranges (negative) are left out. ``sla``, ``reassignments``
+    and ``reopens`` are floats with NaN where unknown.
+    """
+    keep = (period >= 0) & (period < n_periods) & (group >= 0) & (group < n_groups)
+    key = (group[keep].astype(np.int64) * n_periods + period[keep].astype(np.int64))
+    size = n_groups * n_periods
+    out = np.zeros((size, len(TICKET_STATS)))
+
+    def count(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(key, weights=weights, minlength=size).astype(float)
+
+    sla, reassignments, reopens = sla[keep], reassignments[keep], reopens[keep]
+    answered = answered[keep].astype(bool)
+    delay_bins = hour_bins(feedback_hours[keep])
+    delay_bins = np.where(answered, delay_bins, -1)
+    columns = {
+        "t_n": count(None),
+        "sla_k": count(np.nan_to_num(sla) > 0),
+        "sla_n": count(np.isfinite(sla)),
+        "reas_k": count(np.nan_to_num(reassignments) > 0),
+        "reas_n": count(np.isfinite(reassignments)),
+        "reop_k": count(np.nan_to_num(reopens) > 0),
+        "reop_n": count(np.isfinite(reopens)),
+        "ans_k": count(answered),
+        "fb_n": count(delay_bins >= 0),
+    }
+    for index, name in enumerate(TICKET_STATS[: len(columns)]):
+        out[:, index] = columns[name]
+    first = len(columns)
+    for offset, bins in ((first, hour_bins(resolution_hours[keep])), (first + N_BINS, delay_bins)):
+        usable = bins >= 0
+        histogram = np.bincount(key[usable] * N_BINS + bins[usable], minlength=size * N_BINS)
+        out[:, offset : offset + N_BINS] = histogram.reshape(size, N_BINS)
+    return out.reshape(n_groups, n_periods, len(TICKET_STATS))
+
+
+class TicketRate(FactorShare):
+    """A percentage of tickets (SLA met, reassigned, reopened, answered): Wilson, Newcombe, z/Fisher.
+
+    The same statistics as a factor share, on the ticket cube's success and trial columns.
+    """
+
+    def __init__(self, name: str, successes: str, trials: str, polarity: Polarity, min_effect: float) -> None:
+        self.name = name
+        self.factor = name
+        self._successes, self._trials = successes, trials
+        self.polarity = polarity
+        self.min_effect = min_effect
+        self.count_column = trials
+        self.exposure_column = trials
+
+    def _counts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return _column(frame, self._successes), _column(frame, self._trials)
+
+
+class ResolvedVolume(_LogRatioMetric):
+    """Tickets resolved per period (as ``detectors.metrics.Volume``, on ``t_n``)."""
+
+    name = "resolved_volume"
+    polarity = Polarity.HIGHER_IS_BETTER
+    min_effect = 0.30
+    relative_effect = True
+    count_column = "t_n"
+    exposure_column = PERIODS
+
+    def _value(self, frame: pd.DataFrame) -> np.ndarray:
+        return _safe_divide(_column(frame, "t_n"), _column(frame, PERIODS))
+
+    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
+        n, periods = _column(frame, "t_n"), _column(frame, PERIODS)
+        alpha = 2.0 * sps.norm.sf(z)
+        low = np.where(n > 0, sps.chi2.ppf(alpha / 2.0, 2.0 * np.where(n > 0, n, 1.0)) / 2.0, 0.0)
+        high = sps.chi2.ppf(1.0 - alpha / 2.0, 2.0 * n + 2.0) / 2.0
+        return _safe_divide(low, periods), _safe_divide(high, periods)
+
+    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
+        return _safe_divide(_column(frame, "t_n"), _column(frame, PERIODS) ** 2)
+
+    def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        n, periods = _column(frame, "t_n") + 0.5, _column(frame, PERIODS)
+        return np.log(n / periods), 1.0 / np.sqrt(n)
+
+
+def _histogram_quantile_logs(counts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """log(hours) of the ``positions``-th smallest value (1-based, fractional allowed), per row.
+
+    Inside a bin the values are taken as spread evenly on the log scale.
+    """
+    cumulative = np.cumsum(counts, axis=1)
+    total = cumulative[:, -1]
+    pos = np.clip(positions, 1e-9, np.maximum(total, 1e-9))
+    index = np.minimum((cumulative < pos[:, None]).sum(axis=1), N_BINS - 1)
+    rows = np.arange(len(counts))
+    before = np.where(index > 0, cumulative[rows, np.maximum(index - 1, 0)], 0.0)
+    inside = counts[rows, index]
+    fraction = np.where(inside > 0, (pos - before) / np.where(inside > 0, inside, 1.0), 0.5)
+    return _LOG_EDGES[index] + np.clip(fraction, 0.0, 1.0) * _BIN_LOG_WIDTH
+
+
+class BinnedMedian(_LogRatioMetric):
+    """Median hours from a log-binned histogram; compared as a ratio on the log scale.
+
+    Interval: the order statistics [x_(l), x_(n+1-l)] (as ``median_estimate``) read
+    off the histogram. The log median's standard error is that interval's log width
+    over 2z, with the bin width's rounding added (variance w^2/12), so a week whose
+    answers all fall in one bin does not claim to be exact.
+    """
+
+    relative_effect = True
+    offset = 0.0
+
+    def __init__(self, name: str, bins: tuple[str, ...], count: str, min_effect: float) -> None:
+        self.name = name
+        self._bins = list(bins)
+        self.count_column = count
+        self.exposure_column = count
+        self.polarity = Polarity.LOWER_IS_BETTER
+        self.min_effect = min_effect
+
+    def _counts(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[self._bins].to_numpy(dtype=float)
+
+    def _parts(self, frame: pd.DataFrame, z: float = 1.959963984540054) -> tuple[np.ndarray, ...]:
+        counts = self._counts(frame)
+        n = counts.sum(axis=1)
+        median = _histogram_quantile_logs(counts, (n + 1.0) / 2.0)
+        alpha = 2.0 * sps.norm.sf(z)
+        l = np.maximum(sps.binom.ppf(alpha / 2.0, np.maximum(n, 1).astype(np.int64), 0.5), 1.0)  # noqa: E741
+        low = _histogram_quantile_logs(counts, l)
+        high = _histogram_quantile_logs(counts, n + 1.0 - l)
+        se = np.sqrt(((high - low) / (2.0 * z)) ** 2 + _BIN_LOG_WIDTH**2 / 12.0)
+        empty = n <= 0
+        return (np.where(empty, np.nan, median), np.where(empty, np.nan, low),
+                np.where(empty, np.nan, high), np.where(empty, np.nan, se))
+
+    def _value(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.exp(self._parts(frame)[0])
+
+    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
+        _, low, high, _ = self._parts(frame, z)
+        return np.exp(low), np.exp(high)
+
+    def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        median, _, _, se = self._parts(frame)
+        return median, se
+
+    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
+        median, _, _, se = self._parts(frame)
+        return np.exp(2.0 * median) * se**2
+
+
+def _detected() -> dict[str, Metric]:
+    hi, lo = Polarity.HIGHER_IS_BETTER, Polarity.LOWER_IS_BETTER
+    return {
+        "resolved_volume": ResolvedVolume(),
+        "sla_met": TicketRate("sla_met", "sla_k", "sla_n", hi, 5.0),
+        "reassignment_rate": TicketRate("reassignment_rate", "reas_k", "reas_n", lo, 5.0),
+        "reopen_rate": TicketRate("reopen_rate", "reop_k", "reop_n", lo, 3.0),
+        "resolution_hours": BinnedMedian("resolution_hours", RESOLUTION_BINS, "t_n", 0.25),
+        "response_rate": TicketRate("response_rate", "ans_k", "t_n", hi, 5.0),
+        "feedback_delay_hours": BinnedMedian("feedback_delay_hours", FEEDBACK_BINS, "fb_n", 0.5),
+    }
+
+
+# The IT metrics the weekly run detects changes in, by the finding's metric name.
+# (``it_metrics_by_period`` keeps its table names: sla_met_rate is sla_met here,
+# median_resolution_hours is resolution_hours, survey_response_rate is response_rate.)
+DETECTED_IT_METRICS = tuple(_detected())
+IT_OVERALL_ONLY = ("resolved_volume",)  # an assignment group's throughput moves with every re-org
+
+
+def it_metric_for(name: str) -> Metric | None:
+    """The detectable IT metric called ``name``, or None."""
+    return _detected().get(name)
+
+
+def is_it_metric(name: str) -> bool:
+    return name in DETECTED_IT_METRICS

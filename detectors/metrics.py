@@ -428,12 +428,18 @@ _METRICS: dict[str, type[Metric]] = {cls.name: cls for cls in (Happiness, LostTi
 
 
 def metric_for(name: str) -> Metric:
-    """The metric called ``name``: happiness, lost_time, volume or factor:<factor name>."""
+    """The metric called ``name``: happiness, lost_time, volume, factor:<factor name>, or an IT metric
+    (``detectors.it_metrics.DETECTED_IT_METRICS``: sla_met, reassignment_rate, ...)."""
     if name.startswith("factor:") and len(name) > len("factor:"):
         return FactorShare(name.removeprefix("factor:"))
     if name in _METRICS:
         return _METRICS[name]()
-    raise ValueError(f"unknown metric {name!r}; expected one of {sorted(_METRICS)} or 'factor:<name>'")
+    from detectors.it_metrics import it_metric_for  # the IT metrics build on this module
+
+    it_metric = it_metric_for(name)
+    if it_metric is not None:
+        return it_metric
+    raise ValueError(f"unknown metric {name!r}; expected one of {sorted(_METRICS)}, an IT metric or 'factor:<name>'")
 
 
 @dataclass(frozen=True)

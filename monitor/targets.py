@@ -1,5 +1,10 @@
 """Experience targets (XLA-style): "Happiness at least +70 by week 12 after go-live".
 
+IT metrics take targets too, beside the experience ones: ``sla_met>=95@12w``,
+``reassignment_rate<=20@8w[assignment_group=L1]``, ``resolution_hours<=24@12w``
+(names of ``detectors.it_metrics.DETECTED_IT_METRICS``; percentages in points,
+times in hours), judged the same way on the tickets resolved in those periods.
+
 A target is judged on the pooled value of the four periods ending at its deadline
 week (one week is too noisy to judge a service by): ``met`` or ``not_met`` once the
 deadline has passed; before it, ``met`` while the latest four periods already meet
@@ -12,6 +17,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from detectors.it_metrics import DETECTED_IT_METRICS
 
 OPERATORS = (">=", "<=")
 _TARGET = re.compile(
@@ -51,8 +58,11 @@ class Target:
         return f"{self.metric}{self.op}{self.value:g}@{self.weeks}w{where}"
 
 
-def parse_target(text: str, known_metrics: tuple[str, ...] = ("happiness", "lost_time", "volume")) -> Target:
-    """Read ``happiness>=70@12w`` or ``lost_time<=60@12w[country=Finland]``."""
+EXPERIENCE_METRICS = ("happiness", "lost_time", "volume")
+
+
+def parse_target(text: str, known_metrics: tuple[str, ...] = (*EXPERIENCE_METRICS, *DETECTED_IT_METRICS)) -> Target:
+    """Read ``happiness>=70@12w``, ``lost_time<=60@12w[country=Finland]`` or ``sla_met>=95@12w``."""
     match = _TARGET.match(text)
     if not match:
         raise TargetError(

@@ -50,9 +50,9 @@ CORE_METRICS = ("happiness", "lost_time")
 OVERALL_ONLY_METRICS = ("volume",)  # a feed-health signal, meaningless per segment
 # Volume falls every Christmas and summer for two or three weeks: only a level held
 # for at least four periods is a change of the feed, not the calendar.
-MIN_SIZE = {"volume": 4}
+MIN_SIZE = {"volume": 4, "resolved_volume": 4}
 # ...and a feed problem is a loss of half the responses; a 40% summer dip is not one.
-MIN_EFFECT = {"volume": 0.5}
+MIN_EFFECT = {"volume": 0.5, "resolved_volume": 0.5}
 MIN_JOBS_PER_WORKER = 20  # below this a process pool costs more than it saves
 
 
@@ -148,7 +148,8 @@ def metric_names(table: ResponseTable) -> list[str]:
 def _per_period(metric: Metric, cube: np.ndarray, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per-period values and variances of every segment at once (rows x periods)."""
     segments, periods, _ = cube.shape
-    flat = pd.DataFrame(cube.reshape(segments * periods, -1), columns=list(columns))
+    # An explicit width: a dimension only tickets carry has no segment among the responses.
+    flat = pd.DataFrame(cube.reshape(segments * periods, len(columns)), columns=list(columns))
     values, variances, _ = metric.per_period(flat)
     return values.reshape(segments, periods), variances.reshape(segments, periods)
 

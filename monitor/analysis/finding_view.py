@@ -209,6 +209,7 @@ class FindingView:
     impact: float | None
     explanation: Explanation = field(default_factory=Explanation)
     label: LabelView | None = None
+    notes: dict[str, Any] = field(default_factory=dict)  # sla / happiness / voice (monitor.analysis.it_notes, voice)
 
     @classmethod
     def of(cls, finding: Finding) -> FindingView:
@@ -249,6 +250,7 @@ class FindingView:
             impact=finding.impact,
             explanation=Explanation.from_json(finding.attribution),
             label=None if label is None else LabelView(label.label, label.author, label.note, label.created_at),
+            notes=dict(finding.notes or {}),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -293,4 +295,5 @@ class FindingView:
                 "label": self.label.label, "author": self.label.author, "note": self.label.note,
                 "created_at": self.label.created_at.isoformat(),
             },
+            "notes": self.notes,
         }

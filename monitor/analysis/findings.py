@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,6 +77,7 @@ def record_findings(
     roles: dict[ChangeKey, Role] | None = None,
     last_response: dict[str, dt.date | None] | None = None,
     data_until: dt.date | None = None,
+    ends: Callable[[str], bool] | None = None,
 ) -> list[Finding]:
     """Insert or update the stored findings for this run's changes; return them in order.
 
@@ -85,6 +87,8 @@ def record_findings(
     keys to the last day of the last period with a response (None: none in the
     analysed window), ``data_until`` is the last day analysed: open findings of
     segments quiet for ``ENDED_WEEKS`` end, whether detected this run or not.
+    ``ends`` picks the metrics whose stored findings this call may end (default
+    all): survey findings end with their responses, IT findings with their tickets.
     """
     stored: dict[tuple[str, str], list[Finding]] = {}
     for finding in session.scalars(select(Finding)):
@@ -101,6 +105,8 @@ def record_findings(
         finding.state = _state(finding, as_of)
         by_key[item.key] = finding
     for finding in [f for group in stored.values() for f in group] + list(by_key.values()):
+        if ends is not None and not ends(finding.metric):
+            continue
         if last_response is not None and data_until is not None:
             _end_if_quiet(finding, last_response, data_until, claimed)
     for key, finding in by_key.items():

@@ -8,7 +8,12 @@ each a small aggregate query on the store (the recent weeks through the
 * the lost-time answer rate: the last four weeks against the eight before;
 * dimension values never seen before the last complete week (a new assignment
   group, a renamed country), named only when at least ``min_responses`` answered;
-* data that stopped arriving: no response in the last ``STALE_DAYS`` days before ``as_of``.
+* data that stopped arriving: no response in the last ``STALE_DAYS`` days before ``as_of``;
+* whose voice is missing (issue 12): segments whose survey response rate fell or is too
+  low for their Happiness to be trusted, whose ratings over-represent the extremes, or
+  whose answered tickets went better than their unanswered ones. The weekly analysis
+  computes these from the tickets (``monitor.analysis.voice``, rules there) and keeps
+  them in its run's report; this reads the latest run's, never the tickets.
 
 A scope (``{"assignment_group": ["MSP-Europe-L1"]}``) limits the volume and answer
 rate checks to that slice, so an account manager hears about their own feed.
@@ -32,7 +37,7 @@ from monitor.periods import (
     period_start,
 )
 from monitor.store import period_index
-from monitor.store.models import Dimension, DimensionValue, responses, slot_column
+from monitor.store.models import AnalysisRun, Dimension, DimensionValue, responses, slot_column
 
 HISTORY_WEEKS = 8  # the weeks a recent figure is compared with
 RECENT_WEEKS = 4  # lost-time answer rate: recent stretch
@@ -46,6 +51,10 @@ class HealthKind(StrEnum):
     ANSWER_RATE = "lost_time_answer_rate"
     NEW_VALUES = "new_values"
     STOPPED = "stopped"
+    RESPONSE_RATE_LOW = "response_rate_low"
+    RESPONSE_RATE_FELL = "response_rate_fell"
+    EXTREME_RATINGS = "extreme_ratings"
+    ANSWERED_DIFFER = "answered_differ"
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,27 @@ def data_health(
     items += _volume(last, counts, min_responses)
     items += _answer_rate(last, counts, min_responses)
     items += _new_values(session, last, min_responses)
+    items += _voice(session, as_of, scope or {})
+    return items
+
+
+def _voice(session: Session, as_of: dt.date, scope: dict[str, list[str]]) -> list[HealthItem]:
+    """The response-rate and skew flags of the latest successful analysis up to ``as_of``.
+
+    With a scope, only flags on segments that overlap it (everyone's included).
+    """
+    report = session.scalars(
+        select(AnalysisRun.report)
+        .where(AnalysisRun.status == "succeeded", AnalysisRun.as_of <= as_of)
+        .order_by(AnalysisRun.as_of.desc(), AnalysisRun.id.desc())
+        .limit(1)
+    ).first()
+    items = []
+    for flag in (report or {}).get("voice") or []:
+        segment = flag.get("segment") or {}
+        if any(name in scope and value not in scope[name] for name, value in segment.items()):
+            continue
+        items.append(HealthItem(HealthKind(flag["kind"]), flag["message"]))
     return items
 
 

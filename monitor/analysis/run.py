@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from config import Settings
+from detectors.it_metrics import is_it_metric
 from monitor import store
 from monitor.analysis.aggregate import (
     ResponseTable,
@@ -34,11 +35,15 @@ from monitor.analysis.detect import (
 )
 from monitor.analysis.finding_view import FindingView
 from monitor.analysis.findings import known_findings, record_findings
+from monitor.analysis.it_detect import TicketTable, find_it_changes, load_tickets
+from monitor.analysis.it_notes import disconnect_notes
 from monitor.analysis.transitions import transition_report
+from monitor.analysis.voice import VoiceFlag, voice_flags
 from monitor.periods import period_start
 from monitor.scope import Scope
 from monitor.store.db import session_scope
 from monitor.store.models import AnalysisRun, Finding, FindingState, Transition
+from monitor.targets import Target
 
 
 @dataclass
@@ -50,12 +55,15 @@ class AnalysisReport:
     series_screened: int = 0
     series_detected: int = 0
     seconds: float = 0.0
+    tickets: int = 0
+    voice: list[VoiceFlag] = field(default_factory=list)  # response-rate and skew flags (data health reads them)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "as_of": self.as_of.isoformat(),
             "findings": [f.as_dict() for f in self.findings],
             "transitions": self.transitions,
+            "voice": [flag.as_dict() for flag in self.voice],
         }
 
 
@@ -129,10 +137,15 @@ def run_analysis(
         history = None if history_weeks is None else history_periods(settings.period, history_weeks)
         with engine.connect() as connection:
             table = load_responses(connection, period=settings.period, as_of=as_of, history=history)
-        report.responses = len(table)
+            tickets = load_tickets(connection, period=settings.period, as_of=as_of, history=history)
+            report.voice = voice_flags(
+                connection, tickets, as_of, anonymity_min_responses=settings.anonymity_min_responses
+            )
+        report.responses, report.tickets = len(table), len(tickets)
         with session_scope(engine) as session:
             known = go_lives(store.list_transitions(session)) + known_findings(session, as_of)
         result = find_changes(table, options, known) if len(table) else None
+        it_result = find_it_changes(tickets, options, known, dimensions=tuple(table.labels) or None)
         with session_scope(engine) as session:
             transitions = store.list_transitions(session)
             detected = result.changes if result else []
@@ -161,18 +174,83 @@ def run_analysis(
                 data_until=period_start(int(table.periods.max()), table.period) + _period_length(table)
                 if len(table)
                 else None,
+                ends=lambda metric: not is_it_metric(metric),
             )
+            for item in it_result.changes:
+                transition = _transition_of(item, transitions)
+                names[item.key] = None if transition is None else transition.name
+            findings += record_findings(
+                session,
+                it_result.changes,
+                as_of,
+                names,
+                last_response=_last_tickets(tickets, session) if len(tickets) else None,
+                data_until=period_start(tickets.last_period, tickets.period) + _period_length(table)
+                if len(tickets)
+                else None,
+                ends=is_it_metric,
+            )
+            _add_notes(findings, attributed.changes + it_result.changes, table, tickets, transitions, names, report.voice, options)
             report.findings = [FindingView.of(f) for f in _ordered(findings)]
-            report.transitions = [transition_report(table, t, as_of, options) for t in transitions]
+            report.transitions = [transition_report(table, t, as_of, options, tickets=tickets) for t in transitions]
             write_cubes(session, table, as_of)  # the web view's per-segment weekly figures
         if result:
             report.series_screened, report.series_detected = result.series_screened, result.series_detected
+        report.series_screened += it_result.series_screened
+        report.series_detected += it_result.series_detected
     except Exception as exc:
         _record_run(engine, as_of, "failed", report, started_at, f"{type(exc).__name__}: {exc}")
         raise
     report.seconds = time.perf_counter() - started
     _record_run(engine, as_of, "succeeded", report, started_at, "")
     return report
+
+
+def _last_tickets(tickets: TicketTable, session: Any) -> dict[str, dt.date | None]:
+    """Per segment key of the open IT findings, the last day of the last period with a resolved ticket."""
+    out: dict[str, dt.date | None] = {}
+    query = select(Finding).where(Finding.state.in_([FindingState.NEW, FindingState.ONGOING, FindingState.ENDED]))
+    for finding in session.scalars(query):
+        if not is_it_metric(finding.metric) or finding.segment_key in out:
+            continue
+        periods = tickets.periods[tickets.mask({k: [v] for k, v in finding.segment.items()})]
+        out[finding.segment_key] = (
+            None if not len(periods) else period_start(int(periods.max()), tickets.period) + dt.timedelta(days=0 if tickets.period == "day" else 6)
+        )
+    return out
+
+
+def _add_notes(
+    findings: list[Finding],
+    changes: list[DetectedChange],
+    table: ResponseTable,
+    tickets: TicketTable,
+    transitions: list[Transition],
+    names: dict[Any, str | None],
+    voice: list[VoiceFlag],
+    options: AnalysisOptions,
+) -> None:
+    """The disconnect notes (``it_notes``) and the voice flags covering each finding's segment."""
+    sla_targets = {
+        t.name: [target.value for target in map(Target.from_dict, t.targets) if target.metric == "sla_met" and target.op == ">="]
+        for t in transitions
+    }
+    by_key = disconnect_notes(
+        changes,
+        table,
+        tickets,
+        min_n=options.min_n,
+        anonymity_min_responses=options.anonymity_min_responses,
+        sla_targets=sla_targets,
+        transitions=names,
+    )
+    for finding in findings:
+        notes = dict(by_key.get((finding.metric, finding.segment_key, finding.change_date), {}))
+        if not is_it_metric(finding.metric):
+            flags = [flag for flag in voice if flag.covers(finding.segment)]
+            if flags:
+                notes["voice"] = [{"kind": f.kind, "segment": f.segment, "message": f.message} for f in flags]
+        finding.notes = notes or None
 
 
 def _ordered(findings: list[Finding]) -> list[Finding]:

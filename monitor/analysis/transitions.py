@@ -24,6 +24,7 @@ from detectors import (
     test_known_date,
 )
 from detectors.attribution import diff_in_diff, worse_sign
+from detectors.it_metrics import DETECTED_IT_METRICS, is_it_metric
 from monitor.analysis.aggregate import (
     ResponseTable,
     Segment,
@@ -32,7 +33,8 @@ from monitor.analysis.aggregate import (
     period_of_day,
 )
 from monitor.analysis.detect import AnalysisOptions
-from monitor.periods import EPOCH
+from monitor.analysis.it_detect import TicketTable
+from monitor.periods import EPOCH, period_start
 from monitor.store.models import Transition
 from monitor.targets import JUDGE_PERIODS, Target
 
@@ -257,9 +259,20 @@ def _rounded(value: float) -> float | None:
 
 
 def transition_report(
-    everyone: ResponseTable, transition: Transition, as_of: dt.date, options: AnalysisOptions
+    everyone: ResponseTable,
+    transition: Transition,
+    as_of: dt.date,
+    options: AnalysisOptions,
+    *,
+    tickets: TicketTable | None = None,
 ) -> dict[str, Any]:
-    """Before/after per metric, overall in scope and per single-dimension segment."""
+    """Before/after per metric, overall in scope and per single-dimension segment.
+
+    With ``tickets``, IT targets (``sla_met>=95@12w``) are judged on the tickets in
+    scope, and ``it_metrics`` gives each IT metric's before/after like the survey's.
+    """
+    if tickets is not None and transition.scope:
+        tickets = tickets.subset(tickets.mask(transition.scope))
     table = everyone.within(transition.scope)
     windows = transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, table)
     weeks_since = (as_of - transition.go_live).days // 7
@@ -272,8 +285,10 @@ def transition_report(
         "segments": [],
         "targets": [],
     }
+    if tickets is not None and len(tickets):
+        entry["it_metrics"] = it_comparisons(tickets, transition, options)
     if not len(table):
-        entry["targets"] = [_unjudgeable(Target.from_dict(t), transition, as_of) for t in transition.targets]
+        entry["targets"] = [_judge_any(Target.from_dict(t), table, tickets, transition, as_of) for t in transition.targets]
         return entry
     _, overall = grouping_cube(table, ())
     series = overall[0]
@@ -295,10 +310,90 @@ def transition_report(
         _add_diff_in_diff(entry["metrics"], everyone.outside(transition.scope), table, series, windows, options)
     entry["lost_time_distribution"] = _lost_time_distribution(table, windows, options)
     entry["segments"] = _segment_comparisons(table, windows, options)
-    entry["targets"] = [
-        _judge_target(Target.from_dict(t), table, transition, as_of) for t in transition.targets
-    ]
+    entry["targets"] = [_judge_any(Target.from_dict(t), table, tickets, transition, as_of) for t in transition.targets]
     return entry
+
+
+def _judge_any(
+    target: Target, table: ResponseTable, tickets: TicketTable | None, transition: Transition, as_of: dt.date
+) -> dict[str, Any]:
+    """An experience target on the responses, an IT target on the tickets."""
+    if is_it_metric(target.metric):
+        if tickets is None or not len(tickets):
+            return {**_unjudgeable(target, transition, as_of), "evidence": "no tickets in scope"}
+        return _judge_it_target(target, tickets, transition, as_of)
+    if not len(table):
+        return _unjudgeable(target, transition, as_of)
+    return _judge_target(target, table, transition, as_of)
+
+
+def _judge_it_target(target: Target, tickets: TicketTable, transition: Transition, as_of: dt.date) -> dict[str, Any]:
+    """As ``_judge_target``, on the tickets resolved in the four periods ending with the deadline week."""
+    keep = tickets.mask({name: [value] for name, value in target.segment.items()})
+    if not keep.any():
+        return {**_unjudgeable(target, transition, as_of), "evidence": "no tickets in the segment"}
+    deadline = target.deadline(transition.go_live)
+    last = min(tickets.last_period, period_of_day((deadline - EPOCH).days - 1, tickets.period))
+    first = max(last - JUDGE_PERIODS + 1, tickets.first_period)
+    frame = tickets.frame(tickets.cube_of(keep))
+    totals = pool(frame.iloc[first - tickets.first_period : last - tickets.first_period + 1])
+    estimate = metric_for(target.metric).estimate(totals)
+    meets = bool(np.isfinite(estimate.value) and target.met_by(estimate.value))
+    return {
+        "target": target.text(),
+        "deadline": deadline.isoformat(),
+        "status": "met" if meets else ("not_met" if as_of >= deadline else "at_risk"),
+        "value": None if not np.isfinite(estimate.value) else round(estimate.value, 2),
+        "ci": [round(estimate.ci_low, 2), round(estimate.ci_high, 2)] if np.isfinite(estimate.ci_low) else None,
+        "n": estimate.n,
+        "window": [period_start(first, tickets.period).isoformat(), period_start(last, tickets.period).isoformat()],
+    }
+
+
+def it_comparisons(tickets: TicketTable, transition: Transition, options: AnalysisOptions) -> dict[str, Any]:
+    """Each IT metric's baseline against since / early / settled, as ``compare_windows`` does for the survey's."""
+    live = period_of_day((transition.go_live - EPOCH).days, tickets.period)
+    per_week = 7 if tickets.period == "day" else 1
+    last = tickets.last_period
+    windows = {
+        "baseline": (max(live - transition.baseline_weeks * per_week, tickets.first_period), live - 1),
+        "since_go_live": (live, last),
+        "early": (live, min(live + 4 * per_week - 1, last)),
+        "settled": (live + 4 * per_week, min(live + transition.observation_weeks * per_week - 1, last)),
+    }
+    windows = {name: w for name, w in windows.items() if w[0] <= w[1]}
+    if "baseline" not in windows:
+        return {}
+    frame = tickets.frame(tickets.cube_of())
+
+    def totals(window: tuple[int, int]) -> pd.Series:
+        return pool(frame.iloc[window[0] - tickets.first_period : window[1] - tickets.first_period + 1])
+
+    out: dict[str, Any] = {}
+    before = totals(windows["baseline"])
+    for name in DETECTED_IT_METRICS:
+        metric = metric_for(name)
+        compared = {}
+        for window_name, window in windows.items():
+            if window_name == "baseline":
+                continue
+            delta = metric.compare(before, totals(window), confidence=options.confidence)
+            compared[window_name] = {
+                "from": period_start(window[0], tickets.period).isoformat(),
+                "to": period_start(window[1], tickets.period).isoformat(),
+                "before": _rounded(delta.before.value),
+                "before_ci": [_rounded(delta.before.ci_low), _rounded(delta.before.ci_high)],
+                "after": _rounded(delta.after.value),
+                "after_ci": [_rounded(delta.after.ci_low), _rounded(delta.after.ci_high)],
+                "delta": _rounded(delta.delta),
+                "ci_low": _rounded(delta.ci_low),
+                "ci_high": _rounded(delta.ci_high),
+                "n_before": delta.n_before,
+                "n_after": delta.n_after,
+                "direction": str(metric.direction(delta.delta)) if np.isfinite(delta.delta) else "unchanged",
+            }
+        out[name] = compared
+    return out
 
 
 def _add_diff_in_diff(

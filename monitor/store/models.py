@@ -295,6 +295,9 @@ class Finding(Base):
     # State "ended": the first day without responses in its segment, and why.
     ended_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     ended_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # What the analysis says beside the figures (issue 12): "sla" on a Happiness dip,
+    # "happiness" on an SLA-met fall, "voice" (response-rate and skew flags).
+    notes: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     labels: Mapped[list[FindingLabel]] = relationship(
         back_populates="finding", order_by="FindingLabel.created_at", cascade="all, delete-orphan"

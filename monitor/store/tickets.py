@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +30,8 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
+    cast,
     exists,
     func,
     insert,
@@ -198,3 +201,83 @@ def load_ticket_frame(connection: Connection) -> pd.DataFrame:
 
 # Responses join their ticket by ticket_id; declared here so models.py stays the responses' own.
 Index("ix_responses_ticket_id", responses.c.ticket_id)
+
+
+def _hours_between(connection: Connection, later: Any, earlier: Any) -> Any:
+    """SQL for ``later - earlier`` in hours, on either backend."""
+    if connection.dialect.name == "postgresql":
+        return func.extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+def load_ticket_arrays(connection: Connection, first_day: int, last_day: int) -> dict[str, Any]:
+    """The resolved tickets of local days ``first_day..last_day`` as numpy arrays, for the analysis.
+
+    Keys: ``resolved_day``, ``sla`` / ``reassignments`` / ``reopens`` (float, NaN
+    unknown), ``resolution_hours``, ``answered`` (bool), ``feedback_hours`` (hours
+    from resolution to the first survey answer, NaN unanswered), and ``slots``:
+    slot -> value id array (-1 unknown). One query; the first answer per ticket is a
+    GROUP BY over the responses joined by ticket id. Plain driver tuples, as
+    ``load_responses`` reads them: SQLAlchemy rows would cost more than the query.
+    """
+    answers = (
+        select(responses.c.ticket_id.label("tid"), func.min(responses.c.submitted_at).label("first_answer"))
+        .where(responses.c.ticket_id != "")
+        .group_by(responses.c.ticket_id)
+        .subquery()
+    )
+    slots = list(range(1, DIMENSION_SLOTS + 1))
+    used = [slot for slot in slots if connection.execute(
+        select(Dimension.id).where(Dimension.slot == slot).limit(1)
+    ).first() is not None]
+    day = tickets.c.resolved_day
+    query = (
+        select(
+            day,
+            func.coalesce(cast(tickets.c.sla_met, Integer), -1),
+            func.coalesce(tickets.c.reassignment_count, -1),
+            func.coalesce(tickets.c.reopen_count, -1),
+            _hours_between(connection, tickets.c.resolved_at, tickets.c.opened_at),
+            _hours_between(connection, answers.c.first_answer, tickets.c.resolved_at),
+            *(func.coalesce(tickets.c[slot_column(slot)], -1) for slot in used),
+        )
+        .select_from(tickets.outerjoin(answers, answers.c.tid == tickets.c.ticket_id))
+        .where(day.is_not(None), day >= first_day, day <= last_day)
+    )
+    result = connection.execute(query)
+    rows = result.cursor.fetchall()
+    result.close()
+    width = 6 + len(used)
+    raw = np.array(rows, dtype=float).reshape(len(rows), width) if rows else np.zeros((0, width))
+
+    def known(column: np.ndarray) -> np.ndarray:
+        return np.where(column < 0, np.nan, column)
+
+    feedback = raw[:, 5]
+    return {
+        "resolved_day": raw[:, 0].astype(np.int64),
+        "sla": known(raw[:, 1]),
+        "reassignments": known(raw[:, 2]),
+        "reopens": known(raw[:, 3]),
+        "resolution_hours": raw[:, 4],
+        "answered": np.isfinite(feedback),
+        "feedback_hours": feedback,
+        "slots": {slot: raw[:, 6 + i].astype(np.int64) for i, slot in enumerate(used)},
+    }
+
+
+def rating_extremes(connection: Connection, first_day: int, last_day: int) -> dict[int | None, dict[int, tuple[int, int, int]]]:
+    """Ratings 0-1, 9-10 and all, per slot and value id, over local days ``first_day..last_day``.
+
+    ``None`` maps to ``{0: everyone's counts}``. One GROUP BY per used slot.
+    """
+    low = func.sum(case((responses.c.rating <= 1, 1), else_=0))
+    high = func.sum(case((responses.c.rating >= 9, 1), else_=0))
+    window = responses.c.local_day.between(first_day, last_day)
+    total = connection.execute(select(low, high, func.count()).where(window)).one()
+    out: dict[int | None, dict[int, tuple[int, int, int]]] = {None: {0: tuple(int(v or 0) for v in total)}}
+    for (slot,) in connection.execute(select(Dimension.slot)).all():
+        column = responses.c[slot_column(slot)]
+        rows = connection.execute(select(column, low, high, func.count()).where(window, column.is_not(None)).group_by(column)).all()
+        out[slot] = {int(value): (int(a), int(b), int(n)) for value, a, b, n in rows}
+    return out
