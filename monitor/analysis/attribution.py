@@ -470,9 +470,14 @@ def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedCh
     # the onset is often sharper than its parent's, which the dip dilutes.
     start = min(_period(table, member.change.change_date) for member in incident.members)
     members = set(map(id, incident.members))
+    # Everyone's own change (a go-live dip and its recovery) does not stop the windows
+    # of a segment incident: segments are judged against the rest of the respondents,
+    # who went through it too, so it cancels out; stopping there would leave a dip that
+    # starts while a generic one recovers a week or two of data, too little to show.
     events = [
         _period(table, when)
-        for item in detected if item.metric == incident.metric.name
+        for item in detected
+        if item.metric == incident.metric.name and (id(item) in members or item.segment.items or not incident.anchor.segment.items)
         for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
         if when is not None
     ]
