@@ -63,8 +63,7 @@ def test_world_sizes(worlds: list[Scenario]) -> None:
         assert 3 <= len(scenario.dimensions) <= 8
         assert "assignment_group" in scenario.dimension_names
         for dim in scenario.dimensions:
-            assert 2 <= len(dim.levels) <= 40 or dim.name in ("service", "assignment_group")  # eras add values
-            assert len(dim.levels) <= 44
+            assert 2 <= len(dim.levels) <= 40, dim.name  # old and new names, both eras of groups included
         assert 52 <= scenario.weeks <= 156
         assert 150 <= scenario.base_volume <= 3000
         assert scenario.start.weekday() == 0
