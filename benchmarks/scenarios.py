@@ -259,7 +259,12 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
         on = [str(e.cls) for j, e in enumerate(effects) if matches(i, j)]
         near = [str(e.cls) for j, e in enumerate(effects)
                 if not matches(i, j) and _dated(root, e) and scenario.overlaps(root["segment"], e)]
-        cause = (f"on {on[0]}" if on else f"near {near[0]} (other segment)" if near else "unplanted")
+        # Same respondents as a planted effect but dated outside the tolerance: a date error, not a new cause.
+        off = [str(e.cls) for e in effects
+               if not on and not near and abs(_day(root["change_date"]) - e.onset) <= 4 * TOLERANCE
+               and scenario.same_respondents(root["segment"], e)]
+        cause = (f"on {on[0]}" if on else f"near {near[0]} (other segment)" if near
+                 else f"on {off[0]} but dated 3-8 weeks off" if off else "unplanted")
         false_roots.append({"metric": root["metric"], "segment": root["segment"], "date": root["change_date"][:10],
                             "delta": root["delta"], "scope": root["scope"], "cause": cause})
 
