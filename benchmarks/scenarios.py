@@ -582,7 +582,7 @@ def main() -> None:
         cases.append("demo")
     opts = {"classes": classes, "backend": args.backend, "pg_url": args.pg_url}
     # Replayed cases are spread over the run (every k-th), so a partial run has its share.
-    every = max(1, -(-len(cases) // replays)) if replays else 0
+    every = max(1, len(cases) // replays) if replays else 0
     jobs = [(case, {**opts, "replay": bool(every) and i % every == 0 and i // every < replays})
             for i, case in enumerate(cases)]
     started = time.perf_counter()
