@@ -259,7 +259,12 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
         on = [str(e.cls) for j, e in enumerate(effects) if matches(i, j)]
         near = [str(e.cls) for j, e in enumerate(effects)
                 if not matches(i, j) and _dated(root, e) and scenario.overlaps(root["segment"], e)]
-        cause = (f"on {on[0]}" if on else f"near {near[0]} (other segment)" if near else "unplanted")
+        # Same respondents as a planted effect but dated outside the tolerance: a date error, not a new cause.
+        off = [str(e.cls) for e in effects
+               if not on and not near and abs(_day(root["change_date"]) - e.onset) <= 4 * TOLERANCE
+               and scenario.same_respondents(root["segment"], e)]
+        cause = (f"on {on[0]}" if on else f"near {near[0]} (other segment)" if near
+                 else f"on {off[0]} but dated 3-8 weeks off" if off else "unplanted")
         false_roots.append({"metric": root["metric"], "segment": root["segment"], "date": root["change_date"][:10],
                             "delta": root["delta"], "scope": root["scope"], "cause": cause})
 
@@ -277,6 +282,13 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
                 entry["root"] = roots[best]["id"]
                 entry["recovery_right"] = _recovery_right(roots[best], effect, scenario.end)
                 entry["scope"] = roots[best]["scope"]
+            else:  # why not: what the analysis said around then (diagnosis only)
+                entry["instead"] = [
+                    f"{'root' if f['root'] else 'echo'} {f['metric']} {f['change_date'][:10]} {f['delta']:+.1f} "
+                    f"{f['scope'] or ''} {_label(f['segment'])}"
+                    for f in findings if f["metric"] == "happiness"
+                    and abs(_day(f["change_date"]) - effect.onset) <= 2 * TOLERANCE
+                    and (f["root"] or scenario.same_respondents(f["segment"], effect))][:6]
             # Lost-time and factor roots of this dip: same date rule, sharing respondents.
             home = roots[happy[0]]["segment"] if happy else effect.segment
             # (Not those that are another planted effect's own: a co-starting local part's
@@ -311,6 +323,10 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
     ]
     return {"roots": len(roots), "findings": len(findings), "false_roots": false_roots, "effects": out_effects,
             "open_on_ended": open_on_ended}
+
+
+def _label(segment: dict[str, str]) -> str:
+    return " x ".join(f"{k}={v}" for k, v in sorted(segment.items())) or "everyone"
 
 
 def _same_segment(scenario: Any, segment: dict[str, str], home: dict[str, str], effect: Any) -> bool:
@@ -545,16 +561,19 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true", help="leave out the fixed demo case")
     parser.add_argument("--json", type=Path, help="write per-case results and the summary here")
     parser.add_argument("--verbose", action="store_true", help="print each case's false roots and misses")
-    parser.add_argument("--summarise", type=Path, metavar="FILE",
-                        help="print the tables of an earlier --json file or its .partial.jsonl, run nothing")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="FILE",
+                        help="print the tables of earlier --json files or their .partial.jsonl (several runs, "
+                             "e.g. seed ranges, are pooled), run nothing")
     args = parser.parse_args()
     classes = [str(EffectClass(c.strip())) for c in args.classes.split(",") if c.strip()]
     if args.summarise:
-        text = args.summarise.read_text()
-        if args.summarise.suffix == ".jsonl":
-            done = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            done = json.loads(text)["cases"]
+        done = []
+        for path in args.summarise:
+            text = path.read_text()
+            if path.suffix == ".jsonl":
+                done += [json.loads(line) for line in text.splitlines() if line.strip()]
+            else:
+                done += json.loads(text)["cases"]
         print_tables(summarise(done, classes or [str(c) for c in EffectClass]), done)
         return
     seeds, replays = (20, min(args.replays, 5)) if args.quick else (args.seeds, args.replays)
@@ -563,7 +582,7 @@ def main() -> None:
         cases.append("demo")
     opts = {"classes": classes, "backend": args.backend, "pg_url": args.pg_url}
     # Replayed cases are spread over the run (every k-th), so a partial run has its share.
-    every = max(1, -(-len(cases) // replays)) if replays else 0
+    every = max(1, len(cases) // replays) if replays else 0
     jobs = [(case, {**opts, "replay": bool(every) and i % every == 0 and i // every < replays})
             for i, case in enumerate(cases)]
     started = time.perf_counter()
@@ -589,6 +608,8 @@ def main() -> None:
                 for e in s.get("effects", []):
                     if e.get("found") is False:
                         print(f"      missed: {e['cls']} {e['segment']} {e['onset']} {e['size']} {e['per_week']}/wk")
+                        for line in e.get("instead", []):
+                            print(f"          {line}")
     results.sort(key=lambda r: (isinstance(r["case"], str), r["case"]))
     summary = summarise(results, classes or [str(c) for c in EffectClass])
     print_tables(summary, results)
