@@ -112,7 +112,7 @@ def _analysis(url: str, as_of: dt.date) -> tuple[list[Finding], float]:
     try:
         started = time.perf_counter()
         report = run_analysis(engine, settings, as_of)
-        return [{k: f.get(k) for k in KEEP} for f in report.findings], time.perf_counter() - started
+        return [{k: f.as_dict().get(k) for k in KEEP} for f in report.findings], time.perf_counter() - started
     finally:
         engine.dispose()
 
