@@ -147,7 +147,6 @@ from detectors.metrics import (  # noqa: E402  (kept next to what uses them)
     _column,
     _LogRatioMetric,
     _safe_divide,
-    _with_periods,
 )
 
 HOURS_LOW = 0.01  # 36 seconds: below it (an instant resolution) counts in the first bin

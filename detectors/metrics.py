@@ -434,7 +434,9 @@ def metric_for(name: str) -> Metric:
         return FactorShare(name.removeprefix("factor:"))
     if name in _METRICS:
         return _METRICS[name]()
-    from detectors.it_metrics import it_metric_for  # the IT metrics build on this module
+    from detectors.it_metrics import (
+        it_metric_for,  # the IT metrics build on this module
+    )
 
     it_metric = it_metric_for(name)
     if it_metric is not None:

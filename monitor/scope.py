@@ -20,9 +20,14 @@ class ScopeError(ValueError):
     """A scope written in a form that cannot be read; the message says which part."""
 
 
-def segment_label(segment: Mapping[str, object]) -> str:
-    """``country Finland x service SAP``; ``everyone`` for the empty segment."""
-    return " x ".join(f"{name.replace('_', ' ')} {value}" for name, value in segment.items()) or "everyone"
+def segment_label(segment: Mapping[str, object], everyone: str = "everyone") -> str:
+    """In prose: ``country Finland x service SAP``; ``everyone`` for the empty segment."""
+    return " x ".join(f"{name.replace('_', ' ')} {value}" for name, value in segment.items()) or everyone
+
+
+def segment_filter_text(segment: Mapping[str, object]) -> str:
+    """In the filter syntax the CLI and the web take: ``country=Finland x service=SAP``."""
+    return " x ".join(f"{name}={value}" for name, value in segment.items()) or "everyone"
 
 
 @dataclass(frozen=True)

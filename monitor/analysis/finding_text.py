@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from monitor.analysis.finding_view import FindingView
 from monitor.analysis.suggestions import describe_segment
+from monitor.scope import segment_filter_text
 
 HEADER = (
     f"{'id':<14} {'metric':<32} {'segment':<40} {'since':<10} {'before':>7} {'after':>7} "
@@ -20,15 +21,11 @@ def _percent(share: float | None) -> str:
     return "n/a" if share is None else f"{100 * share:.0f}%"
 
 
-def segment_text(segment: dict[str, str]) -> str:
-    return " x ".join(f"{k}={v}" for k, v in segment.items()) or "everyone"
-
-
 def finding_row(f: FindingView, indent: str = "") -> str:
     interval = f"{signed(f.delta)} [{signed(f.ci_low)}, {signed(f.ci_high)}]"
     width = 14 - len(indent)
     return (
-        f"{indent}{f.id:<{width}} {f.metric[:32]:<32} {segment_text(f.segment)[:40]:<40} {f.change_date.isoformat():<10} "
+        f"{indent}{f.id:<{width}} {f.metric[:32]:<32} {segment_filter_text(f.segment)[:40]:<40} {f.change_date.isoformat():<10} "
         f"{f.before:>7.1f} {f.after:>7.1f} {interval:>24} {f.n_before:>7}/{f.n_after:<7}"
         + (f" recovered {f.recovered_on.isoformat()}" if f.recovered_on else "")
     )
@@ -47,7 +44,7 @@ def root_summary(f: FindingView) -> list[str]:
         lines.append(f"    scope: {where}")
     for named in (n for n in explanation.segments if n.segment != f.segment):
         lines.append(
-            f"      {segment_text(named.segment)}: {signed(named.delta)} "
+            f"      {segment_filter_text(named.segment)}: {signed(named.delta)} "
             f"(n {named.n_before}/{named.n_after}), explains {_percent(named.share)} of the overall change"
         )
     if f.explains is not None and f.segment:
@@ -91,7 +88,7 @@ def explain_text(f: FindingView, echoes: list[FindingView]) -> str:
     if not f.root:
         return f"{f.id} is an echo of {f.root_id}: run `mspmon explain {f.root_id}`."
     lines = [
-        f"{f.id}: {f.metric} in {segment_text(f.segment)} since {f.change_date.isoformat()}",
+        f"{f.id}: {f.metric} in {segment_filter_text(f.segment)} since {f.change_date.isoformat()}",
         f"  {f.before:.1f} -> {f.after:.1f}, delta {signed(f.delta)} [{signed(f.ci_low)}, {signed(f.ci_high)}], "
         f"n {f.n_before}/{f.n_after}, state {f.state}",
     ]
@@ -102,7 +99,7 @@ def explain_text(f: FindingView, echoes: list[FindingView]) -> str:
         lines.append(f"  drill-down of {describe_segment(tree['segment'])} over {tree['n_before']}/{tree['n_after']} responses:")
         for child in tree.get("children", []):
             added = {k: v for k, v in child["segment"].items() if k not in tree["segment"]}
-            label = segment_text(added)
+            label = segment_filter_text(added)
             if "delta" in child:
                 lines.append(
                     f"    {label:<40} {signed(child['delta']):>7}  share {_percent(child['share']):>5}  "

@@ -37,7 +37,13 @@ from monitor.periods import (
     period_start,
 )
 from monitor.store import period_index
-from monitor.store.models import AnalysisRun, Dimension, DimensionValue, responses, slot_column
+from monitor.store.models import (
+    AnalysisRun,
+    Dimension,
+    DimensionValue,
+    responses,
+    slot_column,
+)
 
 HISTORY_WEEKS = 8  # the weeks a recent figure is compared with
 RECENT_WEEKS = 4  # lost-time answer rate: recent stretch

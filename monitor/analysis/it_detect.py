@@ -29,7 +29,12 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from detectors import PeriodValues, metric_for
-from detectors.it_metrics import DETECTED_IT_METRICS, IT_OVERALL_ONLY, TICKET_STATS, ticket_cube
+from detectors.it_metrics import (
+    DETECTED_IT_METRICS,
+    IT_OVERALL_ONLY,
+    TICKET_STATS,
+    ticket_cube,
+)
 from monitor.analysis.aggregate import MISSING, Segment, history_periods
 from monitor.analysis.detect import (
     AnalysisOptions,
@@ -43,7 +48,13 @@ from monitor.analysis.detect import (
     _per_period,
     family_penalty,
 )
-from monitor.periods import first_day, last_complete_period, last_day, period_of_day, period_start
+from monitor.periods import (
+    first_day,
+    last_complete_period,
+    last_day,
+    period_of_day,
+    period_start,
+)
 from monitor.store.models import Dimension, DimensionValue
 from monitor.store.tickets import load_ticket_arrays
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from monitor.scope import segment_label
+
 DEFAULT_SUGGESTIONS: dict[str, str] = {
     "Lack of business knowledge": (
         "Knowledge transfer: have MSP agents shadow the retained organisation's experts for {service} "
@@ -69,7 +71,7 @@ def _phrases(segment: Mapping[str, str]) -> _Phrases:
 
 
 def describe_segment(segment: Mapping[str, str]) -> str:
-    return " x ".join(f"{name} {value}" for name, value in segment.items()) or "all areas"
+    return segment_label(segment, everyone="all areas")
 
 
 def suggestions_for(

@@ -61,6 +61,7 @@ import pandas as pd
 
 from monitor.ingest.readers import CANONICAL_COLUMNS
 from monitor.periods import EPOCH
+from monitor.scope import segment_filter_text
 
 WEEK = timedelta(weeks=1)
 FACTOR_SEPARATOR = ";"
@@ -269,7 +270,7 @@ class Scenario:
 
 
 def segment_label(segment: dict[str, str]) -> str:
-    return " x ".join(f"{k}={v}" for k, v in sorted(segment.items())) or "everyone"
+    return segment_filter_text(dict(sorted(segment.items())))
 
 
 # --- the world ------------------------------------------------------------------

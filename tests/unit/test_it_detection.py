@@ -15,7 +15,12 @@ import pandas as pd
 import pytest
 
 from detectors import metric_for
-from detectors.it_metrics import DETECTED_IT_METRICS, TICKET_STATS, median_estimate, ticket_cube
+from detectors.it_metrics import (
+    DETECTED_IT_METRICS,
+    TICKET_STATS,
+    median_estimate,
+    ticket_cube,
+)
 from monitor.analysis.detect import AnalysisOptions, find_changes
 from monitor.analysis.it_detect import find_it_changes
 from monitor.analysis.it_notes import disconnect_notes
