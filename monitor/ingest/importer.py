@@ -60,8 +60,14 @@ class RecordError:
         return {"file": self.file, "line": self.line, "column": self.column, "message": self.message}
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" + (f" [{self.column}]" if self.column else "")
+        where = f"{self.file}:{self.line}" + (f" [{_printable(self.column)}]" if self.column else "")
         return f"{where}: {self.message}"
+
+
+def _printable(text: str) -> str:
+    """Control and other unprintable characters as escapes: a refused column name is
+    quoted from the input, and PostgreSQL text cannot hold NUL."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass
@@ -454,7 +460,7 @@ def _record_run(
         updated=report.updated,
         unchanged=report.unchanged,
         rejected=report.rejected,
-        message=message if message is not None else "\n".join(str(error) for error in report.errors),
+        message=_printable(message) if message is not None else "\n".join(str(error) for error in report.errors),
         started_at=started,
         finished_at=dt.datetime.now(dt.UTC),
     )

@@ -409,6 +409,9 @@ def test_the_api_applies_the_same_rules(database_url, tmp_path):
         ({"rating": 7.5}, "rating", "whole number"),
         ({"country": "Fin\u200bland"}, "country", "U+200B"),
         ({"a=b": "x"}, "a=b", "dimension name"),
+        # A control character in a dimension *name*: the refusal quotes it, and the
+        # import run that records it must still be storable (PostgreSQL text holds no NUL).
+        ({"cou\u0000ntry": "x"}, "cou\u0000ntry", "U+0000"),
     ]
     for change, column, reason in cases:
         answer = post(JSON_RECORD, {**JSON_RECORD, "response_id": "J2", **change})
@@ -417,4 +420,7 @@ def test_the_api_applies_the_same_rules(database_url, tmp_path):
         assert reason in answer.json["errors"][0]["message"]
     accepted = post({**JSON_RECORD, "rating": 10.0})
     assert accepted.status_code == 200 and accepted.json["inserted"] == 1
+    with monitor_db.session_scope(engine) as session:
+        messages = session.scalars(select(ImportRun.message).where(ImportRun.status == "failed")).all()
+    assert any("cou\\x00ntry" in message for message in messages)
     engine.dispose()
