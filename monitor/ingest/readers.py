@@ -165,6 +165,11 @@ def read_csv(path: Path, dimensions: tuple[str, ...], batch_rows: int) -> Iterat
     """Yield the records of a canonical CSV file in batches of text columns."""
     names = _read_csv_header(path)
     check_header(path, names, dimensions)
+    yield from csv_batches(path, names, batch_rows)
+
+
+def csv_batches(path: Path, names: list[str], batch_rows: int) -> Iterator[RecordBatch]:
+    """The records after a checked header, as text columns, numbered as a person counts them."""
     invalid: list[Problem] = []
 
     def on_invalid_row(row: Any) -> str:

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from monitor.ingest.readers import (
     FileFormatError,
@@ -33,13 +32,12 @@ from monitor.ingest.readers import (
     RecordBatch,
     _as_text,
     _first_bad_utf8_line,
-    _number_records,
     _read_csv_header,
+    csv_batches,
 )
 
 SOURCE_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".xlsx")
 TEXT_SUFFIXES = (".csv", ".jsonl", ".ndjson")
-_BLOCK_BYTES = 4 << 20
 
 
 def check_source(path: Path) -> None:
@@ -63,38 +61,7 @@ def _check_names(path: Path, names: list[str]) -> None:
 def read_source_csv(path: Path, batch_rows: int) -> Iterator[RecordBatch]:
     names = _read_csv_header(path)
     _check_names(path, names)
-    invalid: list[Problem] = []
-
-    def on_invalid_row(row: Any) -> str:
-        message = f"expected {row.expected_columns} fields as in the header, found {row.actual_columns}"
-        invalid.append(Problem(row.number, "", message))
-        return "skip"
-
-    next_record = 2
-    try:
-        reader = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, use_threads=False, block_size=_BLOCK_BYTES),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
-            convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in names}, strings_can_be_null=False
-            ),
-        )
-        for arrow_batch in reader:
-            count = arrow_batch.num_rows
-            records, problems = _number_records(next_record, count, invalid)
-            next_record = int(records[-1]) + 1 if count else next_record
-            for start in range(0, count, batch_rows):
-                table = pa.Table.from_batches([arrow_batch.slice(start, batch_rows)])
-                yield RecordBatch(path, records[start : start + batch_rows], table, problems)
-                problems = []
-        if invalid:
-            empty = pa.table({name: pa.array([], type=pa.string()) for name in names})
-            yield RecordBatch(path, np.array([], dtype=np.int64), empty, sorted(invalid, key=lambda p: p.record))
-    except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc):
-            raise FileFormatError(path, _first_bad_utf8_line(path), "not valid UTF-8 text") from None
-        raise FileFormatError(path, next_record, f"unreadable CSV: {exc}") from None
+    yield from csv_batches(path, names, batch_rows)
 
 
 def _rows_to_batch(path: Path, numbers: list[int], rows: list[dict[str, str]], problems: list[Problem], names: list[str]) -> RecordBatch:
