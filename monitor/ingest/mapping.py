@@ -136,16 +136,27 @@ def pivot_rows(table: pa.Table, numbers: np.ndarray, profile: Profile) -> tuple[
     return result_numbers, result
 
 
+def numbers_of(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(numbers, empty) of a text column, NaN where not a number: Arrow's cast when
+    every value is a number (the usual case, no Python objects), pandas otherwise."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    is_empty = pc.equal(values, "")
+    empty = np.asarray(is_empty.to_numpy(zero_copy_only=False), dtype=bool)
+    try:
+        numbers = pc.cast(pc.if_else(is_empty, None, values), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        numbers = pd.to_numeric(pd.Series(values.to_pylist(), dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+    return np.asarray(numbers, dtype=float), empty
+
+
 def _order_values(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.ndarray, np.ndarray]:
     """Sortable numbers for an ordering column: numbers as they are, else dates.
 
     Empty sorts first; the mask marks values that are neither.
     """
-    text = values.to_pylist()
-    numeric = pd.to_numeric(pd.Series(text, dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
-    empty = np.array([v == "" for v in text], dtype=bool)
+    numeric, empty = numbers_of(values)
     if np.isfinite(numeric[~empty]).all():
-        return np.where(empty, -np.inf, numeric), np.zeros(len(text), dtype=bool)
+        return np.where(empty, -np.inf, numeric), np.zeros(len(values), dtype=bool)
     micros, bad = parse_dates(values, profile, zone)
     return np.where(empty, -np.inf, micros.astype(float)), bad
 
@@ -162,24 +173,33 @@ def latest_rows(table: pa.Table, numbers: np.ndarray, profile: Profile, zone: Zo
     zone = zone or ZoneInfo(profile.timezone or "UTC")
     problems: list[Problem] = []
     bad = np.zeros(table.num_rows, dtype=bool)
-    frame = pd.DataFrame({f"k{i}": table.column(c).to_pylist() for i, c in enumerate(latest.key)})
-    for i, column in enumerate(latest.key):
-        empty = (frame[f"k{i}"] == "").to_numpy()
+    # Keys as dictionary codes and a lexicographic sort: no Python object per row.
+    codes = []
+    for column in latest.key:
+        values = table.column(column).combine_chunks()
+        empty = np.asarray(pc.equal(values, "").to_numpy(zero_copy_only=False), dtype=bool)
         problems.extend(Problem(int(numbers[p]), column, "required: the key of the latest-row rule is empty") for p in np.flatnonzero(empty))
         bad |= empty
-    for i, column in enumerate(latest.order):
+        codes.append(pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False))
+    orders = []
+    for column in latest.order:
         values, unparsed = _order_values(table.column(column).combine_chunks(), profile, zone)
-        frame[f"o{i}"] = values
+        orders.append(values)
         problems.extend(
             Problem(int(numbers[p]), column, f"ordering value is neither a number nor a date in the profile's format(s): {table.column(column)[int(p)].as_py()!r}")
             for p in np.flatnonzero(unparsed)
         )
         bad |= unparsed
-    frame["position"] = np.arange(table.num_rows)
-    frame = frame[~bad]
-    order = [f"o{i}" for i in range(len(latest.order))] + ["position"]
-    keys = [f"k{i}" for i in range(len(latest.key))]
-    kept = np.sort(frame.sort_values(order, kind="stable").drop_duplicates(keys, keep="last")["position"].to_numpy())
+    good = np.flatnonzero(~bad)
+    # np.lexsort sorts by its last key first: keys, then ordering columns, then position.
+    order = good[np.lexsort([good, *(o[good] for o in reversed(orders)), *(c[good] for c in reversed(codes))])]
+    if len(order):
+        same_key = np.ones(len(order) - 1, dtype=bool)
+        for c in codes:
+            same_key &= c[order[1:]] == c[order[:-1]]
+        kept = np.sort(order[np.append(~same_key, True)])
+    else:
+        kept = order
     return numbers[kept], table.take(pa.array(kept, type=pa.int64())), problems
 
 
@@ -190,8 +210,16 @@ def parse_dates(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.
     and month need not be zero-padded); what none of them reads is tried as ISO 8601,
     then, with ``day_first``, as a free-form day-first date. Values with an offset
     are absolute; others are in the profile's time zone (else the configured one).
-    Empty values give NAT and are not errors here.
+    Empty values give NAT and are not errors here. Each distinct value is parsed once
+    (exports repeat times a lot: an event log's updates share their minutes).
     """
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if len(values) > 1_000:
+        encoded = pc.dictionary_encode(values)
+        if len(encoded.dictionary) < 0.8 * len(values):
+            micros, unparsed = parse_dates(encoded.dictionary, profile, zone)
+            positions = encoded.indices.to_numpy(zero_copy_only=False)
+            return micros[positions], unparsed[positions]
     text = pd.Series(values.to_pylist(), dtype=object)
     empty = (text == "").to_numpy()
     result = np.full(len(text), NAT, dtype=np.int64)
@@ -292,7 +320,7 @@ def convert_dates(check: FieldCheck, fields: dict[str, pa.Array], profile: Profi
             continue
         values = fields[name]
         micros, bad = parse_dates(values, profile, zone)
-        text = values.to_pylist()
+        text = values.to_pylist() if bad.any() else []
         check.flag(bad, source_of.get(name, name), text, lambda v, shown=shown: f"not a date in the format {shown}: {v!r}")
         parsed[name] = micros
     return parsed
