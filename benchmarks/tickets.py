@@ -160,6 +160,14 @@ def _child_analysis_setup(url: str, workdir: str, responses: int, tickets: int) 
     print(json.dumps({"load_seconds": time.perf_counter() - started}))
 
 
+def _child_generate(workdir: str, tickets: int) -> None:
+    """Files are written in a child: a child's max RSS includes its parent's at fork."""
+    log, canonical = Path(workdir) / "events.csv", Path(workdir) / "tickets.csv"
+    events = write_event_log(log, tickets)
+    write_ticket_file(canonical, tickets)
+    print(json.dumps({"events": events}))
+
+
 def _child_analysis(url: str, as_of: str) -> None:
     cpu = _cpu()
     report, seconds = timed_analysis(url, as_of)
@@ -256,6 +264,7 @@ def main() -> None:
     parser.add_argument("--child-analysis-setup", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--child-analysis", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--child-effects", help=argparse.SUPPRESS)
+    parser.add_argument("--child-generate", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_import:
         return _child_import(*args.child_import)
@@ -266,6 +275,8 @@ def main() -> None:
         return _child_analysis(*args.child_analysis)
     if args.child_effects:
         return _child_effects(args.child_effects)
+    if args.child_generate:
+        return _child_generate(args.child_generate[0], int(args.child_generate[1]))
 
     tickets = 100_000 if args.quick else args.tickets
     seeds = 5 if args.quick and args.seeds == 20 else args.seeds
@@ -276,8 +287,7 @@ def main() -> None:
         if "import" not in skip:
             log, canonical = workdir / "events.csv", workdir / "tickets.csv"
             started = time.perf_counter()
-            events = write_event_log(log, tickets)
-            write_ticket_file(canonical, tickets)
+            events = run_child(__file__, "--child-generate", str(workdir), str(tickets))["events"]
             print(f"generated {events:,} events ({log.stat().st_size / 1e6:.0f} MB) and {tickets:,} tickets ({canonical.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.1f} s\n")
             print(f"{'import':<34}{'backend':<12}{'rows':>11}{'wall s':>9}{'cpu s':>8}{'rows/s':>10}{'peak MB':>9}  targets")
             for backend in backends:

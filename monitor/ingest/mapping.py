@@ -82,14 +82,19 @@ def clean(table: pa.Table, profile: Profile) -> pa.Table:
 def read_profiled(path: Path, profile: Profile, batch_rows: int) -> Iterator[RecordBatch]:
     """Cleaned source batches; pivoted or reduced to the latest row per key when asked.
 
-    Pivot and ``latest`` need the whole file: it is read into one table first (an
-    event log of a million updates is a few hundred MB of Arrow text at most).
+    A pivot needs the whole file: it is read into one table first. The latest-row rule
+    reads the file twice instead: first only its key and ordering columns (what
+    decides which record of each key is kept), then every column of the kept records,
+    batch by batch; so an event log of five million updates never sits in memory whole.
     """
     batches = read_source(path, batch_rows, profile.sheet)
     if profile.pivot is None and profile.latest is None:
         for batch in batches:
             check_columns(path, batch.table.column_names, profile)
             yield RecordBatch(path, batch.records, clean(batch.table, profile), batch.problems)
+        return
+    if profile.pivot is None:
+        yield from _read_latest(path, profile, batch_rows, batches)
         return
     tables, records, problems = [], [], []
     for batch in batches:
@@ -99,13 +104,53 @@ def read_profiled(path: Path, profile: Profile, batch_rows: int) -> Iterator[Rec
         problems.extend(batch.problems)
     table = pa.concat_tables(tables) if tables else pa.table({})
     numbers = np.concatenate(records) if records else np.array([], dtype=np.int64)
-    if profile.pivot is not None:
-        numbers, table = pivot_rows(table, numbers, profile)
-    else:
-        numbers, table, bad = latest_rows(table, numbers, profile)
-        problems.extend(bad)
+    numbers, table = pivot_rows(table, numbers, profile)
     for start in range(0, max(table.num_rows, 1), batch_rows):
         yield RecordBatch(path, numbers[start : start + batch_rows], table.slice(start, batch_rows), problems if start == 0 else [])
+
+
+def _read_latest(path: Path, profile: Profile, batch_rows: int, batches: Iterator[RecordBatch]) -> Iterator[RecordBatch]:
+    """``latest_rows`` over a first pass of the deciding columns, then the kept records."""
+    latest = profile.latest
+    assert latest is not None
+    deciding = list(dict.fromkeys([*latest.key, *latest.order]))
+    tables, records, problems = [], [], []
+    for batch in batches:
+        check_columns(path, batch.table.column_names, profile)
+        tables.append(clean(batch.table.select(deciding), profile))
+        records.append(batch.records)
+        problems.extend(batch.problems)
+    table = pa.concat_tables(tables) if tables else pa.table({name: pa.array([], pa.string()) for name in deciding})
+    numbers = np.concatenate(records) if records else np.array([], dtype=np.int64)
+    del tables, records
+    kept, _, bad = latest_rows(table, numbers, profile)
+    del table
+    problems.extend(bad)
+    kept = np.sort(kept)
+    pending: list[pa.Table] = []
+    pending_numbers: list[np.ndarray] = []
+    size = 0
+    first = True
+
+    def flush() -> RecordBatch:
+        return RecordBatch(path, np.concatenate(pending_numbers), pa.concat_tables(pending).combine_chunks(), problems if first else [])
+
+    for batch in read_source(path, batch_rows, profile.sheet):
+        at = np.searchsorted(kept, batch.records)
+        take = (at < len(kept)) & (kept[np.minimum(at, len(kept) - 1)] == batch.records) if len(kept) else np.zeros(len(batch.records), dtype=bool)
+        if not take.any():
+            continue
+        pending.append(clean(batch.table.filter(pa.array(take)), profile))
+        pending_numbers.append(batch.records[take])
+        size += int(take.sum())
+        if size >= batch_rows:
+            yield flush()
+            first, pending, pending_numbers, size = False, [], [], 0
+    if pending or first:
+        if not pending:
+            yield RecordBatch(path, np.array([], dtype=np.int64), pa.table({}), problems)
+            return
+        yield flush()
 
 
 def pivot_rows(table: pa.Table, numbers: np.ndarray, profile: Profile) -> tuple[np.ndarray, pa.Table]:

@@ -127,8 +127,8 @@ def _datetime_text(micros: np.ndarray, none: str | None = "None") -> pa.Array:
     """UTC instants as ``str(datetime)`` gives them (``2016-02-29 01:16:00+00:00``,
     microseconds only when not zero), ``none`` for NAT: the content hash's form."""
     present = micros != NAT
-    seconds = pa.array(np.where(present, micros, 0) // 10**6 * 10**6, type=pa.timestamp("us"))
-    text = pc.strftime(pc.cast(seconds, pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
+    seconds = (np.where(present, micros, 0) // 10**6).astype("datetime64[s]")
+    text = pc.replace_substring(pa.array(np.datetime_as_string(seconds, unit="s")), "T", " ")
     fraction = np.where(present, micros, 0) % 10**6
     if fraction.any():
         padded = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), 6, "0")
