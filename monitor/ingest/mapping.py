@@ -190,7 +190,11 @@ def numbers_of(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     try:
         numbers = pc.cast(pc.if_else(is_empty, None, values), pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        numbers = pd.to_numeric(pd.Series(values.to_pylist(), dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+        # Some value is not a number (a date ordering column, a typo): each distinct
+        # value once through pandas, not a Python string per row.
+        encoded = pc.dictionary_encode(values)
+        unique = pd.to_numeric(pd.Series(encoded.dictionary.to_pylist(), dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+        numbers = unique[encoded.indices.to_numpy(zero_copy_only=False)] if len(unique) else np.full(len(values), np.nan)
     return np.asarray(numbers, dtype=float), empty
 
 
