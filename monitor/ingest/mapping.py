@@ -33,6 +33,7 @@ from monitor.ingest.rules import _HAS_OFFSET
 from monitor.ingest.sources import read_source
 
 NAT = np.iinfo(np.int64).min
+LATEST_REDUCE_ROWS = 1_000_000  # event-log records between two reductions to the latest per key
 PSEUDONYM_CHARS = 16  # 64 bits of HMAC-SHA256: collisions need ~4 billion people
 
 
@@ -114,19 +115,34 @@ def _read_latest(path: Path, profile: Profile, batch_rows: int, batches: Iterato
     latest = profile.latest
     assert latest is not None
     deciding = list(dict.fromkeys([*latest.key, *latest.order]))
-    tables, records, problems = [], [], []
+    # The winners so far are kept, and every LATEST_REDUCE_ROWS new records they are
+    # reduced again with them: memory holds about (tickets + LATEST_REDUCE_ROWS) rows of
+    # the deciding columns, not the whole log. Winners precede the new records in the
+    # file, so "then by position" still means file order; each record is checked once.
+    empty = pa.table({name: pa.array([], pa.string()) for name in deciding})
+    tables: list[pa.Table] = [empty]
+    records: list[np.ndarray] = [np.array([], dtype=np.int64)]
+    problems: list[Problem] = []
+    fresh = 0
+
+    def reduce() -> None:
+        numbers, table, bad = latest_rows(pa.concat_tables(tables), np.concatenate(records), profile)
+        problems.extend(bad)
+        tables[:] = [table.combine_chunks()]
+        records[:] = [numbers]
+
     for batch in batches:
         check_columns(path, batch.table.column_names, profile)
         tables.append(clean(batch.table.select(deciding), profile))
         records.append(batch.records)
         problems.extend(batch.problems)
-    table = pa.concat_tables(tables) if tables else pa.table({name: pa.array([], pa.string()) for name in deciding})
-    numbers = np.concatenate(records) if records else np.array([], dtype=np.int64)
+        fresh += batch.table.num_rows
+        if fresh >= LATEST_REDUCE_ROWS:
+            reduce()
+            fresh = 0
+    reduce()
+    kept = np.sort(records[0])
     del tables, records
-    kept, _, bad = latest_rows(table, numbers, profile)
-    del table
-    problems.extend(bad)
-    kept = np.sort(kept)
     pending: list[pa.Table] = []
     pending_numbers: list[np.ndarray] = []
     size = 0

@@ -162,3 +162,42 @@ def test_a_bad_row_in_a_later_batch_writes_nothing(database_url, tmp_path, keyed
 def test_pseudonyms_hash_each_value_as_pseudonym_does():
     values = pa.array(["Caller 1", "", "caller 1", "Ånne", "Caller 1"])
     assert pseudonyms(values, "key").to_pylist() == [None if not v else pseudonym(v, "key") for v in values.to_pylist()]
+
+
+def test_reducing_the_event_log_in_steps_changes_nothing(database_url, tmp_path, keyed, monkeypatch):
+    """The first pass keeps only the winners every LATEST_REDUCE_ROWS records: the same
+    tickets and the same errors (an empty key, an ordering value that is no date) as one pass."""
+    from monitor.ingest import mapping
+
+    log = event_log(7, tickets=400).splitlines()
+    log[10] = "," + log[10].split(",", 1)[1]  # an empty key
+    cells = log[20].split(",")
+    cells[2] = "soon"
+    log[20] = ",".join(cells)  # an ordering value that is neither number nor date
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(log) + "\n", encoding="utf-8")
+    profile = resolve_profile("servicenow_incident", {})
+    settings = dataclasses.replace(keyed, ingest_batch_rows=100)
+    engine = db.make_engine(database_url)
+    found = []
+    for size in (10**9, 150):
+        monkeypatch.setattr(mapping, "LATEST_REDUCE_ROWS", size)
+        report = ingest_tickets(engine, [path], settings, profile, now=NOW)
+        found.append((report.committed, sorted((e.line, e.column, e.message) for e in report.errors)))
+    assert found[0] == found[1] and not found[0][0]
+    assert [(line, column) for line, column, _ in found[0][1]] == [(11, "number"), (21, "sys_updated_at")]
+    engine.dispose()
+    good = tmp_path / "good.csv"
+    good.write_text(event_log(7, tickets=400), encoding="utf-8")
+    results = []
+    for size, url in ((10**9, database_url), (150, f"sqlite:///{tmp_path / 'stepwise.db'}")):
+        monkeypatch.setattr(mapping, "LATEST_REDUCE_ROWS", size)
+        target = db.make_engine(url)
+        db.upgrade(target)
+        assert ingest_tickets(target, [good], settings, profile, now=NOW).committed
+        target.dispose()
+        results.append([row[:14] for row in stored(url)])  # decoded values, not backend types
+    assert len(results[0]) == 400
+    assert [r[0] for r in results[0]] == [r[0] for r in results[1]]
+    if database_url.startswith("sqlite"):  # same backend: every stored value alike
+        assert results[0] == results[1]
