@@ -171,7 +171,7 @@ def _child_generate(workdir: str, tickets: int) -> None:
 def _child_analysis(url: str, as_of: str) -> None:
     cpu = _cpu()
     report, seconds = timed_analysis(url, as_of)
-    it = [f for f in report.findings if f.get("metric") in {"sla_met", "reassignment_rate", "reopen_rate", "resolution_hours", "response_rate", "feedback_delay_hours", "resolved_volume"}]
+    it = [f for f in report.findings if getattr(f, "metric", None) in {"sla_met", "reassignment_rate", "reopen_rate", "resolution_hours", "response_rate", "feedback_delay_hours", "resolved_volume"}]
     print(json.dumps({"seconds": seconds, "cpu": _cpu() - cpu, "findings": len(report.findings), "it_findings": len(it)}))
 
 
