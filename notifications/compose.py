@@ -70,12 +70,14 @@ from notifications.channels.base import InlineImage
 from notifications.charts import ChartSeries, transition_chart
 from notifications.content import (
     DigestContent,
+    Disconnect,
     FactorShift,
     FindingLine,
     Interval,
     MetricHeadline,
     NamedSegment,
     NewFinding,
+    Reading,
     TransitionHeadline,
 )
 from notifications.subscriptions import SEVERITY_RATIO
@@ -198,6 +200,7 @@ def compose(
         health=source.health(subscription.segments),
         manage_link=f"{base}/subscriptions/{subscription.id}",
         web_link=base,
+        disconnects=disconnects(new + ongoing, base),
         finding_ids={
             "new": [f.id for f in new],
             "ongoing": [f.id for f in ongoing],
@@ -428,3 +431,45 @@ def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFindin
         expected=_expected(finding),
         link=f"{base}/findings/{finding.id}",
     )
+
+
+def _pair(values: Any) -> tuple[float, float] | None:
+    if not values or len(values) != 2 or any(v is None for v in values):
+        return None
+    return (float(values[0]), float(values[1]))
+
+
+def _note_reading(metric: str, note: Mapping[str, Any]) -> Reading | None:
+    """A reading from a disconnect note (``monitor.analysis.it_notes``); None if incomplete."""
+    if any(note.get(key) is None for key in ("before", "after", "delta", "n_before", "n_after")):
+        return None
+    ci = _pair(note.get("ci")) or (float("nan"), float("nan"))
+    return Reading(metric, float(note["before"]), _pair(note.get("before_ci")), float(note["after"]),
+                   _pair(note.get("after_ci")), Interval(float(note["delta"]), ci[0], ci[1], int(note["n_after"])))
+
+
+def _finding_reading(finding: Finding) -> Reading:
+    return Reading(finding.metric, finding.before, None, finding.after, None,
+                   Interval(finding.delta, finding.ci_low, finding.ci_high, finding.n_after))
+
+
+def disconnects(findings: Iterable[Finding], base: str) -> tuple[Disconnect, ...]:
+    """Open findings where the SLA and experience disagree: Happiness findings whose
+    SLA held (``notes.sla.status == "held"``), then SLA-met findings nobody felt
+    (``notes.happiness.status == "not_felt"``). The notes were made with the same
+    anonymity threshold as the findings (too few answers: no figures, no note)."""
+    out: list[Disconnect] = []
+    for finding in findings:
+        notes = finding.notes or {}
+        if finding.metric == "happiness" and (notes.get("sla") or {}).get("status") == "held":
+            sla = _note_reading("sla_met", notes["sla"])
+            if sla is not None:
+                out.append(Disconnect("sla_held", finding.id, segment_label(finding.segment), finding.change_date,
+                                      _finding_reading(finding), sla, f"{base}/findings/{finding.id}"))
+        elif finding.metric == "sla_met" and (notes.get("happiness") or {}).get("status") == "not_felt":
+            happiness = _note_reading("happiness", notes["happiness"])
+            if happiness is not None:
+                out.append(Disconnect("not_felt", finding.id, segment_label(finding.segment), finding.change_date,
+                                      happiness, _finding_reading(finding), f"{base}/findings/{finding.id}"))
+    out.sort(key=lambda d: (d.kind != "sla_held", d.since, d.id))
+    return tuple(out)

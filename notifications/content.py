@@ -101,6 +101,35 @@ class FindingLine:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """A metric before and after a change, each with its 95% interval, and the change."""
+
+    metric: str  # happiness, sla_met
+    before: float
+    before_ci: tuple[float, float] | None  # None when the finding carries no interval for it
+    after: float
+    after_ci: tuple[float, float] | None
+    delta: Interval  # the change with its interval; ``n`` the responses or tickets after
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    """The service desk's figures and people's experience disagree (issue 12).
+
+    ``sla_held``: Happiness fell while the SLA held ("SLA green, experience red");
+    ``not_felt``: the SLA broke and Happiness did not move ("people did not mind").
+    """
+
+    kind: str
+    id: str  # the finding
+    where: str
+    since: dt.date
+    experience: Reading  # Happiness
+    sla: Reading  # SLA met, percent
+    link: str
+
+
+@dataclass(frozen=True)
 class DigestContent:
     subscription_id: int
     subscription: str
@@ -117,6 +146,7 @@ class DigestContent:
     # Finding ids per section: stored with the digest so the next one knows what
     # this subscription has already been told.
     finding_ids: dict[str, list[str]] = field(default_factory=dict)
+    disconnects: tuple[Disconnect, ...] = ()  # open findings whose SLA and experience disagree
 
     @property
     def quiet(self) -> bool:

@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from notifications.channels.base import InlineImage, Message
 from notifications.content import DigestContent
 
-METRIC_NAMES = {"happiness": "Happiness", "lost_time": "Lost time", "volume": "Response volume"}
+METRIC_NAMES = {"happiness": "Happiness", "lost_time": "Lost time", "volume": "Response volume", "sla_met": "SLA met"}
 UNITS = {"happiness": "pts", "lost_time": "min", "volume": "/week"}
 
 

@@ -150,3 +150,85 @@ def heat_class(metric: str, before: float, delta: float) -> str:
     if level == 0:
         return "heat-0"
     return f"heat-{'bad' if badness > 0 else 'good'}-{level}"
+
+
+@dataclass
+class DualChart(Chart):
+    """A ``Chart`` of the left metric plus a second metric on its own right-hand axis."""
+
+    second_lines: list[str] = field(default_factory=list)
+    second_dots: list[dict[str, Any]] = field(default_factory=list)
+    right_ticks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def dual_chart(
+    left: list[dict[str, Any]],
+    right: list[dict[str, Any]],
+    *,
+    go_live: str | None,
+    left_unit: str = "",
+    right_unit: str = "%",
+    right_name: str = "SLA met",
+) -> DualChart | None:
+    """Happiness (left axis, with its interval band) and SLA met (right axis, 0-100%)
+    per week on one time axis: the two lines that should move together."""
+    if not left and not right:
+        return None
+    weeks = sorted({p["week"] for p in [*left, *right]})
+    first, last = _date(weeks[0]), _date(weeks[-1])
+    days = max((last - first).days, 7)
+    x0, x1 = LEFT, WIDTH - RIGHT - 32  # room for the right-hand axis labels
+    y0, y1 = TOP, HEIGHT - BOTTOM
+    chart = DualChart()
+    chart.plot = {"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0}
+
+    def x(day: dt.date) -> float:
+        return round(x0 + (x1 - x0) * (day - first).days / days, 1)
+
+    gap = (x1 - x0) * 7.5 / days
+    if left:
+        low = min(p["ci_low"] for p in left)
+        high = max(p["ci_high"] for p in left)
+        step = _nice_step(max(high - low, 1e-6))
+        low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+
+        def yl(value: float) -> float:
+            return round(y1 - (y1 - y0) * (value - low) / max(high - low, 1e-9), 1)
+
+        tick = low
+        while tick <= high + step / 2:
+            chart.y_ticks.append({"y": yl(tick), "label": f"{tick:g}{left_unit}"})
+            tick += step
+        placed = [(x(_date(p["week"])), p) for p in left]
+        for run in _runs(placed, gap):
+            chart.lines.append("M" + " L".join(f"{px},{yl(p['value'])}" for px, p in run))
+            upper = [f"{px},{yl(p['ci_high'])}" for px, p in run]
+            lower = [f"{px},{yl(p['ci_low'])}" for px, p in reversed(run)]
+            chart.bands.append("M" + " L".join(upper + lower) + " Z")
+        chart.dots = [
+            {"x": px, "y": yl(p["value"]), "title": f"week of {p['week']}: Happiness {p['value']:g}{left_unit} (95% CI {p['ci_low']:g} to {p['ci_high']:g}), {p['n']} responses"}
+            for px, p in placed
+        ]
+    month = dt.date(first.year, first.month, 1)
+    every = max(1, round(days / 30 / 8))
+    index = 0
+    while month <= last:
+        if month >= first and index % every == 0:
+            chart.x_ticks.append({"x": x(month), "label": month.strftime("%b %Y" if month.month == 1 or not chart.x_ticks else "%b")})
+        index += 1
+        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    if go_live and first <= _date(go_live) <= last:
+        chart.go_live = x(_date(go_live))
+
+    def y(value: float) -> float:  # right axis: 0-100%
+        return round(y1 - (y1 - y0) * value / 100.0, 1)
+
+    chart.right_ticks = [{"x": x1 + 6, "y": y(v), "label": f"{v}{right_unit}"} for v in (0, 25, 50, 75, 100)]
+    placed = [(x(_date(p["week"])), p) for p in right]
+    for run in _runs(placed, gap):
+        chart.second_lines.append("M" + " L".join(f"{px},{y(p['value'])}" for px, p in run))
+    chart.second_dots = [
+        {"x": px, "y": y(p["value"]), "title": f"week of {p['week']}: {right_name} {p['value']:g}{right_unit} (95% CI {p['ci_low']:g} to {p['ci_high']:g}), {p['n']} tickets"}
+        for px, p in placed
+    ]
+    return chart

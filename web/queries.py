@@ -324,3 +324,33 @@ def finding_detail(finding: Finding) -> dict[str, Any]:
         except LookupError:
             entry["factors"] = []
     return entry
+
+
+def it_view(transition: Transition, filters: dict[str, str]) -> dict[str, Any] | None:
+    """IT metrics beside the experience (issue 12): weekly Happiness and SLA met, the
+    response rate, and (on the whole transition) the report's before/after table.
+    None when no ticket falls in the view. See ``web.it_figures`` for what is hidden."""
+    from web import it_figures
+
+    cubes = params.require_cubes()
+    k = params.anonymity()
+    conditions = figures.conditions_for(transition.scope, params.user_scope(), filters)
+    if any(not values for values in conditions.values()):
+        return None
+    happiness = figures.weekly(cubes, conditions, "happiness", k)
+    first = cubes.table.period_start(cubes.first_period)
+    last = cubes.table.period_start(cubes.last_period)
+    weekly = figures.memoised(
+        cubes, ("it_weekly", tuple(conditions.items()), k),
+        lambda: it_figures.it_weekly(get_db().connection(), first, last, conditions, k),
+    )
+    if not weekly["sla_met"] and not weekly["response_rate"]:
+        return None
+    report = _report_entry(cubes, transition) if not params.user_scope() and not filters else None
+    return {
+        "happiness": happiness,
+        "sla_met": weekly["sla_met"],
+        "response_rate": weekly["response_rate"],
+        "windows": it_figures.it_windows(report, k),
+        "go_live": transition.go_live.isoformat(),
+    }

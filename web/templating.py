@@ -80,6 +80,8 @@ def init_app(app: Flask) -> None:
         drill_url=drill_url,
         sparkline=charts.sparkline,
         trend_chart=charts.trend_chart,
+        dual_chart=charts.dual_chart,
+        IT_NAMES={"sla_met": "SLA met", "resolution_hours": "Median resolution time", "reassignment_rate": "Reassigned", "reopen_rate": "Reopened", "response_rate": "Survey response rate", "feedback_delay_hours": "Feedback delay (median)"},
         heat_class=charts.heat_class,
         STATUS=STATUS,
         WINDOWS=WINDOWS,

@@ -25,12 +25,14 @@ def show(transition_id: int) -> str:
     transition = params.transition(transition_id)
     metric = params.metric()
     detail = queries.transition_detail(transition, metric)
-    return render_template("transitions/show.html", t=detail, metric=metric)
+    return render_template("transitions/show.html", t=detail, metric=metric, it=queries.it_view(transition, {}))
 
 
 @bp.route("/transitions/<int:transition_id>/segments")
 @login_required
 @cached_page
 def segments(transition_id: int) -> str:
-    view = queries.segment_view(params.transition(transition_id), *params.segment_query())
-    return render_template("transitions/segments.html", v=view)
+    transition = params.transition(transition_id)
+    query = params.segment_query()
+    view = queries.segment_view(transition, *query)
+    return render_template("transitions/segments.html", v=view, it=queries.it_view(transition, query[0]))

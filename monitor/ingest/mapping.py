@@ -33,6 +33,7 @@ from monitor.ingest.rules import _HAS_OFFSET
 from monitor.ingest.sources import read_source
 
 NAT = np.iinfo(np.int64).min
+LATEST_REDUCE_ROWS = 1_000_000  # event-log records between two reductions to the latest per key
 PSEUDONYM_CHARS = 16  # 64 bits of HMAC-SHA256: collisions need ~4 billion people
 
 
@@ -82,14 +83,19 @@ def clean(table: pa.Table, profile: Profile) -> pa.Table:
 def read_profiled(path: Path, profile: Profile, batch_rows: int) -> Iterator[RecordBatch]:
     """Cleaned source batches; pivoted or reduced to the latest row per key when asked.
 
-    Pivot and ``latest`` need the whole file: it is read into one table first (an
-    event log of a million updates is a few hundred MB of Arrow text at most).
+    A pivot needs the whole file: it is read into one table first. The latest-row rule
+    reads the file twice instead: first only its key and ordering columns (what
+    decides which record of each key is kept), then every column of the kept records,
+    batch by batch; so an event log of five million updates never sits in memory whole.
     """
     batches = read_source(path, batch_rows, profile.sheet)
     if profile.pivot is None and profile.latest is None:
         for batch in batches:
             check_columns(path, batch.table.column_names, profile)
             yield RecordBatch(path, batch.records, clean(batch.table, profile), batch.problems)
+        return
+    if profile.pivot is None:
+        yield from _read_latest(path, profile, batch_rows, batches)
         return
     tables, records, problems = [], [], []
     for batch in batches:
@@ -99,13 +105,68 @@ def read_profiled(path: Path, profile: Profile, batch_rows: int) -> Iterator[Rec
         problems.extend(batch.problems)
     table = pa.concat_tables(tables) if tables else pa.table({})
     numbers = np.concatenate(records) if records else np.array([], dtype=np.int64)
-    if profile.pivot is not None:
-        numbers, table = pivot_rows(table, numbers, profile)
-    else:
-        numbers, table, bad = latest_rows(table, numbers, profile)
-        problems.extend(bad)
+    numbers, table = pivot_rows(table, numbers, profile)
     for start in range(0, max(table.num_rows, 1), batch_rows):
         yield RecordBatch(path, numbers[start : start + batch_rows], table.slice(start, batch_rows), problems if start == 0 else [])
+
+
+def _read_latest(path: Path, profile: Profile, batch_rows: int, batches: Iterator[RecordBatch]) -> Iterator[RecordBatch]:
+    """``latest_rows`` over a first pass of the deciding columns, then the kept records."""
+    latest = profile.latest
+    assert latest is not None
+    deciding = list(dict.fromkeys([*latest.key, *latest.order]))
+    # The winners so far are kept, and every LATEST_REDUCE_ROWS new records they are
+    # reduced again with them: memory holds about (tickets + LATEST_REDUCE_ROWS) rows of
+    # the deciding columns, not the whole log. Winners precede the new records in the
+    # file, so "then by position" still means file order; each record is checked once.
+    empty = pa.table({name: pa.array([], pa.string()) for name in deciding})
+    tables: list[pa.Table] = [empty]
+    records: list[np.ndarray] = [np.array([], dtype=np.int64)]
+    problems: list[Problem] = []
+    fresh = 0
+
+    def reduce() -> None:
+        numbers, table, bad = latest_rows(pa.concat_tables(tables), np.concatenate(records), profile)
+        problems.extend(bad)
+        tables[:] = [table.combine_chunks()]
+        records[:] = [numbers]
+
+    for batch in batches:
+        check_columns(path, batch.table.column_names, profile)
+        tables.append(clean(batch.table.select(deciding), profile))
+        records.append(batch.records)
+        problems.extend(batch.problems)
+        fresh += batch.table.num_rows
+        if fresh >= LATEST_REDUCE_ROWS:
+            reduce()
+            fresh = 0
+    reduce()
+    kept = np.sort(records[0])
+    del tables, records
+    pending: list[pa.Table] = []
+    pending_numbers: list[np.ndarray] = []
+    size = 0
+    first = True
+
+    def flush() -> RecordBatch:
+        return RecordBatch(path, np.concatenate(pending_numbers), pa.concat_tables(pending).combine_chunks(), problems if first else [])
+
+    for batch in read_source(path, batch_rows, profile.sheet):
+        at = np.searchsorted(kept, batch.records)
+        take = (at < len(kept)) & (kept[np.minimum(at, len(kept) - 1)] == batch.records) if len(kept) else np.zeros(len(batch.records), dtype=bool)
+        if not take.any():
+            continue
+        pending.append(clean(batch.table.filter(pa.array(take)), profile))
+        pending_numbers.append(batch.records[take])
+        size += int(take.sum())
+        if size >= batch_rows:
+            yield flush()
+            first, pending, pending_numbers, size = False, [], [], 0
+    if pending or first:
+        if not pending:
+            yield RecordBatch(path, np.array([], dtype=np.int64), pa.table({}), problems)
+            return
+        yield flush()
 
 
 def pivot_rows(table: pa.Table, numbers: np.ndarray, profile: Profile) -> tuple[np.ndarray, pa.Table]:
@@ -136,16 +197,31 @@ def pivot_rows(table: pa.Table, numbers: np.ndarray, profile: Profile) -> tuple[
     return result_numbers, result
 
 
+def numbers_of(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(numbers, empty) of a text column, NaN where not a number: Arrow's cast when
+    every value is a number (the usual case, no Python objects), pandas otherwise."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    is_empty = pc.equal(values, "")
+    empty = np.asarray(is_empty.to_numpy(zero_copy_only=False), dtype=bool)
+    try:
+        numbers = pc.cast(pc.if_else(is_empty, None, values), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # Some value is not a number (a date ordering column, a typo): each distinct
+        # value once through pandas, not a Python string per row.
+        encoded = pc.dictionary_encode(values)
+        unique = pd.to_numeric(pd.Series(encoded.dictionary.to_pylist(), dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
+        numbers = unique[encoded.indices.to_numpy(zero_copy_only=False)] if len(unique) else np.full(len(values), np.nan)
+    return np.asarray(numbers, dtype=float), empty
+
+
 def _order_values(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.ndarray, np.ndarray]:
     """Sortable numbers for an ordering column: numbers as they are, else dates.
 
     Empty sorts first; the mask marks values that are neither.
     """
-    text = values.to_pylist()
-    numeric = pd.to_numeric(pd.Series(text, dtype=object).replace("", np.nan), errors="coerce").to_numpy(dtype=float)
-    empty = np.array([v == "" for v in text], dtype=bool)
+    numeric, empty = numbers_of(values)
     if np.isfinite(numeric[~empty]).all():
-        return np.where(empty, -np.inf, numeric), np.zeros(len(text), dtype=bool)
+        return np.where(empty, -np.inf, numeric), np.zeros(len(values), dtype=bool)
     micros, bad = parse_dates(values, profile, zone)
     return np.where(empty, -np.inf, micros.astype(float)), bad
 
@@ -162,24 +238,33 @@ def latest_rows(table: pa.Table, numbers: np.ndarray, profile: Profile, zone: Zo
     zone = zone or ZoneInfo(profile.timezone or "UTC")
     problems: list[Problem] = []
     bad = np.zeros(table.num_rows, dtype=bool)
-    frame = pd.DataFrame({f"k{i}": table.column(c).to_pylist() for i, c in enumerate(latest.key)})
-    for i, column in enumerate(latest.key):
-        empty = (frame[f"k{i}"] == "").to_numpy()
+    # Keys as dictionary codes and a lexicographic sort: no Python object per row.
+    codes = []
+    for column in latest.key:
+        values = table.column(column).combine_chunks()
+        empty = np.asarray(pc.equal(values, "").to_numpy(zero_copy_only=False), dtype=bool)
         problems.extend(Problem(int(numbers[p]), column, "required: the key of the latest-row rule is empty") for p in np.flatnonzero(empty))
         bad |= empty
-    for i, column in enumerate(latest.order):
+        codes.append(pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False))
+    orders = []
+    for column in latest.order:
         values, unparsed = _order_values(table.column(column).combine_chunks(), profile, zone)
-        frame[f"o{i}"] = values
+        orders.append(values)
         problems.extend(
             Problem(int(numbers[p]), column, f"ordering value is neither a number nor a date in the profile's format(s): {table.column(column)[int(p)].as_py()!r}")
             for p in np.flatnonzero(unparsed)
         )
         bad |= unparsed
-    frame["position"] = np.arange(table.num_rows)
-    frame = frame[~bad]
-    order = [f"o{i}" for i in range(len(latest.order))] + ["position"]
-    keys = [f"k{i}" for i in range(len(latest.key))]
-    kept = np.sort(frame.sort_values(order, kind="stable").drop_duplicates(keys, keep="last")["position"].to_numpy())
+    good = np.flatnonzero(~bad)
+    # np.lexsort sorts by its last key first: keys, then ordering columns, then position.
+    order = good[np.lexsort([good, *(o[good] for o in reversed(orders)), *(c[good] for c in reversed(codes))])]
+    if len(order):
+        same_key = np.ones(len(order) - 1, dtype=bool)
+        for c in codes:
+            same_key &= c[order[1:]] == c[order[:-1]]
+        kept = np.sort(order[np.append(~same_key, True)])
+    else:
+        kept = order
     return numbers[kept], table.take(pa.array(kept, type=pa.int64())), problems
 
 
@@ -190,8 +275,16 @@ def parse_dates(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.
     and month need not be zero-padded); what none of them reads is tried as ISO 8601,
     then, with ``day_first``, as a free-form day-first date. Values with an offset
     are absolute; others are in the profile's time zone (else the configured one).
-    Empty values give NAT and are not errors here.
+    Empty values give NAT and are not errors here. Each distinct value is parsed once
+    (exports repeat times a lot: an event log's updates share their minutes).
     """
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if len(values) > 1_000:
+        encoded = pc.dictionary_encode(values)
+        if len(encoded.dictionary) < 0.8 * len(values):
+            micros, unparsed = parse_dates(encoded.dictionary, profile, zone)
+            positions = encoded.indices.to_numpy(zero_copy_only=False)
+            return micros[positions], unparsed[positions]
     text = pd.Series(values.to_pylist(), dtype=object)
     empty = (text == "").to_numpy()
     result = np.full(len(text), NAT, dtype=np.int64)
@@ -292,7 +385,7 @@ def convert_dates(check: FieldCheck, fields: dict[str, pa.Array], profile: Profi
             continue
         values = fields[name]
         micros, bad = parse_dates(values, profile, zone)
-        text = values.to_pylist()
+        text = values.to_pylist() if bad.any() else []
         check.flag(bad, source_of.get(name, name), text, lambda v, shown=shown: f"not a date in the format {shown}: {v!r}")
         parsed[name] = micros
     return parsed

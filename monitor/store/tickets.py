@@ -13,11 +13,14 @@ The caller is kept only as a keyed hash (see ``monitor.ingest.mapping.pseudonym`
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -50,6 +53,8 @@ from monitor.store.models import (
 )
 
 LOOKUP_CHUNK = 5_000
+COPY_CHUNK = 100_000
+NAT = np.iinfo(np.int64).min  # as monitor.ingest.mapping.NAT: an unknown time
 
 tickets = Table(
     "tickets",
@@ -125,6 +130,85 @@ def update_tickets(connection: Connection, rows: list[dict[str, Any]]) -> None:
         .values({name: bindparam(f"v_{name}") for name in names})
     )
     connection.execute(statement, [{"row_id": row["row_id"], **{f"v_{n}": row[n] for n in names}} for row in rows])
+
+
+def has_tickets(connection: Connection) -> bool:
+    return connection.execute(select(tickets.c.id).limit(1)).first() is not None
+
+
+def existing_ticket_frame(connection: Connection, ids: Sequence[str]) -> pd.DataFrame:
+    """ticket_id, row_id, content_hash, updated_us (UTC microseconds, ``NAT`` when
+    unknown) of the stored tickets among ``ids``; plain driver tuples, chunked IN lists."""
+    found: list[tuple[Any, ...]] = []
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = list(ids[start : start + LOOKUP_CHUNK])
+        query = select(tickets.c.ticket_id, tickets.c.id, tickets.c.content_hash, tickets.c.updated_at).where(
+            tickets.c.ticket_id.in_(chunk)
+        )
+        result = connection.execute(query)
+        found.extend(result.cursor.fetchall())
+        result.close()
+    frame = pd.DataFrame(found, columns=["ticket_id", "row_id", "content_hash", "updated"])
+    # Naive values are UTC as stored (SQLite text, PostgreSQL timestamp without time zone).
+    updated = pd.to_datetime(frame["updated"], format="ISO8601").astype("datetime64[us]")
+    frame["updated_us"] = np.where(updated.isna(), NAT, updated.to_numpy().astype(np.int64))
+    return frame.drop(columns="updated")
+
+
+def _csv_bytes(table: pa.Table) -> bytes:
+    """CSV for PostgreSQL's COPY: strings always quoted (so "" is an empty string),
+    nulls as nothing (NULL)."""
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return sink.getvalue()
+
+
+def insert_ticket_table(connection: Connection, table: pa.Table) -> None:
+    """Bulk insert rows already in stored form (times as naive UTC text, dimension
+    codes in slot columns): ``COPY`` on PostgreSQL, tuple ``executemany`` on SQLite."""
+    if not table.num_rows:
+        return
+    names = ", ".join(table.column_names)
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY tickets ({names}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for start in range(0, table.num_rows, COPY_CHUNK):
+                copy.write(_csv_bytes(table.slice(start, COPY_CHUNK)))
+        cursor.close()
+        return
+    marks = ", ".join("?" * table.num_columns)
+    rows = list(zip(*(column.to_pylist() for column in table.columns), strict=True))
+    connection.exec_driver_sql(f"INSERT INTO tickets ({names}) VALUES ({marks})", rows)
+
+
+def update_ticket_table(connection: Connection, table: pa.Table, row_ids: np.ndarray) -> None:
+    """Replace stored tickets (primary keys ``row_ids``) by rows in stored form.
+
+    PostgreSQL: COPY into a temporary table, then one UPDATE ... FROM; SQLite: a
+    tuple ``executemany``. The ticket id and source stay as they are.
+    """
+    if not table.num_rows:
+        return
+    names = [name for name in table.column_names if name not in ("ticket_id", "source")]
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS ticket_updates ON COMMIT DROP AS SELECT id, "
+            + ", ".join(names) + " FROM tickets WITH NO DATA"
+        )
+        body = table.select(names).add_column(0, "id", pa.array(row_ids, type=pa.int64()))
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor.copy(f"COPY ticket_updates (id, {', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as copy:
+            for start in range(0, body.num_rows, COPY_CHUNK):
+                copy.write(_csv_bytes(body.slice(start, COPY_CHUNK)))
+        cursor.close()
+        assignments = ", ".join(f"{name} = u.{name}" for name in names)
+        connection.exec_driver_sql(f"UPDATE tickets SET {assignments} FROM ticket_updates u WHERE tickets.id = u.id")
+        connection.exec_driver_sql("TRUNCATE ticket_updates")
+        return
+    assignments = ", ".join(f"{name} = ?" for name in names)
+    columns = [table.column(name).to_pylist() for name in names]
+    rows = list(zip(*columns, row_ids.tolist(), strict=True))
+    connection.exec_driver_sql(f"UPDATE tickets SET {assignments} WHERE id = ?", rows)
 
 
 def inherit_ticket_dimensions(connection: Connection, slots: Sequence[int]) -> int:
