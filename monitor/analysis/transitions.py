@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from detectors import (
+    Delta,
     Direction,
     Metric,
     lost_time_summary,
@@ -128,22 +129,26 @@ def compare_windows(
         if window is baseline:
             continue
         delta = metric.compare(before, window_totals(table, series, window), confidence=confidence)
-        start, end = window.dates(table)
-        compared[window.name] = {
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "before": _rounded(delta.before.value),
-            "before_ci": [_rounded(delta.before.ci_low), _rounded(delta.before.ci_high)],
-            "after": _rounded(delta.after.value),
-            "after_ci": [_rounded(delta.after.ci_low), _rounded(delta.after.ci_high)],
-            "delta": _rounded(delta.delta),
-            "ci_low": _rounded(delta.ci_low),
-            "ci_high": _rounded(delta.ci_high),
-            "n_before": delta.n_before,
-            "n_after": delta.n_after,
-            "direction": str(metric.direction(delta.delta)) if np.isfinite(delta.delta) else "unchanged",
-        }
+        compared[window.name] = comparison_entry(metric, delta, *window.dates(table))
     return compared
+
+
+def comparison_entry(metric: Metric, delta: Delta, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """One window against the baseline, as the report, the web view and the digests show it."""
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "before": _rounded(delta.before.value),
+        "before_ci": [_rounded(delta.before.ci_low), _rounded(delta.before.ci_high)],
+        "after": _rounded(delta.after.value),
+        "after_ci": [_rounded(delta.after.ci_low), _rounded(delta.after.ci_high)],
+        "delta": _rounded(delta.delta),
+        "ci_low": _rounded(delta.ci_low),
+        "ci_high": _rounded(delta.ci_high),
+        "n_before": delta.n_before,
+        "n_after": delta.n_after,
+        "direction": str(metric.direction(delta.delta)) if np.isfinite(delta.delta) else "unchanged",
+    }
 
 
 RECOVERY_WINDOW = 4  # periods pooled per step when judging recovery
@@ -378,20 +383,9 @@ def it_comparisons(tickets: TicketTable, transition: Transition, options: Analys
             if window_name == "baseline":
                 continue
             delta = metric.compare(before, totals(window), confidence=options.confidence)
-            compared[window_name] = {
-                "from": period_start(window[0], tickets.period).isoformat(),
-                "to": period_start(window[1], tickets.period).isoformat(),
-                "before": _rounded(delta.before.value),
-                "before_ci": [_rounded(delta.before.ci_low), _rounded(delta.before.ci_high)],
-                "after": _rounded(delta.after.value),
-                "after_ci": [_rounded(delta.after.ci_low), _rounded(delta.after.ci_high)],
-                "delta": _rounded(delta.delta),
-                "ci_low": _rounded(delta.ci_low),
-                "ci_high": _rounded(delta.ci_high),
-                "n_before": delta.n_before,
-                "n_after": delta.n_after,
-                "direction": str(metric.direction(delta.delta)) if np.isfinite(delta.delta) else "unchanged",
-            }
+            compared[window_name] = comparison_entry(
+                metric, delta, period_start(window[0], tickets.period), period_start(window[1], tickets.period)
+            )
         out[name] = compared
     return out
 

@@ -142,7 +142,7 @@ def _read_latest(path: Path, profile: Profile, batch_rows: int, batches: Iterato
             fresh = 0
     reduce()
     kept = np.sort(records[0])
-    del tables, records
+    tables.clear(), records.clear()  # free the deciding columns before the second pass
     pending: list[pa.Table] = []
     pending_numbers: list[np.ndarray] = []
     size = 0

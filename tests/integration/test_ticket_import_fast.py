@@ -23,7 +23,6 @@ from monitor.ingest.mapping import pseudonym
 from monitor.ingest.profiles import resolve_profile
 from monitor.ingest.tickets import ingest_tickets, pseudonyms
 from monitor.store import db
-
 from tests.integration.ticket_reference import reference_ingest_tickets
 
 NOW = dt.datetime(2016, 6, 1, tzinfo=dt.UTC)

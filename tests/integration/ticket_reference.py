@@ -14,19 +14,19 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Engine
 
 from config import Settings
 from monitor import store
-from monitor.ingest.importer import IngestReport, RecordError, _record_run
-import pyarrow as pa
 from monitor.ingest import mapping
+from monitor.ingest.importer import IngestReport, RecordError, _record_run
 from monitor.ingest.mapping import (
-    parse_dates,
     NAT,
     FieldCheck,
     convert_dates,
     field_values,
+    parse_dates,
     pseudonym,
     read_profiled,
 )
