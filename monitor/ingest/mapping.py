@@ -142,7 +142,9 @@ def _read_latest(path: Path, profile: Profile, batch_rows: int, batches: Iterato
             fresh = 0
     reduce()
     kept = np.sort(records[0])
-    tables.clear(), records.clear()  # free the deciding columns before the second pass
+    # Free the deciding columns before the second pass.
+    tables.clear()
+    records.clear()
     pending: list[pa.Table] = []
     pending_numbers: list[np.ndarray] = []
     size = 0
