@@ -277,6 +277,13 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
                 entry["root"] = roots[best]["id"]
                 entry["recovery_right"] = _recovery_right(roots[best], effect, scenario.end)
                 entry["scope"] = roots[best]["scope"]
+            else:  # why not: what the analysis said around then (diagnosis only)
+                entry["instead"] = [
+                    f"{'root' if f['root'] else 'echo'} {f['metric']} {f['change_date'][:10]} {f['delta']:+.1f} "
+                    f"{f['scope'] or ''} {_label(f['segment'])}"
+                    for f in findings if f["metric"] == "happiness"
+                    and abs(_day(f["change_date"]) - effect.onset) <= 2 * TOLERANCE
+                    and (f["root"] or scenario.same_respondents(f["segment"], effect))][:6]
             # Lost-time and factor roots of this dip: same date rule, sharing respondents.
             home = roots[happy[0]]["segment"] if happy else effect.segment
             # (Not those that are another planted effect's own: a co-starting local part's
@@ -311,6 +318,10 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
     ]
     return {"roots": len(roots), "findings": len(findings), "false_roots": false_roots, "effects": out_effects,
             "open_on_ended": open_on_ended}
+
+
+def _label(segment: dict[str, str]) -> str:
+    return " x ".join(f"{k}={v}" for k, v in sorted(segment.items())) or "everyone"
 
 
 def _same_segment(scenario: Any, segment: dict[str, str], home: dict[str, str], effect: Any) -> bool:
@@ -545,16 +556,19 @@ def main() -> None:
     parser.add_argument("--no-demo", action="store_true", help="leave out the fixed demo case")
     parser.add_argument("--json", type=Path, help="write per-case results and the summary here")
     parser.add_argument("--verbose", action="store_true", help="print each case's false roots and misses")
-    parser.add_argument("--summarise", type=Path, metavar="FILE",
-                        help="print the tables of an earlier --json file or its .partial.jsonl, run nothing")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="FILE",
+                        help="print the tables of earlier --json files or their .partial.jsonl (several runs, "
+                             "e.g. seed ranges, are pooled), run nothing")
     args = parser.parse_args()
     classes = [str(EffectClass(c.strip())) for c in args.classes.split(",") if c.strip()]
     if args.summarise:
-        text = args.summarise.read_text()
-        if args.summarise.suffix == ".jsonl":
-            done = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            done = json.loads(text)["cases"]
+        done = []
+        for path in args.summarise:
+            text = path.read_text()
+            if path.suffix == ".jsonl":
+                done += [json.loads(line) for line in text.splitlines() if line.strip()]
+            else:
+                done += json.loads(text)["cases"]
         print_tables(summarise(done, classes or [str(c) for c in EffectClass]), done)
         return
     seeds, replays = (20, min(args.replays, 5)) if args.quick else (args.seeds, args.replays)
@@ -589,6 +603,8 @@ def main() -> None:
                 for e in s.get("effects", []):
                     if e.get("found") is False:
                         print(f"      missed: {e['cls']} {e['segment']} {e['onset']} {e['size']} {e['per_week']}/wk")
+                        for line in e.get("instead", []):
+                            print(f"          {line}")
     results.sort(key=lambda r: (isinstance(r["case"], str), r["case"]))
     summary = summarise(results, classes or [str(c) for c in EffectClass])
     print_tables(summary, results)

@@ -391,7 +391,7 @@ def _groups(rng: np.random.Generator, service: Dimension | None, go_live: int) -
                     name = f"{tag}-{level.value}-{'L1' if i == 0 else 'L2'}"
                     levels.append(Level(name, float(shares[i]), parent=level.value, first_week=first, end_week=end,
                                         offset=float(_offsets(rng, 1)[0])))
-        return Dimension("assignment_group", _centred(levels), parent="service")
+        return Dimension("assignment_group", _centred(_at_most(levels, 40)), parent="service")
     for tag, first, end, k in (("IH", 0, go_live, int(rng.integers(2, 9))), ("MSP", go_live, None, int(rng.integers(2, 11)))):
         if tag == "IH" and go_live == 0:
             continue
@@ -400,6 +400,19 @@ def _groups(rng: np.random.Generator, service: Dimension | None, go_live: int) -
             levels.append(Level(f"{tag}-Team{i + 1}", float(shares[i]), first_week=first, end_week=end,
                                 offset=float(_offsets(rng, 1)[0])))
     return Dimension("assignment_group", _centred(levels))
+
+
+def _at_most(levels: list[Level], limit: int) -> list[Level]:
+    """Fold second-line groups into their first line, smallest services first, until ``limit`` remain
+    (after the draws, so worlds that are within the limit do not change)."""
+    levels = list(levels)
+    for level in sorted((lv for lv in levels if lv.value.endswith("-L2")), key=lambda lv: lv.weight):
+        if len(levels) <= limit:
+            break
+        first = next(i for i, lv in enumerate(levels) if lv.value == level.value[:-3] + "-L1")
+        levels[first] = replace(levels[first], weight=levels[first].weight + level.weight)
+        levels.remove(level)
+    return levels
 
 
 def _centred(levels: list[Level]) -> tuple[Level, ...]:
