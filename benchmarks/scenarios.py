@@ -112,7 +112,9 @@ def _analysis(url: str, as_of: dt.date) -> tuple[list[Finding], float]:
     try:
         started = time.perf_counter()
         report = run_analysis(engine, settings, as_of)
-        return [{k: f.get(k) for k in KEEP} for f in report.findings], time.perf_counter() - started
+        # Findings are typed views since main's FindingView; their as_dict is the JSON form.
+        rows = [f.as_dict() if hasattr(f, "as_dict") else f for f in report.findings]
+        return [{k: f.get(k) for k in KEEP} for f in rows], time.perf_counter() - started
     finally:
         engine.dispose()
 
