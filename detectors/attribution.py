@@ -45,6 +45,10 @@ class Shift:
     var_after: np.ndarray
     n_before: np.ndarray
     n_after: np.ndarray
+    # The change on the scale it is tested on (``Metric.test_scale``): the log of
+    # lost time; None when that is the metric's own scale.
+    test_delta_: np.ndarray | None = None
+    test_variance_: np.ndarray | None = None
 
     @property
     def delta(self) -> np.ndarray:
@@ -54,11 +58,22 @@ class Shift:
     def delta_variance(self) -> np.ndarray:
         return self.var_before + self.var_after
 
+    @property
+    def test_delta(self) -> np.ndarray:
+        return self.delta if self.test_delta_ is None else self.test_delta_
+
+    @property
+    def test_variance(self) -> np.ndarray:
+        return self.delta_variance if self.test_variance_ is None else self.test_variance_
+
 
 def shift(metric: Metric, before: pd.DataFrame, after: pd.DataFrame) -> Shift:
     """Each row's metric value before and after (rows of pooled window totals)."""
     b, a = metric.per_period(before), metric.per_period(after)
-    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n)
+    if type(metric).test_scale is Metric.test_scale:
+        return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n)
+    tb, ta = metric.test_scale(before), metric.test_scale(after)
+    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n, ta.values - tb.values, tb.variances + ta.variances)
 
 
 def worse_sign(metric: Metric) -> float:
@@ -71,16 +86,20 @@ def excess(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.
 
     Both are signed so that positive means worse (a Happiness excess of +12 is a
     segment that fell 12 points more than the rest). NaN where a side is empty.
+    The excess is in the metric's units (what sizes are judged on); the z-score
+    is taken on the metric's test scale (log minutes for lost time).
     """
-    difference, se = excess_and_error(metric, segment, rest)
+    difference = worse_sign(metric) * (segment.delta - rest.delta)
+    tested, se = excess_and_error(metric, segment, rest)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return difference, difference / se
+        return difference, tested / se
 
 
 def excess_and_error(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.ndarray]:
-    """The worse-signed excess and its standard error (sampling variances of all four sides)."""
-    difference = worse_sign(metric) * (segment.delta - rest.delta)
-    return difference, np.sqrt(segment.delta_variance + rest.delta_variance)
+    """The worse-signed excess on the test scale and its standard error (sampling
+    variances of all four sides)."""
+    difference = worse_sign(metric) * (segment.test_delta - rest.test_delta)
+    return difference, np.sqrt(segment.test_variance + rest.test_variance)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
+from detectors import Polarity as MetricPolarity
 from detectors.attribution import (
     DiffInDiff,
     Shift,
@@ -264,6 +265,7 @@ class Incident:
     scope: FindingScope | None = None
     threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested)
     floor: float = 0.0  # excess a segment needs beyond everyone's change
+    adopted: set[Segment] = field(default_factory=set)  # roots taken from Happiness roots of the same weeks
 
     @property
     def anchor(self) -> DetectedChange:
@@ -289,11 +291,16 @@ def attribute(
     changes = list(detected)
     persistent = persistent_dimensions(table)
     open_generic: list[DetectedChange] = []
+    localized: list[DetectedChange] = []  # Happiness roots of named segments, for the other metrics
     # Volume is a feed-health signal of everyone: nothing to break down, and its
-    # window sums are counts over windows of different lengths.
-    for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
+    # window sums are counts over windows of different lengths. Happiness
+    # incidents come first: their roots are the hypotheses of the other metrics'.
+    for incident in _incidents(table, [d for d in detected if d.metric != "volume"], polarity):
         masks = _Masks(table, incident.before, incident.after, persistent)
-        _explain(table, masks, incident, options)
+        onset = incident.anchor.change.change_date
+        hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
+            root.segment for root in localized if _open_at(root, onset)))
+        _explain(table, masks, incident, options, hypotheses)
         inhibitor = next(
             (root for root in open_generic
              if root.metric == incident.metric.name and not incident.roots
@@ -322,6 +329,8 @@ def attribute(
             changes = [generic if c is roots[0] else c for c in changes]
             roots[0] = incident.members[0] = generic
         changes.extend(root for root in roots if root not in changes)
+        if incident.metric.name == "happiness":
+            localized.extend(root for root in roots if root.segment.items)
         for root in roots:
             role = roles.setdefault(root.key, Role())
             role.root, role.root_key = True, None
@@ -350,10 +359,23 @@ def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, P
 
 
 def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
+    """Is the change a worsening? A factor's reading follows its polarity: a negative
+    (or undecided) one cited more, a positive one cited less; a neutral one never."""
     if not change.metric.startswith("factor:"):
         return True
     known = polarity.get(change.metric.removeprefix("factor:"))
-    return known is None or known.worse_when_rising
+    if known is None or known.worse_when_rising:
+        return change.change.delta > 0 or not np.isfinite(change.change.delta)
+    return known.polarity is FactorPolarity.POSITIVE and change.change.delta < 0
+
+
+def _metric(name: str, polarity: Mapping[str, Polarity]) -> Metric:
+    """The metric called ``name``, a factor's worse side following its polarity."""
+    if name.startswith("factor:"):
+        known = polarity.get(name.removeprefix("factor:"))
+        if known is not None and known.polarity is FactorPolarity.POSITIVE:
+            return metric_for(name, polarity=MetricPolarity.HIGHER_IS_BETTER)
+    return metric_for(name)
 
 
 def persistent_dimensions(table: ResponseTable) -> dict[str, bool]:
@@ -436,8 +458,14 @@ def _fold(roles: dict[ChangeKey, Role], root: ChangeKey, echo: ChangeKey) -> Non
     roles[echo] = Role(root=False, root_key=root)
 
 
-def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Incident]:
-    """Group changes per metric by start date; the least specific change anchors each group."""
+def _incidents(
+    table: ResponseTable, detected: list[DetectedChange], polarity: Mapping[str, Polarity] | None = None
+) -> list[Incident]:
+    """Group changes per metric by start date; the least specific change anchors each group.
+
+    Happiness first, then lost time, then factor shares (each by date): the
+    Happiness roots are known when the other metrics' incidents are explained.
+    """
     incidents: list[Incident] = []
     ordered = sorted(detected, key=lambda d: (len(d.segment.items), d.change.change_date, d.segment.key()))
     for item in ordered:
@@ -450,10 +478,12 @@ def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Inc
         if home is not None:
             home.members.append(item)
         else:
-            incidents.append(Incident(metric_for(item.metric), [item], Window("before", 0, -1), Window("after", 0, -1)))
+            incidents.append(
+                Incident(_metric(item.metric, polarity or {}), [item], Window("before", 0, -1), Window("after", 0, -1))
+            )
     for incident in incidents:
         incident.before, incident.after = _windows(table, incident, detected)
-    return sorted(incidents, key=lambda i: (i.anchor.change.change_date, i.metric.name))
+    return sorted(incidents, key=lambda i: (_metric_rank(i.metric.name), i.anchor.change.change_date, i.metric.name))
 
 
 def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> tuple[Window, Window]:
@@ -535,8 +565,18 @@ def _big_enough(metric: Metric, change: float, level: float, factor: float = 0.5
     return bool(change >= factor * metric.min_effect)
 
 
-def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> None:
-    """Find the incident's root segments, their echoes, and its scope."""
+def _explain(
+    table: ResponseTable,
+    masks: _Masks,
+    incident: Incident,
+    options: AttributionOptions,
+    hypotheses: list[Segment] | None = None,
+) -> None:
+    """Find the incident's root segments, their echoes, and its scope.
+
+    ``hypotheses`` are the segments of Happiness roots open at the incident's
+    onset (for lost time and factor shares): see ``_adopt``.
+    """
     metric = incident.metric
     totals = masks.totals
     incident.overall = metric.compare(*totals, confidence=options.confidence)
@@ -589,6 +629,8 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         settled.add(chosen.segment)
         incident.roots.append(chosen)
         root_mask = root_mask | masks.of(chosen.segment)
+    if hypotheses:
+        root_mask = _adopt(masks, incident, hypotheses, options, level)
     rest = metric.compare(*masks.complement(root_mask), confidence=options.confidence)
     incident.rest = rest
     sign = worse_sign(metric)
@@ -600,6 +642,93 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         incident.scope = FindingScope.GENERIC if clear and metric.direction(overall.delta) is Direction.WORSE else None
     else:
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
+
+
+def _adopt(
+    masks: _Masks, incident: Incident, hypotheses: list[Segment], options: AttributionOptions, level: float
+) -> Mask:
+    """Move another metric's roots onto the Happiness roots of the same weeks where
+    those carry its change; return the mask of the incident's roots.
+
+    One cause moves Happiness, lost time and a factor's share in the same
+    respondents, but lost time (heavy-tailed) and a factor (a share of a share)
+    are noisier: searched on their own over every segment, their drill-down
+    stops one level too high (a whole country, or its old assignment group) or
+    goes one level too deep. The Happiness root is a pre-specified segment, so it
+    is tested alone (Bonferroni over the hypotheses only, not the whole cube):
+    when it stands out for this metric too (against everyone outside it and the
+    other roots, by half the minimum effect and the incident's floor), the
+    metric's roots that share its respondents give way to it if they are
+
+    * inside it and do not change clearly more than the rest of it (the echo
+      rule of any segment inside a root), or
+    * around or across it and the rest of them, without it, no longer stands
+      out (the child-replaces-parent rule).
+
+    A root that keeps standing out without the Happiness root's respondents is a
+    cause of its own and stays (then the hypothesis is not added when that root
+    holds it). Adopted roots are roots even when their own change is below the
+    finding threshold: they fold under the Happiness root, never stand alone.
+    """
+    metric = incident.metric
+    threshold = critical_z(len(hypotheses), options.alpha)
+    for segment in hypotheses:
+        if any(root.segment == segment for root in incident.roots):
+            incident.adopted.add(segment)
+            continue
+        own = masks.of(segment)
+        overlapping = [root for root in incident.roots if _overlap(masks.of(root.segment), own)]
+        others = masks.nobody()
+        for root in incident.roots:
+            if root not in overlapping:
+                others = others | masks.of(root.segment)
+        effect = _effect_of(masks, metric, segment, others, options)
+        if effect is None or not (
+            effect.z >= threshold and effect.excess >= incident.floor and _big_enough(metric, effect.excess, level)
+        ):
+            continue
+        kept = [
+            root for root in overlapping
+            if (_stands_out_in(masks, metric, root.segment, segment, incident.threshold, level)
+                if _inside(masks, root.segment, segment)
+                else _still_stands_out(masks, metric, root.segment, others | own, incident.threshold, level,
+                                       incident.floor))
+        ]
+        if any(_inside(masks, segment, root.segment) for root in kept):
+            continue
+        incident.roots = [root for root in incident.roots if root not in overlapping or root in kept] + [effect]
+        incident.adopted.add(segment)
+    root_mask = masks.nobody()
+    for root in incident.roots:
+        root_mask = root_mask | masks.of(root.segment)
+    return root_mask
+
+
+def _overlap(a: Mask, b: Mask) -> bool:
+    return bool(np.any(a.before & b.before) or np.any(a.after & b.after))
+
+
+def _effect_of(
+    masks: _Masks, metric: Metric, segment: Segment, root_mask: Mask, options: AttributionOptions
+) -> SegmentEffect | None:
+    """One segment's change and its excess over everyone outside it and ``root_mask``."""
+    before, after = masks.segment_sums(segment)
+    if min(before["n"], after["n"]) < options.min_segment:
+        return None
+    own = masks.of(segment)
+    remaining = masks.sums(own.without(root_mask))
+    if min(remaining[0]["n"], remaining[1]["n"]) < 1:
+        return None
+    extra, z = excess(metric, _shift_of(metric, remaining), _shift_of(metric, masks.complement(own | root_mask)))
+    if not np.isfinite(z[0]):
+        return None
+    totals = masks.totals
+    weight = 0.5 * (before["n"] / max(float(totals[0]["n"]), 1.0) + after["n"] / max(float(totals[1]["n"]), 1.0))
+    return SegmentEffect(
+        segment, int(before["n"]), int(after["n"]), float(metric.estimate(before).value),
+        float(metric.estimate(after).value), float(extra[0]), float(z[0]), float(weight),
+        _contribution(metric, (before, after), totals),
+    )
 
 
 def _inside(masks: _Masks, segment: Segment, host: Segment) -> bool:
@@ -830,8 +959,9 @@ def _root_changes(
     for effect in incident.roots:
         member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
         # A located segment whose own change is too small to be a finding is named
-        # by the root finding, never a root of its own.
-        if member.change.finding and member not in roots:
+        # by the root finding, never a root of its own; unless it is a Happiness
+        # root's segment, under which it folds.
+        if (member.change.finding or effect.segment in incident.adopted) and member not in roots:
             roots.append(member)
     return roots or [incident.anchor]
 
