@@ -42,7 +42,6 @@ import numpy as np
 import pandas as pd
 
 from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
-from detectors import Polarity as MetricPolarity
 from detectors.attribution import (
     DiffInDiff,
     Shift,
@@ -63,7 +62,8 @@ from monitor.analysis.aggregate import (
     groupings,
     period_of_day,
 )
-from monitor.analysis.detect import DetectedChange
+from monitor.analysis.detect import DetectedChange, worse_side
+from monitor.analysis.detect import polarities as table_polarities
 from monitor.analysis.suggestions import suggestions_for
 from monitor.analysis.transitions import Window, recovery_period
 from monitor.periods import EPOCH
@@ -347,15 +347,7 @@ def attribute(
 
 def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, Polarity]:
     """Each factor's sign: configured, else read from the ratings of those citing it."""
-    names = list(table.stat_names)
-    promoters = table.stats[:, names.index("promoters")]
-    detractors = table.stats[:, names.index("detractors")]
-    by_promoters, by_detractors = {}, {}
-    for j, name in enumerate(names):
-        if name.startswith("f:"):
-            by_promoters[name[2:]] = float(table.stats[:, j] @ promoters)
-            by_detractors[name[2:]] = float(table.stats[:, j] @ detractors)
-    return factor_polarities(by_promoters, by_detractors, options.factor_polarity, confidence=options.confidence)
+    return table_polarities(table, options.factor_polarity, options.confidence)
 
 
 def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
@@ -371,11 +363,7 @@ def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
 
 def _metric(name: str, polarity: Mapping[str, Polarity]) -> Metric:
     """The metric called ``name``, a factor's worse side following its polarity."""
-    if name.startswith("factor:"):
-        known = polarity.get(name.removeprefix("factor:"))
-        if known is not None and known.polarity is FactorPolarity.POSITIVE:
-            return metric_for(name, polarity=MetricPolarity.HIGHER_IS_BETTER)
-    return metric_for(name)
+    return metric_for(name, polarity=worse_side(name, polarity))
 
 
 def persistent_dimensions(table: ResponseTable) -> dict[str, bool]:
@@ -429,6 +417,14 @@ def _fold_related_metrics(table: ResponseTable, changes: list[DetectedChange], r
             hosts.append(change)
             continue
         role = roles.pop(change.key, Role())
+        if host.key in roles and roles[host.key].details:
+            # The host says what else moved in its respondents: "lost time rose from 38 to 55 minutes".
+            c = change.change
+            roles[host.key].details.setdefault("related", []).append({
+                "metric": change.metric, "segment": change.segment.as_dict(),
+                "before": _r(c.before.value), "after": _r(c.after.value), "delta": _r(c.delta),
+                "ci_low": _r(c.ci_low), "ci_high": _r(c.ci_high), "n_before": c.n_before, "n_after": c.n_after,
+            })
         _fold(roles, host.key, change.key)
         for echo in role.children:
             _fold(roles, host.key, echo)

@@ -102,6 +102,25 @@ class Alias:
 
 
 @dataclass(frozen=True)
+class RelatedChange:
+    """Another metric's root of the same cause (same respondents, same weeks), folded under this root."""
+
+    metric: str  # lost_time or factor:<name>
+    segment: dict[str, str]
+    before: float | None = None
+    after: float | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_before: int | None = None
+    n_after: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RelatedChange:
+        return cls(**_known(cls, data))
+
+
+@dataclass(frozen=True)
 class MixRate:
     """A root's change split into rate (within segments) and mix (between them), by one dimension."""
 
@@ -128,6 +147,7 @@ class Explanation:
     windows: dict[str, list[str]] | None = None  # the incident's before/after windows
     overall: dict[str, Any] | None = None  # everyone's change over the same windows
     generic_part: dict[str, Any] | None = None  # a mixed root's change shared by everyone
+    related: tuple[RelatedChange, ...] = ()  # lost-time and factor roots of the same cause, folded here
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Explanation:
@@ -141,6 +161,7 @@ class Explanation:
             PositiveFactorFall.from_json(s) for s in values.get("positive_factors_fell") or ()
         )
         values["suggestions"] = tuple(values.get("suggestions") or ())
+        values["related"] = tuple(RelatedChange.from_json(r) for r in values.get("related") or ())
         if values.get("mix_rate") is not None:
             values["mix_rate"] = MixRate(**values["mix_rate"])
         return cls(**values)
@@ -161,6 +182,7 @@ class Explanation:
             "windows": self.windows,
             "overall": self.overall,
             "generic_part": self.generic_part,
+            "related": [dataclasses.asdict(r) for r in self.related],
         }
 
 
@@ -288,7 +310,7 @@ class FindingView:
             "impact": self.impact,
             **{key: explanation[key] for key in ("children", "overall_effect", "segments", "aliases", "co_roots",
                                                  "factors", "positive_factors_fell", "suggestions",
-                                                 "mix_rate", "did", "tree", "generic_part")},
+                                                 "mix_rate", "did", "tree", "generic_part", "related")},
             "label": None if self.label is None else {
                 "label": self.label.label, "author": self.label.author, "note": self.label.note,
                 "created_at": self.label.created_at.isoformat(),
