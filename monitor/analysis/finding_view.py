@@ -100,6 +100,14 @@ class Alias:
     segment: dict[str, str]
     windows: str
 
+    def text(self) -> str:
+        """``= SD-Internal-DE x Laptop before go-live``: how the finding's segment is also known."""
+        when = {"before": " before go-live", "after": " after go-live"}.get(self.windows, "")
+        return "= " + " x ".join(str(v) for v in self.segment.values()) + when
+
+
+SHOWN_ALIASES = 2  # other names shown next to a segment's; the rest are in the JSON
+
 
 @dataclass(frozen=True)
 class RelatedChange:
