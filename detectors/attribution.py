@@ -150,9 +150,11 @@ class FactorShift:
     ci_low: float
     ci_high: float
     p_value: float
+    rest_delta: float | None = None  # the rest's change over the same weeks, when tested against it
+    p_beyond_rest: float | None = None  # one-sided p of rising more than the rest
 
-    def as_dict(self) -> dict[str, float | str]:
-        return {
+    def as_dict(self) -> dict[str, float | str | None]:
+        out: dict[str, float | str | None] = {
             "factor": self.factor,
             "before_share": round(self.before_share, 2),
             "after_share": round(self.after_share, 2),
@@ -161,29 +163,62 @@ class FactorShift:
             "ci_high": round(self.ci_high, 2),
             "p_value": float(f"{self.p_value:.3g}"),
         }
+        if self.rest_delta is not None:
+            out["rest_delta"] = round(self.rest_delta, 2)
+            out["p_beyond_rest"] = None if self.p_beyond_rest is None else float(f"{self.p_beyond_rest:.3g}")
+        return out
 
 
 def rising_factors(
-    before: pd.Series, after: pd.Series, factors: list[str], *, alpha: float = 0.05, confidence: float = 0.95
+    before: pd.Series,
+    after: pd.Series,
+    factors: list[str],
+    *,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    rest: tuple[pd.Series, pd.Series] | None = None,
 ) -> list[FactorShift]:
     """Factors cited significantly more often after than before, largest rise first.
 
     Each factor's share (percent of responses) is compared with Newcombe's
     interval and a two-proportion (or Fisher) test; the p-value must clear a
     Bonferroni threshold over all factors, since every factor is tried.
+
+    With ``rest`` (the window sums of everyone else), a factor must also have
+    risen more than it did in the rest, by the same Bonferroni level (a z-test
+    on the difference of the two changes): a localized root's factors are its
+    own, not a rise everyone shares.
     """
     threshold = alpha / max(len(factors), 1)
     rose = []
     for factor in factors:
         delta = FactorShare(factor).compare(before, after, confidence=confidence)
         p_value = delta.p_value if delta.p_value is not None else 1.0
-        if delta.delta > 0 and p_value < threshold and delta.ci_low > 0:
-            rose.append(
-                FactorShift(
-                    factor, delta.before.value, delta.after.value, delta.delta, delta.ci_low, delta.ci_high, p_value
-                )
-            )
+        if not (delta.delta > 0 and p_value < threshold and delta.ci_low > 0):
+            continue
+        rest_delta = p_beyond = None
+        if rest is not None:
+            rest_delta, p_beyond = _beyond_rest(factor, (before, after), rest)
+            if not p_beyond < threshold:
+                continue
+        rose.append(
+            FactorShift(factor, delta.before.value, delta.after.value, delta.delta, delta.ci_low, delta.ci_high,
+                        p_value, rest_delta, p_beyond)
+        )
     return sorted(rose, key=lambda item: -item.delta)
+
+
+def _beyond_rest(
+    factor: str, inside: tuple[pd.Series, pd.Series], rest: tuple[pd.Series, pd.Series]
+) -> tuple[float, float]:
+    """The rest's change of a factor's share (points) and the one-sided p-value of
+    the inside's change exceeding it (Agresti-Coull variances of the four shares)."""
+    metric = FactorShare(factor)
+    own = shift(metric, pd.DataFrame([inside[0]]), pd.DataFrame([inside[1]]))
+    other = shift(metric, pd.DataFrame([rest[0]]), pd.DataFrame([rest[1]]))
+    difference, z = excess(metric, own, other)
+    p_value = float(sps.norm.sf(z[0])) if np.isfinite(z[0]) else 1.0
+    return float(other.delta[0]), p_value
 
 
 @dataclass(frozen=True)

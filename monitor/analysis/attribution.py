@@ -1059,9 +1059,15 @@ def _details(
     cited = masks.sums(cited_mask)
     negative = [f for f in factors if f not in polarity or polarity[f].worse_when_rising]
     positive = [f for f in factors if f in polarity and polarity[f].polarity is FactorPolarity.POSITIVE]
-    rose = rising_factors(*cited, negative, alpha=options.alpha, confidence=options.confidence) if shown else []
+    # A named segment's factors are its own: each must also have moved more than
+    # among everyone outside it, or a rise everyone shares (the generic part of
+    # the same weeks) would be listed as the local cause.
+    rest = masks.complement(cited_mask) if root.segment.items else None
+    rose = rising_factors(*cited, negative, alpha=options.alpha, confidence=options.confidence,
+                          rest=rest) if shown else []
     # A positive factor cited less ("Knowledgeable agent") is bad news of its own kind.
-    fell = rising_factors(cited[1], cited[0], positive, alpha=options.alpha, confidence=options.confidence) if shown else []
+    fell = rising_factors(cited[1], cited[0], positive, alpha=options.alpha, confidence=options.confidence,
+                          rest=None if rest is None else (rest[1], rest[0])) if shown else []
     sign = worse_sign(metric)
     segment = root.segment.as_dict()
     scope = incident.scope if generic_root else FindingScope.LOCALIZED
@@ -1081,7 +1087,9 @@ def _details(
             {"kind": "positive_factor_fell", "factor": item.factor, "before_share": round(item.after_share, 2),
              "after_share": round(item.before_share, 2), "delta": round(-item.delta, 2),
              "ci_low": round(-item.ci_high, 2), "ci_high": round(-item.ci_low, 2),
-             "p_value": float(f"{item.p_value:.3g}"), "polarity": polarity[item.factor].as_dict()}
+             "p_value": float(f"{item.p_value:.3g}"), "polarity": polarity[item.factor].as_dict(),
+             **({} if item.rest_delta is None else {"rest_delta": round(-item.rest_delta, 2),
+                                                    "p_beyond_rest": float(f"{item.p_beyond_rest:.3g}")})}
             for item in fell
         ],
         "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),

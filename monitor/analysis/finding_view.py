@@ -68,6 +68,8 @@ class FactorRise:
     among_unhappy: dict[str, float | None] | None = None  # its share among the 0-6 respondents, who can cite it
     more_unhappy: float | None = None  # points of the rise from more respondents rating 0-6 (mix)
     unhappy_cite_more: float | None = None  # points from the unhappy citing it more often (rate)
+    rest_delta: float | None = None  # a named segment's root: the same factor's change outside it, in points
+    p_beyond_rest: float | None = None  # one-sided p of rising more than outside (Bonferroni over factors)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FactorRise:
@@ -87,6 +89,8 @@ class PositiveFactorFall:
     p_value: float
     polarity: dict[str, Any]  # how its sign was decided (detectors.polarity.Polarity.as_dict)
     kind: str = "positive_factor_fell"
+    rest_delta: float | None = None  # a named segment's root: the same factor's change outside it
+    p_beyond_rest: float | None = None  # one-sided p of falling more than outside
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PositiveFactorFall:
