@@ -316,7 +316,12 @@ def attribute(
             # be tested here and did not stand out is not confirmed: Pelt's long
             # stretches can place the sum of later dips of a small segment at an
             # earlier, noisy week. Members too small to test keep their finding.
-            unconfirmed = [m for m in incident.members if not _confirmed(masks, incident, m, options)]
+            # A positive factor's fall is the mirror of promoters lost, and its 5-point
+            # minimum effect is small beside its level (a third of responses or more):
+            # in a small segment it stands alone only when it could be tested.
+            mirror = incident.metric.name.startswith("factor:") and worse_sign(incident.metric) < 0
+            unconfirmed = [m for m in incident.members
+                           if not _confirmed(masks, incident, m, options, untestable=not mirror)]
             changes = [c for c in changes if c not in unconfirmed]
             incident.members = [m for m in incident.members if m not in unconfirmed]
             if not incident.members:
@@ -928,10 +933,14 @@ def _still_stands_out(
     )
 
 
-def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, options: AttributionOptions) -> bool:
+def _confirmed(
+    masks: _Masks, incident: Incident, member: DetectedChange, options: AttributionOptions, untestable: bool = True
+) -> bool:
+    """Does a member still stand out on the incident's windows (``untestable``: the
+    answer for one too small to test)?"""
     before, after = masks.sums(masks.of(member.segment))
     if min(before["n"], after["n"]) < options.min_segment:
-        return True
+        return untestable
     level = incident.overall.before.value if incident.overall is not None else np.nan
     return _still_stands_out(
         masks, incident.metric, member.segment, masks.nobody(), incident.threshold, level, incident.floor
