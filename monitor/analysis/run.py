@@ -125,7 +125,8 @@ def run_analysis(
     report = AnalysisReport(as_of)
     # A finding names its segment and n: it needs the anonymity threshold on each side too.
     min_n = max(AnalysisOptions.min_n, settings.anonymity_min_responses)
-    options = AnalysisOptions(min_n=min_n, anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs)
+    options = AnalysisOptions(min_n=min_n, anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs,
+                              factor_polarity=settings.factor_polarity)
     explain = AttributionOptions(
         anonymity_min_responses=settings.anonymity_min_responses,
         min_n=min_n,
