@@ -327,8 +327,27 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
         if f["state"] in ("new", "ongoing")
         and any(v in ended.get(k, {}) for k, v in f["segment"].items())
     ]
+    # Each root's decision statistic (z = delta / SE, SE from its 95% interval) with how it
+    # was found and whether it is legitimate: the null distribution of the searched roots.
+    false_ids = {id(r) for r in roots} - {id(roots[i]) for i in range(len(roots)) if any(
+        matches(i, j) and (e.is_dip or (e.cls is EffectClass.VOLUME_DROP and r_metric(roots[i]) == "volume"))
+        for j, e in enumerate(effects))}
+    root_stats = [{"metric": r["metric"], "dims": len(r["segment"]), "found_by": r.get("found_by"),
+                   "known": bool(r.get("known_date")), "n_before": r["n_before"], "n_after": r["n_after"],
+                   "z": _z(r), "false": id(r) in false_ids} for r in roots]
     return {"roots": len(roots), "findings": len(findings), "false_roots": false_roots, "effects": out_effects,
-            "open_on_ended": open_on_ended}
+            "open_on_ended": open_on_ended, "root_stats": root_stats}
+
+
+def r_metric(root: Finding) -> str:
+    return root["metric"]
+
+
+def _z(root: Finding) -> float | None:
+    low, high, delta = root.get("ci_low"), root.get("ci_high"), root.get("delta")
+    if low is None or high is None or delta is None or high <= low:
+        return None
+    return round(abs(delta) / ((high - low) / (2 * 1.959964)), 2)
 
 
 def _label(segment: dict[str, str]) -> str:
