@@ -72,7 +72,7 @@ EXPERIENCE = ("happiness", "lost_time")
 
 Finding = dict[str, Any]
 KEEP = ("id", "metric", "segment", "change_date", "direction", "delta", "n_before", "n_after", "root", "root_id",
-        "scope", "state", "recovered_on", "segments", "factors", "related")
+        "scope", "state", "recovered_on", "segments", "factors", "related", "ci_low", "ci_high", "found_by", "known_date")
 
 
 # --- one case, in a worker process ----------------------------------------------------------

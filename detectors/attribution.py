@@ -141,6 +141,36 @@ def critical_z(tests: int, alpha: float = 0.05) -> float:
     return float(sps.norm.isf(alpha / max(tests, 1)))
 
 
+def searched_critical_z(series: int, periods: int, alpha: float = 0.05) -> float:
+    """Two-sided threshold on z = delta / SE for a change whose series *and* date were searched.
+
+    The search looked at ``series`` series and, in each, at up to ``periods`` split
+    dates, and reports the best it saw: the plain 1.96 would be met by chance in a
+    fraction of all the places it looked. Bonferroni over every (series, date) pair
+    keeps the chance that pure noise yields one such change anywhere in the run at
+    ``alpha`` (the family-wise target: 0.05 false roots per analysis). Split dates of
+    one series are strongly correlated, so this errs on the safe side; it is meant
+    for segments whose change was not confirmed otherwise (too small for the window
+    test), where a false root costs more than a missed one.
+    """
+    tests = max(series, 1) * max(periods, 1)
+    return float(sps.norm.isf(alpha / (2.0 * tests)))
+
+
+def change_z(delta: float, ci_low: float, ci_high: float, p_value: float | None, confidence: float = 0.95) -> float:
+    """A change's z = |delta| / SE: from its two-sided p-value when it has one, else
+    from the half-width of its ``confidence`` interval (asymmetric ones: the side
+    toward zero, the one the test is about)."""
+    if p_value is not None and np.isfinite(p_value) and p_value > 0:
+        return float(sps.norm.isf(p_value / 2.0))
+    if p_value is not None and p_value == 0:
+        return float("inf")
+    half = (delta - ci_low) if delta > 0 else (ci_high - delta)
+    if not np.isfinite(half) or half <= 0:
+        return float("nan")
+    return float(abs(delta) / (half / sps.norm.isf((1.0 - confidence) / 2.0)))
+
+
 @dataclass(frozen=True)
 class FactorShift:
     factor: str

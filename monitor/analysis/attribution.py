@@ -45,11 +45,13 @@ from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
 from detectors.attribution import (
     DiffInDiff,
     Shift,
+    change_z,
     critical_z,
     diff_in_diff,
     excess,
     excess_and_error,
     rising_factors,
+    searched_critical_z,
     shift,
     shift_share,
     worse_sign,
@@ -62,7 +64,7 @@ from monitor.analysis.aggregate import (
     groupings,
     period_of_day,
 )
-from monitor.analysis.detect import DetectedChange, worse_side
+from monitor.analysis.detect import DetectedChange, FoundBy, metric_names, worse_side
 from monitor.analysis.detect import polarities as table_polarities
 from monitor.analysis.suggestions import suggestions_for
 from monitor.analysis.transitions import Window, recovery_period
@@ -90,6 +92,11 @@ class AttributionOptions:
     pairs: bool = True
     suggestions: Mapping[str, str] = field(default_factory=dict)
     factor_polarity: Mapping[str, str] = field(default_factory=dict)  # configured: positive|negative|neutral
+    # What the detector searched (series screened, periods per series), for the
+    # significance of a searched change that stands alone (``_searched_enough``);
+    # 0: counted from the table.
+    searched_series: int = 0
+    searched_periods: int = 0
 
     @property
     def min_segment(self) -> int:
@@ -285,6 +292,7 @@ def attribute(
     difference-in-differences estimate.
     """
     roles: dict[ChangeKey, Role] = {}
+    searched = _Searched(table, options)
     polarity = polarities(table, options)
     # A positive (or neutral) factor cited more is no dip: never a root, no red card.
     detected = [d for d in detected if _bad_news(d, polarity)]
@@ -321,9 +329,19 @@ def attribute(
             # in a small segment it stands alone only when it could be tested.
             mirror = incident.metric.name.startswith("factor:") and worse_sign(incident.metric) < 0
             unconfirmed = [m for m in incident.members
-                           if not _confirmed(masks, incident, m, options, untestable=not mirror)]
+                           if not _confirmed(masks, incident, m, options, untestable=not mirror)
+                           or not _searched_enough(table, m, options, searched)]
             changes = [c for c in changes if c not in unconfirmed]
             incident.members = [m for m in incident.members if m not in unconfirmed]
+            if not incident.members:
+                continue
+        if incident.scope is FindingScope.GENERIC and incident.anchor.segment.items:
+            # Everyone's change is clear on the windows but the detector found it only in
+            # segments, and none stands out: the root would name a segment nobody located,
+            # on a searched date. It stands only with the searched significance.
+            weak = [m for m in incident.members if not _searched_enough(table, m, options, searched)]
+            changes = [c for c in changes if c not in weak]
+            incident.members = [m for m in incident.members if m not in weak]
             if not incident.members:
                 continue
         roots = _root_changes(table, masks, incident, options)
@@ -348,6 +366,54 @@ def attribute(
             open_generic.append(roots[0])
     _fold_related_metrics(table, changes, roles)
     return AttributionResult(changes, roles)
+
+
+# A stored finding re-tested at its own date keeps its root on a bar one standard
+# error lower than a new one needs (the detector's screen is looser by the same
+# margin): hysteresis, so a root near the bar is not announced and withdrawn in turn.
+KEPT_Z_SLACK = 1.0
+
+
+class _Searched:
+    """The critical z of a searched change (``detectors.attribution.searched_critical_z``),
+    from what the detector searched: the run's count when given, else the table's
+    segments (every grouping, every metric) with enough responses to be searched."""
+
+    def __init__(self, table: ResponseTable, options: AttributionOptions) -> None:
+        self._table, self._options = table, options
+        self._z: float | None = None
+
+    @property
+    def critical_z(self) -> float:
+        if self._z is None:
+            table, options = self._table, self._options
+            series = options.searched_series
+            if series <= 0:
+                sizes = [grouping_cube(table, by)[1][:, :, 0].sum(axis=1)
+                         for by in groupings(tuple(table.labels), pairs=options.pairs)]
+                series = sum(int((s >= 2 * options.min_segment).sum()) for s in sizes) * len(metric_names(table))
+            periods = options.searched_periods or (table.last_period - table.first_period + 1 if len(table) else 1)
+            self._z = searched_critical_z(series, periods, options.alpha)
+        return self._z
+
+
+def _searched_enough(table: ResponseTable, member: DetectedChange, options: AttributionOptions,
+                     searched: _Searched) -> bool:
+    """Is a segment's searched change that stands alone (no root located on the
+    incident's windows) significant once the search is counted?
+
+    Its segment and date were chosen from the data among thousands of series and
+    dates, so its plain 95% interval is optimistic: a segment of two responses a
+    week makes a noise "dip" somewhere. It must clear the searched critical z
+    (``KEPT_Z_SLACK`` lower for a stored finding kept at its date). Everyone's
+    series and known dates (go-lives) keep their plain test.
+    """
+    if not member.segment.items or member.found_by is FoundBy.KNOWN_DATE:
+        return True
+    change = member.change
+    z = change_z(change.delta, change.ci_low, change.ci_high, change.p_value, options.confidence)
+    bar = searched.critical_z - (KEPT_Z_SLACK if member.found_by is FoundBy.KEPT else 0.0)
+    return bool(np.isfinite(z) and z >= bar)
 
 
 def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, Polarity]:

@@ -8,6 +8,7 @@ prints and later steps (digests, web) read.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -147,6 +148,9 @@ def run_analysis(
             known = go_lives(store.list_transitions(session)) + known_findings(session, as_of)
         result = find_changes(table, options, known) if len(table) else None
         it_result = find_it_changes(tickets, options, known, dimensions=tuple(table.labels) or None)
+        if result:
+            explain = dataclasses.replace(explain, searched_series=result.series_screened,
+                                          searched_periods=table.last_period - table.first_period + 1)
         with session_scope(engine) as session:
             transitions = store.list_transitions(session)
             detected = result.changes if result else []
