@@ -72,7 +72,7 @@ EXPERIENCE = ("happiness", "lost_time")
 
 Finding = dict[str, Any]
 KEEP = ("id", "metric", "segment", "change_date", "direction", "delta", "n_before", "n_after", "root", "root_id",
-        "scope", "state", "recovered_on", "segments", "factors")
+        "scope", "state", "recovered_on", "segments", "factors", "related", "ci_low", "ci_high", "found_by", "known_date")
 
 
 # --- one case, in a worker process ----------------------------------------------------------
@@ -301,6 +301,12 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
             entry["related"] = len(related)
             entry["related_same"] = sum(scenario.same_respondents(r["segment"], effect) if not happy
                                         else _same_segment(scenario, r["segment"], home, effect) for r in related)
+            # The same, counting also the roots folded under the Happiness root (its
+            # ``related``): one cause, one root, each metric on the same respondents.
+            folded = [r for r in ((roots[happy[0]].get("related") or []) if happy else [])
+                      if r["metric"] == "lost_time" or r["metric"] == f"factor:{effect.factor}"]
+            entry["folded"] = len(folded)
+            entry["folded_same"] = sum(_same_segment(scenario, r["segment"], home, effect) for r in folded)
             if effect.cls is EffectClass.TRIPLE and not happy:
                 entry["inside_pair"] = any(
                     r["metric"] == "happiness" and _dated(r, effect) and 0 < len(r["segment"]) < 3
@@ -321,8 +327,27 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
         if f["state"] in ("new", "ongoing")
         and any(v in ended.get(k, {}) for k, v in f["segment"].items())
     ]
+    # Each root's decision statistic (z = delta / SE, SE from its 95% interval) with how it
+    # was found and whether it is legitimate: the null distribution of the searched roots.
+    false_ids = {id(r) for r in roots} - {id(roots[i]) for i in range(len(roots)) if any(
+        matches(i, j) and (e.is_dip or (e.cls is EffectClass.VOLUME_DROP and r_metric(roots[i]) == "volume"))
+        for j, e in enumerate(effects))}
+    root_stats = [{"metric": r["metric"], "dims": len(r["segment"]), "found_by": r.get("found_by"),
+                   "known": bool(r.get("known_date")), "n_before": r["n_before"], "n_after": r["n_after"],
+                   "z": _z(r), "false": id(r) in false_ids} for r in roots]
     return {"roots": len(roots), "findings": len(findings), "false_roots": false_roots, "effects": out_effects,
-            "open_on_ended": open_on_ended}
+            "open_on_ended": open_on_ended, "root_stats": root_stats}
+
+
+def r_metric(root: Finding) -> str:
+    return root["metric"]
+
+
+def _z(root: Finding) -> float | None:
+    low, high, delta = root.get("ci_low"), root.get("ci_high"), root.get("delta")
+    if low is None or high is None or delta is None or high <= low:
+        return None
+    return round(abs(delta) / ((high - low) / (2 * 1.959964)), 2)
 
 
 def _label(segment: dict[str, str]) -> str:
@@ -440,6 +465,11 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
         "co_starting": {"groups": len(co_groups), "two_roots": two_roots, "two_roots_right_recovery": two_right,
                         "one_mixed_root_naming_local": two_parts},
         "same_segment": [sum(e.get("related_same", 0) for e in effects), sum(e.get("related", 0) for e in effects)],
+        "same_segment_folded": [sum(e.get("related_same", 0) + e.get("folded_same", 0) for e in effects),
+                                sum(e.get("related", 0) + e.get("folded", 0) for e in effects)],
+        "same_segment_localized": [
+            sum(e.get("related_same", 0) + e.get("folded_same", 0) for e in effects if e["segment"]),
+            sum(e.get("related", 0) + e.get("folded", 0) for e in effects if e["segment"])],
         "three_dims": [sum(e["found"] for e in triples), len(triples)],
         "triple_at_a_pair_inside": sum(bool(e.get("inside_pair")) for e in triples),
         "open_on_ended": sum(len(r["score"]["open_on_ended"]) for r in scored),
@@ -512,6 +542,9 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
                                                            t["co_starting"]["groups"]), "(shown)", None),
         ("lost-time/factor roots on the Happiness root's segment", _pct(*t["same_segment"]), ">= 90%",
          _at_least(t["same_segment"], 0.9)),
+        ("  ... roots folded under it counted too", _pct(*t.get("same_segment_folded", [0, 0])), ">= 90%",
+         _at_least(t.get("same_segment_folded", [0, 0]), 0.9)),
+        ("  ... of localized dips", _pct(*t.get("same_segment_localized", [0, 0])), "(shown)", None),
         ("three-dim effects at their three dims", _pct(*t["three_dims"]), ">= 90%", _at_least(t["three_dims"], 0.9)),
         ("  ... of the others, a pair inside it", str(t["triple_at_a_pair_inside"]), "(shown)", None),
         ("findings on ended segments still open", f"{t['open_on_ended']} ({t['open_roots_on_ended']} roots)", "0",

@@ -45,6 +45,10 @@ class Shift:
     var_after: np.ndarray
     n_before: np.ndarray
     n_after: np.ndarray
+    # The change on the scale it is tested on (``Metric.test_scale``): the log of
+    # lost time; None when that is the metric's own scale.
+    test_delta_: np.ndarray | None = None
+    test_variance_: np.ndarray | None = None
 
     @property
     def delta(self) -> np.ndarray:
@@ -54,11 +58,22 @@ class Shift:
     def delta_variance(self) -> np.ndarray:
         return self.var_before + self.var_after
 
+    @property
+    def test_delta(self) -> np.ndarray:
+        return self.delta if self.test_delta_ is None else self.test_delta_
+
+    @property
+    def test_variance(self) -> np.ndarray:
+        return self.delta_variance if self.test_variance_ is None else self.test_variance_
+
 
 def shift(metric: Metric, before: pd.DataFrame, after: pd.DataFrame) -> Shift:
     """Each row's metric value before and after (rows of pooled window totals)."""
     b, a = metric.per_period(before), metric.per_period(after)
-    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n)
+    if type(metric).test_scale is Metric.test_scale:
+        return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n)
+    tb, ta = metric.test_scale(before), metric.test_scale(after)
+    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n, ta.values - tb.values, tb.variances + ta.variances)
 
 
 def worse_sign(metric: Metric) -> float:
@@ -71,16 +86,20 @@ def excess(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.
 
     Both are signed so that positive means worse (a Happiness excess of +12 is a
     segment that fell 12 points more than the rest). NaN where a side is empty.
+    The excess is in the metric's units (what sizes are judged on); the z-score
+    is taken on the metric's test scale (log minutes for lost time).
     """
-    difference, se = excess_and_error(metric, segment, rest)
+    difference = worse_sign(metric) * (segment.delta - rest.delta)
+    tested, se = excess_and_error(metric, segment, rest)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return difference, difference / se
+        return difference, tested / se
 
 
 def excess_and_error(metric: Metric, segment: Shift, rest: Shift) -> tuple[np.ndarray, np.ndarray]:
-    """The worse-signed excess and its standard error (sampling variances of all four sides)."""
-    difference = worse_sign(metric) * (segment.delta - rest.delta)
-    return difference, np.sqrt(segment.delta_variance + rest.delta_variance)
+    """The worse-signed excess on the test scale and its standard error (sampling
+    variances of all four sides)."""
+    difference = worse_sign(metric) * (segment.test_delta - rest.test_delta)
+    return difference, np.sqrt(segment.test_variance + rest.test_variance)
 
 
 @dataclass(frozen=True)
@@ -122,6 +141,36 @@ def critical_z(tests: int, alpha: float = 0.05) -> float:
     return float(sps.norm.isf(alpha / max(tests, 1)))
 
 
+def searched_critical_z(series: int, periods: int, alpha: float = 0.05) -> float:
+    """Two-sided threshold on z = delta / SE for a change whose series *and* date were searched.
+
+    The search looked at ``series`` series and, in each, at up to ``periods`` split
+    dates, and reports the best it saw: the plain 1.96 would be met by chance in a
+    fraction of all the places it looked. Bonferroni over every (series, date) pair
+    keeps the chance that pure noise yields one such change anywhere in the run at
+    ``alpha`` (the family-wise target: 0.05 false roots per analysis). Split dates of
+    one series are strongly correlated, so this errs on the safe side; it is meant
+    for segments whose change was not confirmed otherwise (too small for the window
+    test), where a false root costs more than a missed one.
+    """
+    tests = max(series, 1) * max(periods, 1)
+    return float(sps.norm.isf(alpha / (2.0 * tests)))
+
+
+def change_z(delta: float, ci_low: float, ci_high: float, p_value: float | None, confidence: float = 0.95) -> float:
+    """A change's z = |delta| / SE: from its two-sided p-value when it has one, else
+    from the half-width of its ``confidence`` interval (asymmetric ones: the side
+    toward zero, the one the test is about)."""
+    if p_value is not None and np.isfinite(p_value) and p_value > 0:
+        return float(sps.norm.isf(p_value / 2.0))
+    if p_value is not None and p_value == 0:
+        return float("inf")
+    half = (delta - ci_low) if delta > 0 else (ci_high - delta)
+    if not np.isfinite(half) or half <= 0:
+        return float("nan")
+    return float(abs(delta) / (half / sps.norm.isf((1.0 - confidence) / 2.0)))
+
+
 @dataclass(frozen=True)
 class FactorShift:
     factor: str
@@ -131,9 +180,11 @@ class FactorShift:
     ci_low: float
     ci_high: float
     p_value: float
+    rest_delta: float | None = None  # the rest's change over the same weeks, when tested against it
+    p_beyond_rest: float | None = None  # one-sided p of rising more than the rest
 
-    def as_dict(self) -> dict[str, float | str]:
-        return {
+    def as_dict(self) -> dict[str, float | str | None]:
+        out: dict[str, float | str | None] = {
             "factor": self.factor,
             "before_share": round(self.before_share, 2),
             "after_share": round(self.after_share, 2),
@@ -142,29 +193,62 @@ class FactorShift:
             "ci_high": round(self.ci_high, 2),
             "p_value": float(f"{self.p_value:.3g}"),
         }
+        if self.rest_delta is not None:
+            out["rest_delta"] = round(self.rest_delta, 2)
+            out["p_beyond_rest"] = None if self.p_beyond_rest is None else float(f"{self.p_beyond_rest:.3g}")
+        return out
 
 
 def rising_factors(
-    before: pd.Series, after: pd.Series, factors: list[str], *, alpha: float = 0.05, confidence: float = 0.95
+    before: pd.Series,
+    after: pd.Series,
+    factors: list[str],
+    *,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+    rest: tuple[pd.Series, pd.Series] | None = None,
 ) -> list[FactorShift]:
     """Factors cited significantly more often after than before, largest rise first.
 
     Each factor's share (percent of responses) is compared with Newcombe's
     interval and a two-proportion (or Fisher) test; the p-value must clear a
     Bonferroni threshold over all factors, since every factor is tried.
+
+    With ``rest`` (the window sums of everyone else), a factor must also have
+    risen more than it did in the rest, by the same Bonferroni level (a z-test
+    on the difference of the two changes): a localized root's factors are its
+    own, not a rise everyone shares.
     """
     threshold = alpha / max(len(factors), 1)
     rose = []
     for factor in factors:
         delta = FactorShare(factor).compare(before, after, confidence=confidence)
         p_value = delta.p_value if delta.p_value is not None else 1.0
-        if delta.delta > 0 and p_value < threshold and delta.ci_low > 0:
-            rose.append(
-                FactorShift(
-                    factor, delta.before.value, delta.after.value, delta.delta, delta.ci_low, delta.ci_high, p_value
-                )
-            )
+        if not (delta.delta > 0 and p_value < threshold and delta.ci_low > 0):
+            continue
+        rest_delta = p_beyond = None
+        if rest is not None:
+            rest_delta, p_beyond = _beyond_rest(factor, (before, after), rest)
+            if not p_beyond < threshold:
+                continue
+        rose.append(
+            FactorShift(factor, delta.before.value, delta.after.value, delta.delta, delta.ci_low, delta.ci_high,
+                        p_value, rest_delta, p_beyond)
+        )
     return sorted(rose, key=lambda item: -item.delta)
+
+
+def _beyond_rest(
+    factor: str, inside: tuple[pd.Series, pd.Series], rest: tuple[pd.Series, pd.Series]
+) -> tuple[float, float]:
+    """The rest's change of a factor's share (points) and the one-sided p-value of
+    the inside's change exceeding it (Agresti-Coull variances of the four shares)."""
+    metric = FactorShare(factor)
+    own = shift(metric, pd.DataFrame([inside[0]]), pd.DataFrame([inside[1]]))
+    other = shift(metric, pd.DataFrame([rest[0]]), pd.DataFrame([rest[1]]))
+    difference, z = excess(metric, own, other)
+    p_value = float(sps.norm.sf(z[0])) if np.isfinite(z[0]) else 1.0
+    return float(other.delta[0]), p_value
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from monitor.analysis.aggregate import (
     load_responses,
 )
 from monitor.analysis.cube import CubeStore, CubeUnavailable
-from monitor.analysis.finding_view import FindingView
+from monitor.analysis.finding_view import SHOWN_ALIASES, FindingView
 from monitor.analysis.finding_view import NamedSegment as NamedSegmentView
 from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
@@ -417,7 +417,10 @@ def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFindin
     return NewFinding(
         id=finding.id,
         metric=finding.metric,
-        where=segment_label(finding.segment),
+        # "service desk SD-Internal-DE x service Laptop (= DE x Laptop before go-live)":
+        # the same respondents under the names readers knew before the MSP's.
+        where=segment_label(finding.segment)
+        + "".join(f" ({alias.text()})" for alias in explanation.aliases[:SHOWN_ALIASES]),
         scope=finding.scope,
         since=finding.change_date,
         before=finding.before,

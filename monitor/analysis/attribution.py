@@ -45,11 +45,13 @@ from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
 from detectors.attribution import (
     DiffInDiff,
     Shift,
+    change_z,
     critical_z,
     diff_in_diff,
     excess,
     excess_and_error,
     rising_factors,
+    searched_critical_z,
     shift,
     shift_share,
     worse_sign,
@@ -62,7 +64,8 @@ from monitor.analysis.aggregate import (
     groupings,
     period_of_day,
 )
-from monitor.analysis.detect import DetectedChange
+from monitor.analysis.detect import DetectedChange, FoundBy, metric_names, worse_side
+from monitor.analysis.detect import polarities as table_polarities
 from monitor.analysis.suggestions import suggestions_for
 from monitor.analysis.transitions import Window, recovery_period
 from monitor.periods import EPOCH
@@ -89,6 +92,11 @@ class AttributionOptions:
     pairs: bool = True
     suggestions: Mapping[str, str] = field(default_factory=dict)
     factor_polarity: Mapping[str, str] = field(default_factory=dict)  # configured: positive|negative|neutral
+    # What the detector searched (series screened, periods per series), for the
+    # significance of a searched change that stands alone (``_searched_enough``);
+    # 0: counted from the table.
+    searched_series: int = 0
+    searched_periods: int = 0
 
     @property
     def min_segment(self) -> int:
@@ -264,6 +272,7 @@ class Incident:
     scope: FindingScope | None = None
     threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested)
     floor: float = 0.0  # excess a segment needs beyond everyone's change
+    adopted: set[Segment] = field(default_factory=set)  # roots taken from Happiness roots of the same weeks
 
     @property
     def anchor(self) -> DetectedChange:
@@ -283,17 +292,23 @@ def attribute(
     difference-in-differences estimate.
     """
     roles: dict[ChangeKey, Role] = {}
+    searched = _Searched(table, options)
     polarity = polarities(table, options)
     # A positive (or neutral) factor cited more is no dip: never a root, no red card.
     detected = [d for d in detected if _bad_news(d, polarity)]
     changes = list(detected)
     persistent = persistent_dimensions(table)
     open_generic: list[DetectedChange] = []
+    localized: list[DetectedChange] = []  # Happiness roots of named segments, for the other metrics
     # Volume is a feed-health signal of everyone: nothing to break down, and its
-    # window sums are counts over windows of different lengths.
-    for incident in _incidents(table, [d for d in detected if d.metric != "volume"]):
+    # window sums are counts over windows of different lengths. Happiness
+    # incidents come first: their roots are the hypotheses of the other metrics'.
+    for incident in _incidents(table, [d for d in detected if d.metric != "volume"], polarity):
         masks = _Masks(table, incident.before, incident.after, persistent)
-        _explain(table, masks, incident, options)
+        onset = incident.anchor.change.change_date
+        hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
+            root.segment for root in localized if _open_at(root, onset)))
+        _explain(table, masks, incident, options, hypotheses)
         inhibitor = next(
             (root for root in open_generic
              if root.metric == incident.metric.name and not incident.roots
@@ -309,9 +324,24 @@ def attribute(
             # be tested here and did not stand out is not confirmed: Pelt's long
             # stretches can place the sum of later dips of a small segment at an
             # earlier, noisy week. Members too small to test keep their finding.
-            unconfirmed = [m for m in incident.members if not _confirmed(masks, incident, m, options)]
+            # A positive factor's fall is the mirror of promoters lost, and its 5-point
+            # minimum effect is small beside its level (a third of responses or more):
+            # in a small segment it stands alone only when it could be tested.
+            mirror = incident.metric.name.startswith("factor:") and worse_sign(incident.metric) < 0
+            unconfirmed = [m for m in incident.members
+                           if not _confirmed(masks, incident, m, options, untestable=not mirror)
+                           or not _searched_enough(table, m, options, searched)]
             changes = [c for c in changes if c not in unconfirmed]
             incident.members = [m for m in incident.members if m not in unconfirmed]
+            if not incident.members:
+                continue
+        if incident.scope is FindingScope.GENERIC and incident.anchor.segment.items:
+            # Everyone's change is clear on the windows but the detector found it only in
+            # segments, and none stands out: the root would name a segment nobody located,
+            # on a searched date. It stands only with the searched significance.
+            weak = [m for m in incident.members if not _searched_enough(table, m, options, searched)]
+            changes = [c for c in changes if c not in weak]
+            incident.members = [m for m in incident.members if m not in weak]
             if not incident.members:
                 continue
         roots = _root_changes(table, masks, incident, options)
@@ -322,6 +352,8 @@ def attribute(
             changes = [generic if c is roots[0] else c for c in changes]
             roots[0] = incident.members[0] = generic
         changes.extend(root for root in roots if root not in changes)
+        if incident.metric.name == "happiness":
+            localized.extend(root for root in roots if root.segment.items)
         for root in roots:
             role = roles.setdefault(root.key, Role())
             role.root, role.root_key = True, None
@@ -336,24 +368,73 @@ def attribute(
     return AttributionResult(changes, roles)
 
 
+# A stored finding re-tested at its own date keeps its root on a bar one standard
+# error lower than a new one needs (the detector's screen is looser by the same
+# margin): hysteresis, so a root near the bar is not announced and withdrawn in turn.
+KEPT_Z_SLACK = 1.0
+
+
+class _Searched:
+    """The critical z of a searched change (``detectors.attribution.searched_critical_z``),
+    from what the detector searched: the run's count when given, else the table's
+    segments (every grouping, every metric) with enough responses to be searched."""
+
+    def __init__(self, table: ResponseTable, options: AttributionOptions) -> None:
+        self._table, self._options = table, options
+        self._z: float | None = None
+
+    @property
+    def critical_z(self) -> float:
+        if self._z is None:
+            table, options = self._table, self._options
+            series = options.searched_series
+            if series <= 0:
+                sizes = [grouping_cube(table, by)[1][:, :, 0].sum(axis=1)
+                         for by in groupings(tuple(table.labels), pairs=options.pairs)]
+                series = sum(int((s >= 2 * options.min_segment).sum()) for s in sizes) * len(metric_names(table))
+            periods = options.searched_periods or (table.last_period - table.first_period + 1 if len(table) else 1)
+            self._z = searched_critical_z(series, periods, options.alpha)
+        return self._z
+
+
+def _searched_enough(table: ResponseTable, member: DetectedChange, options: AttributionOptions,
+                     searched: _Searched) -> bool:
+    """Is a segment's searched change that stands alone (no root located on the
+    incident's windows) significant once the search is counted?
+
+    Its segment and date were chosen from the data among thousands of series and
+    dates, so its plain 95% interval is optimistic: a segment of two responses a
+    week makes a noise "dip" somewhere. It must clear the searched critical z
+    (``KEPT_Z_SLACK`` lower for a stored finding kept at its date). Everyone's
+    series and known dates (go-lives) keep their plain test.
+    """
+    if not member.segment.items or member.found_by is FoundBy.KNOWN_DATE:
+        return True
+    change = member.change
+    z = change_z(change.delta, change.ci_low, change.ci_high, change.p_value, options.confidence)
+    bar = searched.critical_z - (KEPT_Z_SLACK if member.found_by is FoundBy.KEPT else 0.0)
+    return bool(np.isfinite(z) and z >= bar)
+
+
 def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, Polarity]:
     """Each factor's sign: configured, else read from the ratings of those citing it."""
-    names = list(table.stat_names)
-    promoters = table.stats[:, names.index("promoters")]
-    detractors = table.stats[:, names.index("detractors")]
-    by_promoters, by_detractors = {}, {}
-    for j, name in enumerate(names):
-        if name.startswith("f:"):
-            by_promoters[name[2:]] = float(table.stats[:, j] @ promoters)
-            by_detractors[name[2:]] = float(table.stats[:, j] @ detractors)
-    return factor_polarities(by_promoters, by_detractors, options.factor_polarity, confidence=options.confidence)
+    return table_polarities(table, options.factor_polarity, options.confidence)
 
 
 def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
+    """Is the change a worsening? A factor's reading follows its polarity: a negative
+    (or undecided) one cited more, a positive one cited less; a neutral one never."""
     if not change.metric.startswith("factor:"):
         return True
     known = polarity.get(change.metric.removeprefix("factor:"))
-    return known is None or known.worse_when_rising
+    if known is None or known.worse_when_rising:
+        return change.change.delta > 0 or not np.isfinite(change.change.delta)
+    return known.polarity is FactorPolarity.POSITIVE and change.change.delta < 0
+
+
+def _metric(name: str, polarity: Mapping[str, Polarity]) -> Metric:
+    """The metric called ``name``, a factor's worse side following its polarity."""
+    return metric_for(name, polarity=worse_side(name, polarity))
 
 
 def persistent_dimensions(table: ResponseTable) -> dict[str, bool]:
@@ -407,6 +488,14 @@ def _fold_related_metrics(table: ResponseTable, changes: list[DetectedChange], r
             hosts.append(change)
             continue
         role = roles.pop(change.key, Role())
+        if host.key in roles and roles[host.key].details:
+            # The host says what else moved in its respondents: "lost time rose from 38 to 55 minutes".
+            c = change.change
+            roles[host.key].details.setdefault("related", []).append({
+                "metric": change.metric, "segment": change.segment.as_dict(),
+                "before": _r(c.before.value), "after": _r(c.after.value), "delta": _r(c.delta),
+                "ci_low": _r(c.ci_low), "ci_high": _r(c.ci_high), "n_before": c.n_before, "n_after": c.n_after,
+            })
         _fold(roles, host.key, change.key)
         for echo in role.children:
             _fold(roles, host.key, echo)
@@ -436,8 +525,14 @@ def _fold(roles: dict[ChangeKey, Role], root: ChangeKey, echo: ChangeKey) -> Non
     roles[echo] = Role(root=False, root_key=root)
 
 
-def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Incident]:
-    """Group changes per metric by start date; the least specific change anchors each group."""
+def _incidents(
+    table: ResponseTable, detected: list[DetectedChange], polarity: Mapping[str, Polarity] | None = None
+) -> list[Incident]:
+    """Group changes per metric by start date; the least specific change anchors each group.
+
+    Happiness first, then lost time, then factor shares (each by date): the
+    Happiness roots are known when the other metrics' incidents are explained.
+    """
     incidents: list[Incident] = []
     ordered = sorted(detected, key=lambda d: (len(d.segment.items), d.change.change_date, d.segment.key()))
     for item in ordered:
@@ -450,10 +545,12 @@ def _incidents(table: ResponseTable, detected: list[DetectedChange]) -> list[Inc
         if home is not None:
             home.members.append(item)
         else:
-            incidents.append(Incident(metric_for(item.metric), [item], Window("before", 0, -1), Window("after", 0, -1)))
+            incidents.append(
+                Incident(_metric(item.metric, polarity or {}), [item], Window("before", 0, -1), Window("after", 0, -1))
+            )
     for incident in incidents:
         incident.before, incident.after = _windows(table, incident, detected)
-    return sorted(incidents, key=lambda i: (i.anchor.change.change_date, i.metric.name))
+    return sorted(incidents, key=lambda i: (_metric_rank(i.metric.name), i.anchor.change.change_date, i.metric.name))
 
 
 def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> tuple[Window, Window]:
@@ -540,8 +637,18 @@ def _big_enough(metric: Metric, change: float, level: float, factor: float = 0.5
     return bool(change >= factor * metric.min_effect)
 
 
-def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> None:
-    """Find the incident's root segments, their echoes, and its scope."""
+def _explain(
+    table: ResponseTable,
+    masks: _Masks,
+    incident: Incident,
+    options: AttributionOptions,
+    hypotheses: list[Segment] | None = None,
+) -> None:
+    """Find the incident's root segments, their echoes, and its scope.
+
+    ``hypotheses`` are the segments of Happiness roots open at the incident's
+    onset (for lost time and factor shares): see ``_adopt``.
+    """
     metric = incident.metric
     totals = masks.totals
     incident.overall = metric.compare(*totals, confidence=options.confidence)
@@ -594,6 +701,8 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         settled.add(chosen.segment)
         incident.roots.append(chosen)
         root_mask = root_mask | masks.of(chosen.segment)
+    if hypotheses:
+        root_mask = _adopt(masks, incident, hypotheses, options, level)
     rest = metric.compare(*masks.complement(root_mask), confidence=options.confidence)
     incident.rest = rest
     sign = worse_sign(metric)
@@ -605,6 +714,93 @@ def _explain(table: ResponseTable, masks: _Masks, incident: Incident, options: A
         incident.scope = FindingScope.GENERIC if clear and metric.direction(overall.delta) is Direction.WORSE else None
     else:
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
+
+
+def _adopt(
+    masks: _Masks, incident: Incident, hypotheses: list[Segment], options: AttributionOptions, level: float
+) -> Mask:
+    """Move another metric's roots onto the Happiness roots of the same weeks where
+    those carry its change; return the mask of the incident's roots.
+
+    One cause moves Happiness, lost time and a factor's share in the same
+    respondents, but lost time (heavy-tailed) and a factor (a share of a share)
+    are noisier: searched on their own over every segment, their drill-down
+    stops one level too high (a whole country, or its old assignment group) or
+    goes one level too deep. The Happiness root is a pre-specified segment, so it
+    is tested alone (Bonferroni over the hypotheses only, not the whole cube):
+    when it stands out for this metric too (against everyone outside it and the
+    other roots, by half the minimum effect and the incident's floor), the
+    metric's roots that share its respondents give way to it if they are
+
+    * inside it and do not change clearly more than the rest of it (the echo
+      rule of any segment inside a root), or
+    * around or across it and the rest of them, without it, no longer stands
+      out (the child-replaces-parent rule).
+
+    A root that keeps standing out without the Happiness root's respondents is a
+    cause of its own and stays (then the hypothesis is not added when that root
+    holds it). Adopted roots are roots even when their own change is below the
+    finding threshold: they fold under the Happiness root, never stand alone.
+    """
+    metric = incident.metric
+    threshold = critical_z(len(hypotheses), options.alpha)
+    for segment in hypotheses:
+        if any(root.segment == segment for root in incident.roots):
+            incident.adopted.add(segment)
+            continue
+        own = masks.of(segment)
+        overlapping = [root for root in incident.roots if _overlap(masks.of(root.segment), own)]
+        others = masks.nobody()
+        for root in incident.roots:
+            if root not in overlapping:
+                others = others | masks.of(root.segment)
+        effect = _effect_of(masks, metric, segment, others, options)
+        if effect is None or not (
+            effect.z >= threshold and effect.excess >= incident.floor and _big_enough(metric, effect.excess, level)
+        ):
+            continue
+        kept = [
+            root for root in overlapping
+            if (_stands_out_in(masks, metric, root.segment, segment, incident.threshold, level)
+                if _inside(masks, root.segment, segment)
+                else _still_stands_out(masks, metric, root.segment, others | own, incident.threshold, level,
+                                       incident.floor))
+        ]
+        if any(_inside(masks, segment, root.segment) for root in kept):
+            continue
+        incident.roots = [root for root in incident.roots if root not in overlapping or root in kept] + [effect]
+        incident.adopted.add(segment)
+    root_mask = masks.nobody()
+    for root in incident.roots:
+        root_mask = root_mask | masks.of(root.segment)
+    return root_mask
+
+
+def _overlap(a: Mask, b: Mask) -> bool:
+    return bool(np.any(a.before & b.before) or np.any(a.after & b.after))
+
+
+def _effect_of(
+    masks: _Masks, metric: Metric, segment: Segment, root_mask: Mask, options: AttributionOptions
+) -> SegmentEffect | None:
+    """One segment's change and its excess over everyone outside it and ``root_mask``."""
+    before, after = masks.segment_sums(segment)
+    if min(before["n"], after["n"]) < options.min_segment:
+        return None
+    own = masks.of(segment)
+    remaining = masks.sums(own.without(root_mask))
+    if min(remaining[0]["n"], remaining[1]["n"]) < 1:
+        return None
+    extra, z = excess(metric, _shift_of(metric, remaining), _shift_of(metric, masks.complement(own | root_mask)))
+    if not np.isfinite(z[0]):
+        return None
+    totals = masks.totals
+    weight = 0.5 * (before["n"] / max(float(totals[0]["n"]), 1.0) + after["n"] / max(float(totals[1]["n"]), 1.0))
+    return SegmentEffect(
+        segment, int(before["n"]), int(after["n"]), float(metric.estimate(before).value),
+        float(metric.estimate(after).value), float(extra[0]), float(z[0]), float(weight),
+        _contribution(metric, (before, after), totals),
+    )
 
 
 def _inside(masks: _Masks, segment: Segment, host: Segment) -> bool:
@@ -808,10 +1004,14 @@ def _still_stands_out(
     )
 
 
-def _confirmed(masks: _Masks, incident: Incident, member: DetectedChange, options: AttributionOptions) -> bool:
+def _confirmed(
+    masks: _Masks, incident: Incident, member: DetectedChange, options: AttributionOptions, untestable: bool = True
+) -> bool:
+    """Does a member still stand out on the incident's windows (``untestable``: the
+    answer for one too small to test)?"""
     before, after = masks.sums(masks.of(member.segment))
     if min(before["n"], after["n"]) < options.min_segment:
-        return True
+        return untestable
     level = incident.overall.before.value if incident.overall is not None else np.nan
     return _still_stands_out(
         masks, incident.metric, member.segment, masks.nobody(), incident.threshold, level, incident.floor
@@ -835,8 +1035,9 @@ def _root_changes(
     for effect in incident.roots:
         member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
         # A located segment whose own change is too small to be a finding is named
-        # by the root finding, never a root of its own.
-        if member.change.finding and member not in roots:
+        # by the root finding, never a root of its own; unless it is a Happiness
+        # root's segment, under which it folds.
+        if (member.change.finding or effect.segment in incident.adopted) and member not in roots:
             roots.append(member)
     return roots or [incident.anchor]
 
@@ -938,9 +1139,15 @@ def _details(
     cited = masks.sums(cited_mask)
     negative = [f for f in factors if f not in polarity or polarity[f].worse_when_rising]
     positive = [f for f in factors if f in polarity and polarity[f].polarity is FactorPolarity.POSITIVE]
-    rose = rising_factors(*cited, negative, alpha=options.alpha, confidence=options.confidence) if shown else []
+    # A named segment's factors are its own: each must also have moved more than
+    # among everyone outside it, or a rise everyone shares (the generic part of
+    # the same weeks) would be listed as the local cause.
+    rest = masks.complement(cited_mask) if root.segment.items else None
+    rose = rising_factors(*cited, negative, alpha=options.alpha, confidence=options.confidence,
+                          rest=rest) if shown else []
     # A positive factor cited less ("Knowledgeable agent") is bad news of its own kind.
-    fell = rising_factors(cited[1], cited[0], positive, alpha=options.alpha, confidence=options.confidence) if shown else []
+    fell = rising_factors(cited[1], cited[0], positive, alpha=options.alpha, confidence=options.confidence,
+                          rest=None if rest is None else (rest[1], rest[0])) if shown else []
     sign = worse_sign(metric)
     segment = root.segment.as_dict()
     scope = incident.scope if generic_root else FindingScope.LOCALIZED
@@ -960,7 +1167,9 @@ def _details(
             {"kind": "positive_factor_fell", "factor": item.factor, "before_share": round(item.after_share, 2),
              "after_share": round(item.before_share, 2), "delta": round(-item.delta, 2),
              "ci_low": round(-item.ci_high, 2), "ci_high": round(-item.ci_low, 2),
-             "p_value": float(f"{item.p_value:.3g}"), "polarity": polarity[item.factor].as_dict()}
+             "p_value": float(f"{item.p_value:.3g}"), "polarity": polarity[item.factor].as_dict(),
+             **({} if item.rest_delta is None else {"rest_delta": round(-item.rest_delta, 2),
+                                                    "p_beyond_rest": float(f"{item.p_beyond_rest:.3g}")})}
             for item in fell
         ],
         "suggestions": suggestions_for([item.factor for item in rose], segment, options.suggestions),

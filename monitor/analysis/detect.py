@@ -15,7 +15,7 @@ import functools
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -37,6 +37,8 @@ from detectors import (
     metric_for,
     noise_scale,
 )
+from detectors import Polarity as MetricPolarity
+from detectors.polarity import FactorPolarity, Polarity, factor_polarities
 from detectors.screening import window_scan
 from monitor.analysis.aggregate import (
     ResponseTable,
@@ -115,6 +117,7 @@ class AnalysisOptions:
     pairs: bool = True
     confidence: float = 0.95
     workers: int = os.cpu_count() or 1  # processes for the detector
+    factor_polarity: Mapping[str, str] = field(default_factory=dict)  # configured: positive|negative|neutral
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,31 @@ class AnalysisResult:
 def metric_names(table: ResponseTable) -> list[str]:
     factors = [name.removeprefix("f:") for name in table.stat_names if name.startswith("f:")]
     return [*CORE_METRICS, *OVERALL_ONLY_METRICS, *(f"factor:{name}" for name in factors)]
+
+
+def polarities(table: ResponseTable, configured: Mapping[str, str] | None = None,
+               confidence: float = 0.95) -> dict[str, Polarity]:
+    """Each factor's sign: configured, else read from the ratings of those citing it."""
+    names = list(table.stat_names)
+    promoters = table.stats[:, names.index("promoters")]
+    detractors = table.stats[:, names.index("detractors")]
+    by_promoters, by_detractors = {}, {}
+    for j, name in enumerate(names):
+        if name.startswith("f:"):
+            by_promoters[name[2:]] = float(table.stats[:, j] @ promoters)
+            by_detractors[name[2:]] = float(table.stats[:, j] @ detractors)
+    return factor_polarities(by_promoters, by_detractors, configured or {}, confidence=confidence)
+
+
+def worse_side(name: str, polarity: Mapping[str, Polarity]) -> MetricPolarity | None:
+    """The polarity hook: a positive factor is worse cited less, so its fall is what
+    detection looks for (and its rise is an improvement, never a finding).
+    None: the metric's own (a negative, undecided or neutral factor is worse cited more;
+    attribution drops a neutral factor's changes)."""
+    if not name.startswith("factor:"):
+        return None
+    known = polarity.get(name.removeprefix("factor:"))
+    return MetricPolarity.HIGHER_IS_BETTER if known is not None and known.polarity is FactorPolarity.POSITIVE else None
 
 
 def _per_period(metric: Metric, cube: np.ndarray, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +230,8 @@ def find_changes(
     detector = _Detector(options)
     parents: dict[Segment, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     dates = _known_by_series(known, names, options.confidence)
+    signs = polarities(table, options.factor_polarity, options.confidence) if len(table) else {}
+    sides = {name: worse_side(name, signs) for name in names}
     for by in groupings(dimensions, pairs=options.pairs):
         segments, cube = grouping_cube(table, by)
         totals = cube[:, :, 0].sum(axis=1)
@@ -211,7 +241,7 @@ def find_changes(
         for name in names:
             if by and name in OVERALL_ONLY_METRICS:
                 continue
-            metric = metric_for(name)
+            metric = metric_for(name, polarity=sides.get(name))
             values, variances = _per_period(metric, cube, table.stat_names)
             if len(by) < 2:
                 for row, segment in enumerate(segments):
@@ -248,6 +278,7 @@ def find_changes(
                         everyone,
                         dates.get((name, segment), ()),
                         report_search=row in screened,
+                        polarity=sides.get(name),
                     )
                 )
     for job, found in detector.results():
@@ -296,6 +327,7 @@ class _Job:
     reference: PeriodValues | None
     known: tuple[_Known, ...] = ()
     report_search: bool = True  # False: the screen did not pick it; only known dates may report
+    polarity: MetricPolarity | None = None  # a factor's worse side (see ``worse_side``)
 
 
 _Found = tuple[Change, FoundBy, str | None]
@@ -303,7 +335,7 @@ _Found = tuple[Change, FoundBy, str | None]
 
 def _detect(job: _Job, min_n: int, confidence: float) -> list[_Found]:
     """The series' finding-worthy changes: the search's, then its known dates'."""
-    metric = metric_for(job.metric)
+    metric = metric_for(job.metric, polarity=job.polarity)
     min_effect = MIN_EFFECT.get(job.metric)
     changes = detect_changes(
         metric,

@@ -3,7 +3,7 @@ and the drill-down tree of one finding (``mspmon explain``)."""
 
 from __future__ import annotations
 
-from monitor.analysis.finding_view import FindingView
+from monitor.analysis.finding_view import SHOWN_ALIASES, FindingView
 from monitor.analysis.suggestions import describe_segment
 from monitor.scope import segment_filter_text
 
@@ -40,6 +40,8 @@ def root_summary(f: FindingView) -> list[str]:
         "localized": "localized",
         "mixed": "mixed: a generic part plus a localized part",
     }.get(f.scope or "", "")
+    if explanation.aliases:
+        lines.append("    " + "; ".join(alias.text() for alias in explanation.aliases[:SHOWN_ALIASES]))
     if where:
         lines.append(f"    scope: {where}")
     for named in (n for n in explanation.segments if n.segment != f.segment):
@@ -66,6 +68,17 @@ def root_summary(f: FindingView) -> list[str]:
         lines.append(
             f"    factor rose: {factor.factor} {factor.before_share:.1f}% -> {factor.after_share:.1f}% "
             f"(p={factor.p_value:.2g})"
+        )
+    for fell in explanation.positive_factors_fell[:2]:
+        lines.append(
+            f"    positive factor fell: {fell.factor} {fell.before_share:.1f}% -> {fell.after_share:.1f}% "
+            f"(p={fell.p_value:.2g})"
+        )
+    for other in explanation.related:
+        where = "" if other.segment == f.segment else f" in {segment_text(other.segment)}"
+        lines.append(
+            f"    same cause{where}: {other.metric} {other.before if other.before is not None else float('nan'):.1f} -> "
+            f"{other.after if other.after is not None else float('nan'):.1f} ({signed(other.delta)})"
         )
     lines.extend(f"    suggestion: {text}" for text in explanation.suggestions[:2])
     return lines

@@ -68,6 +68,8 @@ class FactorRise:
     among_unhappy: dict[str, float | None] | None = None  # its share among the 0-6 respondents, who can cite it
     more_unhappy: float | None = None  # points of the rise from more respondents rating 0-6 (mix)
     unhappy_cite_more: float | None = None  # points from the unhappy citing it more often (rate)
+    rest_delta: float | None = None  # a named segment's root: the same factor's change outside it, in points
+    p_beyond_rest: float | None = None  # one-sided p of rising more than outside (Bonferroni over factors)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FactorRise:
@@ -87,6 +89,8 @@ class PositiveFactorFall:
     p_value: float
     polarity: dict[str, Any]  # how its sign was decided (detectors.polarity.Polarity.as_dict)
     kind: str = "positive_factor_fell"
+    rest_delta: float | None = None  # a named segment's root: the same factor's change outside it
+    p_beyond_rest: float | None = None  # one-sided p of falling more than outside
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PositiveFactorFall:
@@ -99,6 +103,33 @@ class Alias:
 
     segment: dict[str, str]
     windows: str
+
+    def text(self) -> str:
+        """``= SD-Internal-DE x Laptop before go-live``: how the finding's segment is also known."""
+        when = {"before": " before go-live", "after": " after go-live"}.get(self.windows, "")
+        return "= " + " x ".join(str(v) for v in self.segment.values()) + when
+
+
+SHOWN_ALIASES = 2  # other names shown next to a segment's; the rest are in the JSON
+
+
+@dataclass(frozen=True)
+class RelatedChange:
+    """Another metric's root of the same cause (same respondents, same weeks), folded under this root."""
+
+    metric: str  # lost_time or factor:<name>
+    segment: dict[str, str]
+    before: float | None = None
+    after: float | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n_before: int | None = None
+    n_after: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RelatedChange:
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,7 @@ class Explanation:
     windows: dict[str, list[str]] | None = None  # the incident's before/after windows
     overall: dict[str, Any] | None = None  # everyone's change over the same windows
     generic_part: dict[str, Any] | None = None  # a mixed root's change shared by everyone
+    related: tuple[RelatedChange, ...] = ()  # lost-time and factor roots of the same cause, folded here
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Explanation:
@@ -141,6 +173,7 @@ class Explanation:
             PositiveFactorFall.from_json(s) for s in values.get("positive_factors_fell") or ()
         )
         values["suggestions"] = tuple(values.get("suggestions") or ())
+        values["related"] = tuple(RelatedChange.from_json(r) for r in values.get("related") or ())
         if values.get("mix_rate") is not None:
             values["mix_rate"] = MixRate(**values["mix_rate"])
         return cls(**values)
@@ -161,6 +194,7 @@ class Explanation:
             "windows": self.windows,
             "overall": self.overall,
             "generic_part": self.generic_part,
+            "related": [dataclasses.asdict(r) for r in self.related],
         }
 
 
@@ -290,7 +324,7 @@ class FindingView:
             "impact": self.impact,
             **{key: explanation[key] for key in ("children", "overall_effect", "segments", "aliases", "co_roots",
                                                  "factors", "positive_factors_fell", "suggestions",
-                                                 "mix_rate", "did", "tree", "generic_part")},
+                                                 "mix_rate", "did", "tree", "generic_part", "related")},
             "label": None if self.label is None else {
                 "label": self.label.label, "author": self.label.author, "note": self.label.note,
                 "created_at": self.label.created_at.isoformat(),

@@ -8,6 +8,7 @@ prints and later steps (digests, web) read.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -125,7 +126,8 @@ def run_analysis(
     report = AnalysisReport(as_of)
     # A finding names its segment and n: it needs the anonymity threshold on each side too.
     min_n = max(AnalysisOptions.min_n, settings.anonymity_min_responses)
-    options = AnalysisOptions(min_n=min_n, anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs)
+    options = AnalysisOptions(min_n=min_n, anonymity_min_responses=settings.anonymity_min_responses, pairs=pairs,
+                              factor_polarity=settings.factor_polarity)
     explain = AttributionOptions(
         anonymity_min_responses=settings.anonymity_min_responses,
         min_n=min_n,
@@ -146,6 +148,9 @@ def run_analysis(
             known = go_lives(store.list_transitions(session)) + known_findings(session, as_of)
         result = find_changes(table, options, known) if len(table) else None
         it_result = find_it_changes(tickets, options, known, dimensions=tuple(table.labels) or None)
+        if result:
+            explain = dataclasses.replace(explain, searched_series=result.series_screened,
+                                          searched_periods=table.last_period - table.first_period + 1)
         with session_scope(engine) as session:
             transitions = store.list_transitions(session)
             detected = result.changes if result else []

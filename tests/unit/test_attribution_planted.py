@@ -248,3 +248,24 @@ def test_a_later_segment_change_during_an_open_generic_dip_is_folded_into_it():
     echo = result.roles[("happiness", germany.key(), later.date())]
     assert not echo.root and echo.root_key == generic.key
     assert ("happiness", germany.key(), later.date()) in result.roles[generic.key].children
+
+
+def test_a_localized_roots_factors_leave_out_the_rise_everyone_shares():
+    """Everyone cites "Long waiting time" more (a generic dip); Finland x Chat also
+    dips, citing "Lack of business knowledge". The local root's factors are its own."""
+    table = _table(dips=[({}, 0.2, "Long waiting time"),
+                         ({"country": "FI", "channel": "Chat"}, 0.5, "Lack of business knowledge")])
+    roles, changes = _attributed(table)
+    local = [c for c in _roots(roles, changes) if c.segment == Segment.of({"country": "FI", "channel": "Chat"})]
+    assert local, [c.segment for c in _roots(roles, changes)]
+    factors = roles[local[0].key].details["factors"]
+    assert [f["factor"] for f in factors] == ["Lack of business knowledge"]
+    assert factors[0]["rest_delta"] is not None and factors[0]["p_beyond_rest"] < 0.05
+
+
+def test_factors_against_the_rest_need_a_rise_beyond_it():
+    inside = (pd.Series({"n": 400.0, "f:A": 40.0, "f:B": 40.0}), pd.Series({"n": 400.0, "f:A": 100.0, "f:B": 100.0}))
+    rest = (pd.Series({"n": 4000.0, "f:A": 400.0, "f:B": 400.0}), pd.Series({"n": 4000.0, "f:A": 1000.0, "f:B": 400.0}))
+    rose = rising_factors(*inside, ["A", "B"], rest=rest)
+    assert [r.factor for r in rose] == ["B"]
+    assert rose[0].rest_delta == pytest.approx(0.0) and rose[0].as_dict()["rest_delta"] == 0.0

@@ -73,6 +73,32 @@ def test_a_positive_factor_rising_with_an_improvement_is_no_root():
     for column, value in (("promoters", 1.0), ("detractors", 0.0), (f"f:{POSITIVE}", 1.0)):
         table.stats[late, names.index(column)] = value
     detected = find_changes(table, AnalysisOptions(workers=1)).changes
-    assert any(c.metric == f"factor:{POSITIVE}" for c in detected)
-    result = attribute(table, detected, AttributionOptions())
+    # Detection reads the positive factor through its polarity: its rise is an
+    # improvement, never a finding (no red card) ...
+    assert not any(c.metric == f"factor:{POSITIVE}" for c in detected)
+    # ... and configured negative, the same rise is one.
+    configured = find_changes(table, AnalysisOptions(workers=1, factor_polarity={POSITIVE: "negative"})).changes
+    assert any(c.metric == f"factor:{POSITIVE}" and c.change.delta > 0 for c in configured)
+    result = attribute(table, detected + configured, AttributionOptions())
     assert not [c for c in result.changes if c.metric == f"factor:{POSITIVE}"]
+
+
+def test_a_positive_factor_falling_alone_is_a_finding_and_a_root_of_its_own_kind():
+    """"Knowledgeable agent" cited less by the same happy respondents: no Happiness
+    change to fold into, so it is a root of its own, worse, with a negative delta."""
+    w = world(302, lambda rng, labels, weights: [])
+    table = w.table
+    names = list(table.stat_names)
+    column = names.index(f"f:{POSITIVE}")
+    late = table.periods >= table.first_period + 24
+    citing = late & (table.stats[:, column] > 0)
+    drop = citing & (np.random.default_rng(4).random(len(table)) < 0.6)
+    table.stats[drop, column] = 0.0
+    assert polarities(table, AttributionOptions())[POSITIVE].polarity is FactorPolarity.POSITIVE
+    detected = find_changes(table, AnalysisOptions(workers=1)).changes
+    fell = [c for c in detected if c.metric == f"factor:{POSITIVE}" and not c.segment.items]
+    assert fell and fell[0].change.delta < 0 and fell[0].change.finding
+    result = attribute(table, detected, AttributionOptions())
+    roots = [c for c in result.changes if result.roles.get(c.key) is None or result.roles[c.key].root]
+    assert [r.segment.items for r in roots if r.metric == f"factor:{POSITIVE}"] == [()]
+    assert not [r for r in roots if r.metric == "happiness"]
