@@ -56,7 +56,7 @@ from detectors.attribution import (
     shift_share,
     worse_sign,
 )
-from detectors.polarity import FactorPolarity, Polarity, factor_polarities
+from detectors.polarity import FactorPolarity, Polarity
 from monitor.analysis.aggregate import (
     ResponseTable,
     Segment,

@@ -7,7 +7,12 @@ import datetime as dt
 import pytest
 
 from monitor.analysis.finding_text import root_summary
-from monitor.analysis.finding_view import Alias, Explanation, FindingFormatError, FindingView
+from monitor.analysis.finding_view import (
+    Alias,
+    Explanation,
+    FindingFormatError,
+    FindingView,
+)
 
 
 def _view(explanation: dict) -> FindingView:
