@@ -59,6 +59,7 @@ from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
 from monitor.analysis.transitions import (
     TransitionStatus,
+    protection_of,
     transition_figures,
     transition_status,
     worse_beyond_doubt,
@@ -265,21 +266,28 @@ def _headline(
     report = next((t for t in (source.report or {}).get("transitions", []) if t["name"] == transition.name), {})
     weeks_since = report.get("weeks_since_go_live", 0)
     scope = Scope.of(transition.scope).intersect(Scope.of(subscription.segments))
-    view = source.series(scope)
+    # Through the transition's disclosure pattern, the web view's: a slice it does not
+    # show (too few responses, hidden to protect another, or deeper than the cubes) gets no figures.
+    guard = None if source.cubes is None else protection_of(source.cubes, transition, source.settings.anonymity_min_responses)
+    view = source.series(scope) if guard is not None and guard.shown(scope.conditions()) else None
     metrics: list[MetricHeadline] = []
     chart = None
     status = TransitionStatus.NO_DATA
-    if view is not None:
+    if view is not None and guard is not None:
         table, series = view
         # The same figures and status as the web view's page for this transition and slice.
         figures = transition_figures(table, series, transition, source.settings.anonymity_min_responses)
+        allowed = guard.window_names(scope.conditions(), len(series))
+        for windows in figures["metrics"].values():
+            for name in [n for n, value in windows.items() if isinstance(value, dict) and n not in allowed]:
+                windows.pop(name)
         open_roots = [f for f in findings if f.recovered_on is None and _in_transition(f, transition)]
         status = transition_status(figures["metrics"], open_findings=len(open_roots))
         for name in HEADLINE_METRICS:
             recent = figures["metrics"].get(name, {}).get("recent")
             if recent is not None:
                 metrics.append(_metric_headline(source, name, recent, transition, weeks_since))
-        chart = _chart(source, transition, subscription, table, series, findings, metrics)
+        chart = _chart(source, transition, subscription, table, series, findings, metrics, guard.weeks(scope.conditions(), len(series)))
     targets = tuple(
         f"{t['target']} by {t['deadline']}: {t['status'].replace('_', ' ')}"
         + (f" ({t['value']})" if t.get("value") is not None else "")
@@ -335,17 +343,19 @@ def _chart(
     series: np.ndarray,
     findings: list[Finding],
     metrics: list[MetricHeadline],
+    weeks: np.ndarray,
 ) -> InlineImage | None:
-    """Weekly Happiness and lost time from half a year before go-live, thin weeks left out."""
+    """Weekly Happiness and lost time from half a year before go-live, weeks the disclosure pattern hides left out."""
     frame = as_frame(table, series)
     start = max(0, int(np.searchsorted(frame.index.date, transition.go_live - dt.timedelta(weeks=CHART_WEEKS_BEFORE))))
     frame = frame.iloc[start:]
+    shown = weeks[start:]
     if frame.empty:
         return None
     values = {}
     for name in HEADLINE_METRICS:
         per_period = metric_for(name).per_period(frame)
-        values[name] = np.where(per_period.n >= source.settings.anonymity_min_responses, per_period.values, np.nan)
+        values[name] = np.where(shown & (per_period.n >= source.settings.anonymity_min_responses), per_period.values, np.nan)
     baselines = {m.metric: m.before.value for m in metrics if m.before is not None}
     changes = sorted(
         {(f.change_date, f.metric) for f in findings if f.metric in HEADLINE_METRICS and _in_transition(f, transition)}
@@ -400,8 +410,9 @@ def _detailed(source: DigestSource, findings: list[Finding], base: str) -> tuple
 
 
 def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFinding:
-    explanation = FindingView.of(finding).explanation
     minimum = source.settings.anonymity_min_responses
+    view = FindingView.of(finding)
+    explanation = (view.protected(minimum) or view).explanation  # _visible already kept out the small ones
     segments = tuple(
         NamedSegment(segment_label(item.segment), item.share, item.delta, item.n_after)
         for item in explanation.segments
