@@ -14,19 +14,19 @@ Which findings a digest shows:
 * new to this subscription (never announced to it) and still open: in full;
   announced before and still open: one line, "still open, week N";
   recovered and not yet announced as recovered, if this subscription heard of it
-  or it recovered in the last four weeks: once, in "recovered".
+  or it recovered in the last four weeks: once, in "recovered";
+  ended (its segment stopped answering): never "new" or "still open"; once, in
+  "ended", if this subscription heard of it.
 
 Which findings a subscription's scope takes in:
 
 * transitions: the finding's transition is one of them, or it has none and it
   started after one of their go-lives inside that transition's scope;
-* a segment filter (``assignment_group=MSP-Europe-L1``): a finding whose segment
-  lies inside the filter is in. A finding on a wider segment that contains the
-  slice (everyone, or ``country=Finland`` for a Finland-and-L1 filter) is in
-  unless attribution found it *localized* in named segments outside the slice: a
-  generic dip hits the slice too. A finding on another dimension
-  (``service=SAP``) is in only when one of its named segments, or one of the
-  echoes folded into it, lies inside the slice.
+* a segment filter (``assignment_group=MSP-Europe-L1``): the web view's rule,
+  ``monitor.scope.finding_in_scope``: a finding whose own segment lies inside the
+  filter. An echo inside the slice whose root is outside it stands on its own (as
+  the web view lists it for a viewer with that scope); "and N related" counts the
+  echoes inside the slice only.
 * metrics (``happiness``, ``lost_time``, ``volume``, ``factors``, ``factor:<name>``)
   and a minimum severity (``severity_of``).
 """
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -54,7 +53,6 @@ from monitor.analysis.aggregate import (
 )
 from monitor.analysis.cube import CubeStore, CubeUnavailable
 from monitor.analysis.finding_view import FindingView
-from monitor.analysis.finding_view import NamedSegment as NamedSegmentView
 from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
 from monitor.analysis.transitions import (
@@ -64,9 +62,9 @@ from monitor.analysis.transitions import (
     transition_status,
     worse_beyond_doubt,
 )
-from monitor.scope import Scope, segment_label
+from monitor.scope import Scope, finding_in_scope, segment_label
 from monitor.store.app_models import Digest, DigestState, Severity, Subscription
-from monitor.store.models import Finding, FindingScope, FindingState, Label, Transition
+from monitor.store.models import Finding, FindingState, Label, Transition
 from notifications.channels.base import InlineImage
 from notifications.charts import ChartSeries, transition_chart
 from notifications.content import (
@@ -106,12 +104,12 @@ class DigestSource:
         self.as_of = dt.date.fromisoformat(self.report["as_of"]) if self.report else None
         self.transitions = {t.name: t for t in store.list_transitions(session)}
         findings = store.current_findings(session)
-        self.related = dict(Counter(f.root_id for f in findings if not f.root and f.root_id))
-        self.echo_segments: dict[str, list[dict[str, str]]] = {}
+        self.echoes: dict[str, list[Finding]] = {}
         for finding in findings:
             if not finding.root and finding.root_id:
-                self.echo_segments.setdefault(finding.root_id, []).append(finding.segment)
+                self.echoes.setdefault(finding.root_id, []).append(finding)
         silences = active_silences(session, today)
+        # Roots and echoes alike: for a slice, an echo whose root lies outside it is its finding.
         self.findings = [f for f in findings if self._visible(f, silences)]
         self._session = session
         self._table: ResponseTable | None = None
@@ -121,8 +119,7 @@ class DigestSource:
     def _visible(self, finding: Finding, silences: list) -> bool:  # type: ignore[type-arg]
         label = finding.label
         return (
-            finding.root
-            and (label is None or label.label not in HIDDEN_LABELS)
+            (label is None or label.label not in HIDDEN_LABELS)
             and silence_for(finding, silences) is None
             and min(finding.n_before, finding.n_after) >= self.settings.anonymity_min_responses
         )
@@ -163,7 +160,7 @@ def told(session: Session, subscription_id: int, period: str) -> tuple[set[str],
         )
     ):
         announced.update(sections.get("new", []), sections.get("ongoing", []))
-        recovered.update(sections.get("recovered", []))
+        recovered.update(sections.get("recovered", []), sections.get("ended", []))
     return announced, recovered
 
 
@@ -173,12 +170,21 @@ def compose(
     """The digest of ``subscription`` for ``period`` (see the module docstring for the rules)."""
     base = source.settings.base_url.rstrip("/")
     transitions = _transitions_in_scope(source, subscription)
-    findings = [f for f in source.findings if _in_scope(source, f, subscription, transitions)]
+    scope = Scope.of(subscription.segments)
+    inside = [f for f in source.findings if _in_scope(source, f, subscription, transitions)]
+    ids = {f.id for f in inside}
+    # Echoes fold into their root when it is in the slice too (the web view nests them the same way).
+    findings = [f for f in inside if f.root or f.root_id not in ids]
+    related = {f.id: sum(1 for e in source.echoes.get(f.id, []) if finding_in_scope(scope, e.segment)) for f in findings}
     announced, recovered_before = history
-    new, ongoing, recovered = [], [], []
+    new, ongoing, recovered, ended = [], [], [], []
     for finding in findings:
         is_recovered = finding.recovered_on is not None or finding.state == FindingState.RECOVERED
-        if not is_recovered:
+        if finding.state == FindingState.ENDED or finding.ended_on is not None:
+            # Closed: its segment stopped answering. Said once to those who heard of it.
+            if finding.id in announced and finding.id not in recovered_before:
+                ended.append(finding)
+        elif not is_recovered:
             (ongoing if finding.id in announced else new).append(finding)
         elif finding.id not in recovered_before and (
             finding.id in announced or _recent_recovery(finding, source.as_of)
@@ -192,10 +198,11 @@ def compose(
         period=period,
         as_of=source.as_of,
         transitions=tuple(_headline(source, t, subscription, findings) for t in transitions),
-        new=_detailed(source, new[:DETAILED_NEW], base),
+        new=_detailed(source, new[:DETAILED_NEW], base, related),
         more_new=tuple(_line(source, f, base) for f in new[DETAILED_NEW:]),
         ongoing=tuple(_line(source, f, base) for f in ongoing),
         recovered=tuple(_line(source, f, base) for f in recovered),
+        ended=tuple(_line(source, f, base) for f in ended),
         health=source.health(subscription.segments),
         manage_link=f"{base}/subscriptions/{subscription.id}",
         web_link=base,
@@ -203,6 +210,7 @@ def compose(
             "new": [f.id for f in new],
             "ongoing": [f.id for f in ongoing],
             "recovered": [f.id for f in recovered],
+            "ended": [f.id for f in ended],
         },
     )
 
@@ -233,10 +241,6 @@ def _metric_wanted(metric: str, wanted: Iterable[str]) -> bool:
     return not wanted or metric in wanted or ("factors" in wanted and metric.startswith("factor:"))
 
 
-def _named_segments(finding: Finding) -> tuple[NamedSegmentView, ...]:
-    return FindingView.of(finding).explanation.segments
-
-
 def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription, transitions: list[Transition]) -> bool:
     if subscription.transitions and not any(_in_transition(finding, t) for t in transitions):
         return False
@@ -244,14 +248,7 @@ def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription
         return False
     if severity_of(finding.metric, finding.before, finding.delta) < SEVERITY_RATIO[Severity(subscription.min_severity)]:
         return False
-    scope = Scope.of(subscription.segments)
-    if not scope or scope.contains(finding.segment):
-        return True
-    named = _named_segments(finding)
-    echoes = source.echo_segments.get(finding.id, [])
-    if any(scope.contains(segment) for segment in [*(item.segment for item in named), *echoes]):
-        return True
-    return scope.within(finding.segment) and not (finding.scope == FindingScope.LOCALIZED and named)
+    return finding_in_scope(Scope.of(subscription.segments), finding.segment)
 
 
 def _interval(entry: Mapping[str, Any], side: str) -> Interval:
@@ -394,22 +391,24 @@ def _line(source: DigestSource, finding: Finding, base: str) -> FindingLine:
         recovered_on=finding.recovered_on,
         expected=_expected(finding),
         link=f"{base}/findings/{finding.id}",
+        ended_on=finding.ended_on,
+        ended_reason=finding.ended_reason,
     )
 
 
-def _detailed(source: DigestSource, findings: list[Finding], base: str) -> tuple[NewFinding, ...]:
+def _detailed(source: DigestSource, findings: list[Finding], base: str, related: dict[str, int]) -> tuple[NewFinding, ...]:
     """New findings in full; a course correction already suggested above is not repeated."""
     said: set[str] = set()
     detailed = []
     for finding in findings:
-        item = _new_finding(source, finding, base)
+        item = _new_finding(source, finding, base, related.get(finding.id, 0))
         fresh = tuple(text for text in item.suggestions if text not in said)
         said.update(fresh)
         detailed.append(dataclasses.replace(item, suggestions=fresh))
     return tuple(detailed)
 
 
-def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFinding:
+def _new_finding(source: DigestSource, finding: Finding, base: str, related: int) -> NewFinding:
     minimum = source.settings.anonymity_min_responses
     view = FindingView.of(finding)
     explanation = (view.protected(minimum) or view).explanation  # _visible already kept out the small ones
@@ -435,7 +434,7 @@ def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFindin
         segments=segments,
         factors=factors,
         suggestions=explanation.suggestions,
-        related=source.related.get(finding.id, 0),
+        related=related,
         expected=_expected(finding),
         link=f"{base}/findings/{finding.id}",
     )

@@ -22,6 +22,7 @@ from monitor.store.models import (
     AnalysisRun,
     Finding,
     FindingLabel,
+    FindingState,
     ImportRun,
     Silence,
     Transition,
@@ -144,7 +145,8 @@ def findings(
             echoes.setdefault(b["root_id"], []).append(b)
 
     def order(b: dict[str, Any]) -> tuple[Any, ...]:
-        return (b["recovered_on"] is not None, len(b["segment"]), -abs(b["delta"]), b["id"])
+        closed = b["recovered_on"] is not None or b["state"] == FindingState.ENDED
+        return (closed, len(b["segment"]), -abs(b["delta"]), b["id"])
 
     result = []
     for root in sorted(filter(is_root, wanted), key=order):
@@ -155,7 +157,9 @@ def findings(
 
 
 def open_roots(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in entries if not e["recovered_on"] and e.get("state") != "recovered" and not e["silenced"]]
+    """Root findings still open: not recovered, not ended (the segment stopped answering), not silenced."""
+    closed = (FindingState.RECOVERED, FindingState.ENDED)
+    return [e for e in entries if not e["recovered_on"] and e.get("state") not in closed and not e.get("ended_on") and not e["silenced"]]
 
 
 def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[str, Any]:
