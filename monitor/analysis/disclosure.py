@@ -21,19 +21,22 @@ one suppression pattern shared by every viewer and every table):
   responses (an empty window discloses nobody).
 * **Secondary suppression**, repeated until nothing changes: in every published
   partition (everyone split by one dimension; a shown segment split by another
-  dimension, both ways round for each pair) and in each window, the hidden cells
-  with responses are none, or at least two that add up to ``k`` or more whenever
-  one is sensitive; and no hidden cell can be solved for: the hidden cells of a
-  two-way table and the hidden segments' totals form a bipartite graph whose
-  edges are determined exactly when they are bridges, so every bridge gets a
-  further cell hidden on its row and column (the audit of Gusfield's criterion).
-  A cell is hidden for both windows at once; the smallest shown cell goes first.
-* **Weekly series**: a cell's weekly series is shown all or nothing: only when
-  every week of the analysed range has none or at least ``k`` of its responses,
-  and then, week by week, the dimension's cells without a shown series obey the
-  same "none, or at least two adding up to k" rule. A view whose series is shown
-  has every window derivable from it; a view without one shows only windows whose
-  every derivable difference (a window minus another) has none or ``k`` responses.
+  dimension, both ways round for each pair; a segment split into the finer segments
+  nested in it within a window: a country into its locations, before go-live a
+  service into the in-house groups that alone handled it) and in each window, the
+  hidden cells with responses are none, or at least two that add up to ``k`` or more
+  whenever one is sensitive. A fast pass then looks for hidden cells that lie on no
+  cycle of a two-way table's hidden cells (those are solvable, Gusfield's criterion);
+  last, an exact audit solves every equation at once (the hidden cells as unknowns,
+  each partition an equation) and, for each sensitive cell that comes out exactly,
+  hides the smallest shown cell of the equations it came from. A cell is hidden for
+  both windows at once; the smallest shown cell goes first.
+* **Weekly series**: everyone's weeks under ``k`` are hidden, and more, until no
+  union of hidden weeks with 1 to ``k - 1`` responses follows from the shown weeks
+  and windows. Per dimension the segments' weeks form a (segments x weeks) table
+  whose margins are everyone's shown weeks and the segments' before/after totals; it
+  gets the same rules and the two-way check. Series of two dimensions are not shown;
+  a view's other windows (early, settled, recent) only when its shown weeks give them.
 * **Findings**: a finding is shown only with ``k`` responses on each side; in its
   drill-down tree and named segments, what a node's shown children leave over
   (the node minus them, "other" and responses without a value included) is none
@@ -397,55 +400,54 @@ def _rules(tables: _Tables, nested: Sequence[Sequence[tuple[Cell, list[Cell]]]],
     """One pass of the table rules and the two-way bridge check; True if it hid anything."""
     changed = False
     sides = list(sides)
-    if True:
-        for parent, members in tables.parts:
-            if (parent == () and not everyone) or (parent != () and parent in hidden):
-                continue  # an unpublished total: nothing to subtract from
-            for side in sides:
-                while _short(members, hidden, sensitive, lambda c, side=side: n(c, side), k):
-                    if not hide_smallest(members, side):
-                        break
-                    changed = True
+    for parent, members in tables.parts:
+        if (parent == () and not everyone) or (parent != () and parent in hidden):
+            continue  # an unpublished total: nothing to subtract from
         for side in sides:
-            for parent, members in nested[side]:
-                if parent in hidden:
-                    # Its finer cells add up to it: a hidden cell (maybe another's complement)
-                    # must not be the sum of shown ones.
-                    if n(parent, side) > 0 and all(c not in hidden for c in members if n(c, side) > 0):
-                        changed = hide_smallest(members, side) or changed
-                    continue
-                while _short(members, hidden, sensitive, lambda c, side=side: n(c, side), k):
-                    if not hide_smallest(members, side):
-                        break
-                    changed = True
-        for first, _second, rows, columns, pair_cells in tables.graphs:
-            for side in sides:
-                edges: list[tuple[Any, Any]] = []
-                labels: list[Cell] = []
-                for cell in pair_cells:
+            while _short(members, hidden, sensitive, lambda c, side=side: n(c, side), k):
+                if not hide_smallest(members, side):
+                    break
+                changed = True
+    for side in sides:
+        for parent, members in nested[side]:
+            if parent in hidden:
+                # Its finer cells add up to it: a hidden cell (maybe another's complement)
+                # must not be the sum of shown ones.
+                if n(parent, side) > 0 and all(c not in hidden for c in members if n(c, side) > 0):
+                    changed = hide_smallest(members, side) or changed
+                continue
+            while _short(members, hidden, sensitive, lambda c, side=side: n(c, side), k):
+                if not hide_smallest(members, side):
+                    break
+                changed = True
+    for first, _second, rows, columns, pair_cells in tables.graphs:
+        for side in sides:
+            edges: list[tuple[Any, Any]] = []
+            labels: list[Cell] = []
+            for cell in pair_cells:
+                if cell in hidden and n(cell, side) > 0:
+                    edges.append(((cell[0]), (cell[1])))
+                    labels.append(cell)
+            for margin, star in ((rows, "R*"), (columns, "C*")):
+                for cell in margin:
                     if cell in hidden and n(cell, side) > 0:
-                        edges.append(((cell[0]), (cell[1])))
+                        edges.append((cell[0], star))
                         labels.append(cell)
-                for margin, star in ((rows, "R*"), (columns, "C*")):
-                    for cell in margin:
-                        if cell in hidden and n(cell, side) > 0:
-                            edges.append((cell[0], star))
-                            labels.append(cell)
-                free = {c[0] for c in (*rows, *columns) if c in hidden} | (set() if everyone else {"R*", "C*"})
-                for index in sorted(_determined(edges, free), key=lambda i: _order(labels[i])):
-                    cell = labels[index]
-                    if cell not in sensitive or not 0 < n(cell, side) < k:
-                        continue  # a big cell hidden for want of the other window: no one to protect
-                    if len(cell) == 2:
-                        moved = hide_smallest([c for c in pair_cells if c[0] == cell[0]], side)
-                        moved = hide_smallest([c for c in pair_cells if c[1] == cell[1]], side) or moved
-                        moved = moved or hide_smallest(rows, side) or hide_smallest(columns, side)
-                    else:
-                        moved = hide_smallest([c for c in pair_cells if cell[0] in c], side)
-                        moved = moved or hide_smallest(rows if cell[0][0] == first else columns, side)
-                    if moved:
-                        changed = True
-                        break
+            free = {c[0] for c in (*rows, *columns) if c in hidden} | (set() if everyone else {"R*", "C*"})
+            for index in sorted(_determined(edges, free), key=lambda i: _order(labels[i])):
+                cell = labels[index]
+                if cell not in sensitive or not 0 < n(cell, side) < k:
+                    continue  # a big cell hidden for want of the other window: no one to protect
+                if len(cell) == 2:
+                    moved = hide_smallest([c for c in pair_cells if c[0] == cell[0]], side)
+                    moved = hide_smallest([c for c in pair_cells if c[1] == cell[1]], side) or moved
+                    moved = moved or hide_smallest(rows, side) or hide_smallest(columns, side)
+                else:
+                    moved = hide_smallest([c for c in pair_cells if cell[0] in c], side)
+                    moved = moved or hide_smallest(rows if cell[0][0] == first else columns, side)
+                if moved:
+                    changed = True
+                    break
     return changed
 
 
@@ -596,37 +598,6 @@ def _leak(hidden: np.ndarray, weekly: np.ndarray, spans: Sequence[tuple[int, int
             if np.linalg.matrix_rank(np.vstack([matrix, vector])) == rank:
                 return [int(hidden[i]) for i in subset]
     return None
-
-
-def safe_windows(windows: Sequence[tuple[int, int]], weekly: np.ndarray, first_period: int, k: int) -> list[bool]:
-    """Which windows of one view may be shown together (periods inclusive; ``weekly``: its responses per period).
-
-    Two overlapping or nested windows give their difference away; every union of the
-    pieces their boundaries cut that can be computed from the shown windows must have
-    none or at least ``k`` responses. Windows are dropped from the last until it holds.
-    """
-    keep = len(windows)
-    while keep > 1 and not _derivable_ok(windows[:keep], weekly, first_period, k):
-        keep -= 1
-    return [i < keep for i in range(len(windows))]
-
-
-def _derivable_ok(windows: Sequence[tuple[int, int]], weekly: np.ndarray, first_period: int, k: int) -> bool:
-    if len(windows) < 2:
-        return True
-    bounds = sorted({b for first, last in windows for b in (first, last + 1)})
-    pieces = list(itertools.pairwise(bounds))
-    matrix = np.array([[1.0 if first <= lo and hi - 1 <= last else 0.0 for lo, hi in pieces] for first, last in windows])
-    sizes = np.array([weekly[max(lo - first_period, 0): max(hi - first_period, 0)].sum() for lo, hi in pieces])
-    rank = np.linalg.matrix_rank(matrix)
-    for choice in itertools.product((0.0, 1.0), repeat=len(pieces)):
-        vector = np.array(choice)
-        total = float(sizes @ vector)
-        if not 0 < total < k:
-            continue
-        if np.linalg.matrix_rank(np.vstack([matrix, vector])) == rank:
-            return False
-    return True
 
 
 def protect_finding(entry: dict[str, Any], k: int) -> dict[str, Any] | None:
