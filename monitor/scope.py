@@ -87,3 +87,20 @@ class Scope:
     def label(self) -> str:
         """``country Finland or Sweden; service SAP``; ``everyone`` for the empty scope."""
         return "; ".join(f"{name.replace('_', ' ')} {' or '.join(values)}" for name, values in self.filters) or "everyone"
+
+
+def finding_in_scope(scope: Scope, segment: Mapping[str, str]) -> bool:
+    """The one rule for which findings a scoped reader (a web viewer, an API token, a digest) gets.
+
+    Strict: the finding's own segment lies inside the scope. Not the broader rule digests
+    had (also a wider finding that contains the slice, or one on another dimension whose
+    named segments or echoes fall inside): every figure of a finding (its n, before and
+    after, interval, tree, factors) is computed over its own segment, so a wider finding
+    would show a scoped reader the answers of people outside their slice, and "only the
+    in-slice figures" of it would be a different finding, with its own test, that the
+    analysis did not make. What the broad rule wanted to carry still reaches the slice:
+    a dip everyone shares shows in the slice's own transition figures and chart, and an
+    echo inside the slice (``assignment_group=MSP-SAP-L2`` under a root on ``service=SAP``)
+    is a finding of its own that the rule takes in, shown on its own when its root is not.
+    """
+    return scope.contains(segment)

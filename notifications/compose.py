@@ -14,19 +14,19 @@ Which findings a digest shows:
 * new to this subscription (never announced to it) and still open: in full;
   announced before and still open: one line, "still open, week N";
   recovered and not yet announced as recovered, if this subscription heard of it
-  or it recovered in the last four weeks: once, in "recovered".
+  or it recovered in the last four weeks: once, in "recovered";
+  ended (its segment stopped answering): never "new" or "still open"; once, in
+  "ended", if this subscription heard of it.
 
 Which findings a subscription's scope takes in:
 
 * transitions: the finding's transition is one of them, or it has none and it
   started after one of their go-lives inside that transition's scope;
-* a segment filter (``assignment_group=MSP-Europe-L1``): a finding whose segment
-  lies inside the filter is in. A finding on a wider segment that contains the
-  slice (everyone, or ``country=Finland`` for a Finland-and-L1 filter) is in
-  unless attribution found it *localized* in named segments outside the slice: a
-  generic dip hits the slice too. A finding on another dimension
-  (``service=SAP``) is in only when one of its named segments, or one of the
-  echoes folded into it, lies inside the slice.
+* a segment filter (``assignment_group=MSP-Europe-L1``): the web view's rule,
+  ``monitor.scope.finding_in_scope``: a finding whose own segment lies inside the
+  filter. An echo inside the slice whose root is outside it stands on its own (as
+  the web view lists it for a viewer with that scope); "and N related" counts the
+  echoes inside the slice only.
 * metrics (``happiness``, ``lost_time``, ``volume``, ``factors``, ``factor:<name>``)
   and a minimum severity (``severity_of``).
 """
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -54,18 +53,18 @@ from monitor.analysis.aggregate import (
 )
 from monitor.analysis.cube import CubeStore, CubeUnavailable
 from monitor.analysis.finding_view import SHOWN_ALIASES, FindingView
-from monitor.analysis.finding_view import NamedSegment as NamedSegmentView
 from monitor.analysis.health import data_health
 from monitor.analysis.lifecycle import active_silences, silence_for
 from monitor.analysis.transitions import (
     TransitionStatus,
+    protection_of,
     transition_figures,
     transition_status,
     worse_beyond_doubt,
 )
-from monitor.scope import Scope, segment_label
+from monitor.scope import Scope, finding_in_scope, segment_label
 from monitor.store.app_models import Digest, DigestState, Severity, Subscription
-from monitor.store.models import Finding, FindingScope, FindingState, Label, Transition
+from monitor.store.models import Finding, FindingState, Label, Transition
 from notifications.channels.base import InlineImage
 from notifications.charts import ChartSeries, transition_chart
 from notifications.content import (
@@ -107,12 +106,12 @@ class DigestSource:
         self.as_of = dt.date.fromisoformat(self.report["as_of"]) if self.report else None
         self.transitions = {t.name: t for t in store.list_transitions(session)}
         findings = store.current_findings(session)
-        self.related = dict(Counter(f.root_id for f in findings if not f.root and f.root_id))
-        self.echo_segments: dict[str, list[dict[str, str]]] = {}
+        self.echoes: dict[str, list[Finding]] = {}
         for finding in findings:
             if not finding.root and finding.root_id:
-                self.echo_segments.setdefault(finding.root_id, []).append(finding.segment)
+                self.echoes.setdefault(finding.root_id, []).append(finding)
         silences = active_silences(session, today)
+        # Roots and echoes alike: for a slice, an echo whose root lies outside it is its finding.
         self.findings = [f for f in findings if self._visible(f, silences)]
         self._session = session
         self._table: ResponseTable | None = None
@@ -122,8 +121,7 @@ class DigestSource:
     def _visible(self, finding: Finding, silences: list) -> bool:  # type: ignore[type-arg]
         label = finding.label
         return (
-            finding.root
-            and (label is None or label.label not in HIDDEN_LABELS)
+            (label is None or label.label not in HIDDEN_LABELS)
             and silence_for(finding, silences) is None
             and min(finding.n_before, finding.n_after) >= self.settings.anonymity_min_responses
         )
@@ -164,7 +162,7 @@ def told(session: Session, subscription_id: int, period: str) -> tuple[set[str],
         )
     ):
         announced.update(sections.get("new", []), sections.get("ongoing", []))
-        recovered.update(sections.get("recovered", []))
+        recovered.update(sections.get("recovered", []), sections.get("ended", []))
     return announced, recovered
 
 
@@ -174,12 +172,21 @@ def compose(
     """The digest of ``subscription`` for ``period`` (see the module docstring for the rules)."""
     base = source.settings.base_url.rstrip("/")
     transitions = _transitions_in_scope(source, subscription)
-    findings = [f for f in source.findings if _in_scope(source, f, subscription, transitions)]
+    scope = Scope.of(subscription.segments)
+    inside = [f for f in source.findings if _in_scope(source, f, subscription, transitions)]
+    ids = {f.id for f in inside}
+    # Echoes fold into their root when it is in the slice too (the web view nests them the same way).
+    findings = [f for f in inside if f.root or f.root_id not in ids]
+    related = {f.id: sum(1 for e in source.echoes.get(f.id, []) if finding_in_scope(scope, e.segment)) for f in findings}
     announced, recovered_before = history
-    new, ongoing, recovered = [], [], []
+    new, ongoing, recovered, ended = [], [], [], []
     for finding in findings:
         is_recovered = finding.recovered_on is not None or finding.state == FindingState.RECOVERED
-        if not is_recovered:
+        if finding.state == FindingState.ENDED or finding.ended_on is not None:
+            # Closed: its segment stopped answering. Said once to those who heard of it.
+            if finding.id in announced and finding.id not in recovered_before:
+                ended.append(finding)
+        elif not is_recovered:
             (ongoing if finding.id in announced else new).append(finding)
         elif finding.id not in recovered_before and (
             finding.id in announced or _recent_recovery(finding, source.as_of)
@@ -193,10 +200,11 @@ def compose(
         period=period,
         as_of=source.as_of,
         transitions=tuple(_headline(source, t, subscription, findings) for t in transitions),
-        new=_detailed(source, new[:DETAILED_NEW], base),
+        new=_detailed(source, new[:DETAILED_NEW], base, related),
         more_new=tuple(_line(source, f, base) for f in new[DETAILED_NEW:]),
         ongoing=tuple(_line(source, f, base) for f in ongoing),
         recovered=tuple(_line(source, f, base) for f in recovered),
+        ended=tuple(_line(source, f, base) for f in ended),
         health=source.health(subscription.segments),
         manage_link=f"{base}/subscriptions/{subscription.id}",
         web_link=base,
@@ -205,6 +213,7 @@ def compose(
             "new": [f.id for f in new],
             "ongoing": [f.id for f in ongoing],
             "recovered": [f.id for f in recovered],
+            "ended": [f.id for f in ended],
         },
     )
 
@@ -235,10 +244,6 @@ def _metric_wanted(metric: str, wanted: Iterable[str]) -> bool:
     return not wanted or metric in wanted or ("factors" in wanted and metric.startswith("factor:"))
 
 
-def _named_segments(finding: Finding) -> tuple[NamedSegmentView, ...]:
-    return FindingView.of(finding).explanation.segments
-
-
 def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription, transitions: list[Transition]) -> bool:
     if subscription.transitions and not any(_in_transition(finding, t) for t in transitions):
         return False
@@ -246,14 +251,7 @@ def _in_scope(source: DigestSource, finding: Finding, subscription: Subscription
         return False
     if severity_of(finding.metric, finding.before, finding.delta) < SEVERITY_RATIO[Severity(subscription.min_severity)]:
         return False
-    scope = Scope.of(subscription.segments)
-    if not scope or scope.contains(finding.segment):
-        return True
-    named = _named_segments(finding)
-    echoes = source.echo_segments.get(finding.id, [])
-    if any(scope.contains(segment) for segment in [*(item.segment for item in named), *echoes]):
-        return True
-    return scope.within(finding.segment) and not (finding.scope == FindingScope.LOCALIZED and named)
+    return finding_in_scope(Scope.of(subscription.segments), finding.segment)
 
 
 def _interval(entry: Mapping[str, Any], side: str) -> Interval:
@@ -268,21 +266,28 @@ def _headline(
     report = next((t for t in (source.report or {}).get("transitions", []) if t["name"] == transition.name), {})
     weeks_since = report.get("weeks_since_go_live", 0)
     scope = Scope.of(transition.scope).intersect(Scope.of(subscription.segments))
-    view = source.series(scope)
+    # Through the transition's disclosure pattern, the web view's: a slice it does not
+    # show (too few responses, hidden to protect another, or deeper than the cubes) gets no figures.
+    guard = None if source.cubes is None else protection_of(source.cubes, transition, source.settings.anonymity_min_responses)
+    view = source.series(scope) if guard is not None and guard.shown(scope.conditions()) else None
     metrics: list[MetricHeadline] = []
     chart = None
     status = TransitionStatus.NO_DATA
-    if view is not None:
+    if view is not None and guard is not None:
         table, series = view
         # The same figures and status as the web view's page for this transition and slice.
         figures = transition_figures(table, series, transition, source.settings.anonymity_min_responses)
+        allowed = guard.window_names(scope.conditions(), len(series))
+        for windows in figures["metrics"].values():
+            for name in [n for n, value in windows.items() if isinstance(value, dict) and n not in allowed]:
+                windows.pop(name)
         open_roots = [f for f in findings if f.recovered_on is None and _in_transition(f, transition)]
         status = transition_status(figures["metrics"], open_findings=len(open_roots))
         for name in HEADLINE_METRICS:
             recent = figures["metrics"].get(name, {}).get("recent")
             if recent is not None:
                 metrics.append(_metric_headline(source, name, recent, transition, weeks_since))
-        chart = _chart(source, transition, subscription, table, series, findings, metrics)
+        chart = _chart(source, transition, subscription, table, series, findings, metrics, guard.weeks(scope.conditions(), len(series)))
     targets = tuple(
         f"{t['target']} by {t['deadline']}: {t['status'].replace('_', ' ')}"
         + (f" ({t['value']})" if t.get("value") is not None else "")
@@ -338,17 +343,19 @@ def _chart(
     series: np.ndarray,
     findings: list[Finding],
     metrics: list[MetricHeadline],
+    weeks: np.ndarray,
 ) -> InlineImage | None:
-    """Weekly Happiness and lost time from half a year before go-live, thin weeks left out."""
+    """Weekly Happiness and lost time from half a year before go-live, weeks the disclosure pattern hides left out."""
     frame = as_frame(table, series)
     start = max(0, int(np.searchsorted(frame.index.date, transition.go_live - dt.timedelta(weeks=CHART_WEEKS_BEFORE))))
     frame = frame.iloc[start:]
+    shown = weeks[start:]
     if frame.empty:
         return None
     values = {}
     for name in HEADLINE_METRICS:
         per_period = metric_for(name).per_period(frame)
-        values[name] = np.where(per_period.n >= source.settings.anonymity_min_responses, per_period.values, np.nan)
+        values[name] = np.where(shown & (per_period.n >= source.settings.anonymity_min_responses), per_period.values, np.nan)
     baselines = {m.metric: m.before.value for m in metrics if m.before is not None}
     changes = sorted(
         {(f.change_date, f.metric) for f in findings if f.metric in HEADLINE_METRICS and _in_transition(f, transition)}
@@ -387,24 +394,27 @@ def _line(source: DigestSource, finding: Finding, base: str) -> FindingLine:
         recovered_on=finding.recovered_on,
         expected=_expected(finding),
         link=f"{base}/findings/{finding.id}",
+        ended_on=finding.ended_on,
+        ended_reason=finding.ended_reason,
     )
 
 
-def _detailed(source: DigestSource, findings: list[Finding], base: str) -> tuple[NewFinding, ...]:
+def _detailed(source: DigestSource, findings: list[Finding], base: str, related: dict[str, int]) -> tuple[NewFinding, ...]:
     """New findings in full; a course correction already suggested above is not repeated."""
     said: set[str] = set()
     detailed = []
     for finding in findings:
-        item = _new_finding(source, finding, base)
+        item = _new_finding(source, finding, base, related.get(finding.id, 0))
         fresh = tuple(text for text in item.suggestions if text not in said)
         said.update(fresh)
         detailed.append(dataclasses.replace(item, suggestions=fresh))
     return tuple(detailed)
 
 
-def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFinding:
-    explanation = FindingView.of(finding).explanation
+def _new_finding(source: DigestSource, finding: Finding, base: str, related: int) -> NewFinding:
     minimum = source.settings.anonymity_min_responses
+    view = FindingView.of(finding)
+    explanation = (view.protected(minimum) or view).explanation  # _visible already kept out the small ones
     segments = tuple(
         NamedSegment(segment_label(item.segment), item.share, item.delta, item.n_after)
         for item in explanation.segments
@@ -430,7 +440,7 @@ def _new_finding(source: DigestSource, finding: Finding, base: str) -> NewFindin
         segments=segments,
         factors=factors,
         suggestions=explanation.suggestions,
-        related=source.related.get(finding.id, 0),
+        related=related,
         expected=_expected(finding),
         link=f"{base}/findings/{finding.id}",
     )

@@ -87,7 +87,7 @@ class NewFinding:
 
 @dataclass(frozen=True)
 class FindingLine:
-    """An ongoing or recovered finding: one line."""
+    """An ongoing, recovered or ended finding: one line."""
 
     id: str
     metric: str
@@ -98,6 +98,8 @@ class FindingLine:
     recovered_on: dt.date | None
     expected: bool
     link: str
+    ended_on: dt.date | None = None  # its segment stopped answering (the finding is closed, not open)
+    ended_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,13 @@ class DigestContent:
     # this subscription has already been told.
     finding_ids: dict[str, list[str]] = field(default_factory=dict)
     disconnects: tuple[Disconnect, ...] = ()  # open findings whose SLA and experience disagree
+    # Findings this subscription heard of whose segment stopped answering: closed, said once.
+    ended: tuple[FindingLine, ...] = ()
 
     @property
     def quiet(self) -> bool:
-        """Nothing new to say: no new finding, no recovery, no data problem."""
-        return not (self.new or self.more_new or self.recovered or self.health)
+        """Nothing new to say: no new finding, no recovery, no ending, no data problem."""
+        return not (self.new or self.more_new or self.recovered or self.ended or self.health)
 
     @property
     def images(self) -> tuple[InlineImage, ...]:

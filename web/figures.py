@@ -5,9 +5,11 @@ analysis's own window and comparison functions, so a page shows exactly what the
 analysis would compute for the same responses, for any segment a user may see.
 Results are memoised on the cube set, which a newer analysis replaces.
 
-Anonymity: a segment with fewer than ``anonymity_min_responses`` responses in a
-window (before, after, or a week of a trend) is never named or shown; drill-down
-rows that fail are folded into one "other" row.
+Anonymity: every figure goes through the transition's disclosure pattern
+(``monitor.analysis.disclosure``): a segment, a heatmap cell, a week or a window is
+shown only where the pattern shows it, so no hidden segment can be computed by
+subtracting shown ones (including across filters, dimensions and weeks); drill-down
+rows that are not shown are folded into one "other" row.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import numpy as np
 import pandas as pd
 
 from detectors import metric_for
+from monitor.analysis import disclosure
 from monitor.analysis.cube import CubeSet
 from monitor.analysis.transitions import (
     TransitionStatus,
     Window,
     compare_windows,
+    protection_of,
     transition_figures,
     transition_windows,
     window_totals,
@@ -44,7 +48,10 @@ T = TypeVar("T")
 
 
 class NotShown(LookupError):
-    """The figures asked for would reveal too few responses, or there are none."""
+    """The figures asked for would reveal too few responses, or there are none (one message for both)."""
+
+    def __init__(self, message: str = disclosure.NOT_SHOWN) -> None:
+        super().__init__(message)
 
 
 def metric_label(name: str) -> str:
@@ -81,6 +88,11 @@ def _window_sum(cubes: CubeSet, stats: np.ndarray, window: Window) -> np.ndarray
     return stats[:, first : window.last - cubes.first_period + 1].sum(axis=1)
 
 
+def protection(cubes: CubeSet, transition: Transition, k: int) -> disclosure.Protection:
+    """The transition's disclosure pattern: one for every viewer, page and API answer (and digest)."""
+    return protection_of(cubes, transition, k)
+
+
 def _series(cubes: CubeSet, conditions: Conditions) -> np.ndarray | None:
     _, stats = cubes.series(conditions)
     return stats[0] if len(stats) else None
@@ -108,27 +120,34 @@ def summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: i
 
 def _summary(cubes: CubeSet, transition: Transition, conditions: Conditions, k: int) -> dict[str, Any]:
     series = _series(cubes, conditions)
-    if series is None:
+    guard = protection(cubes, transition, k)
+    if series is None or not guard.shown(conditions):
         return {"status": TransitionStatus.NO_DATA, "metrics": {}}
-    return transition_figures(cubes.table, series, transition, k, CONFIDENCE)
+    figures = transition_figures(cubes.table, series, transition, k, CONFIDENCE)
+    allowed = guard.window_names(conditions, len(series))
+    for windows in figures["metrics"].values():
+        for name in [name for name, value in windows.items() if isinstance(value, dict) and name not in allowed]:
+            windows.pop(name)
+    return figures
 
 
-def weekly(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:
-    """The metric per week with its interval; weeks under the anonymity threshold are left out."""
-    key = ("weekly", tuple(conditions.items()), metric_name, k)
-    return memoised(cubes, key, lambda: _weekly(cubes, conditions, metric_name, k))
+def weekly(cubes: CubeSet, transition: Transition, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:
+    """The metric per week with its interval, for the weeks the disclosure pattern shows."""
+    key = ("weekly", TransitionKey.of(transition), tuple(conditions.items()), metric_name, k)
+    return memoised(cubes, key, lambda: _weekly(cubes, transition, conditions, metric_name, k))
 
 
-def _weekly(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:
+def _weekly(cubes: CubeSet, transition: Transition, conditions: Conditions, metric_name: str, k: int) -> list[dict[str, Any]]:
     series = _series(cubes, conditions)
     if series is None:
         return []
+    weeks = protection(cubes, transition, k).weeks(conditions, len(series))
     frame = pd.DataFrame(series, columns=list(cubes.stat_names))
     estimates = metric_for(metric_name).estimate_frame(frame, confidence=CONFIDENCE)
     responses = frame["n"].to_numpy()
     points = []
     for offset, row in enumerate(estimates.itertuples()):
-        if responses[offset] < k or not np.isfinite(row.value):
+        if not weeks[offset] or responses[offset] < k or not np.isfinite(row.value):
             continue
         points.append(
             {
@@ -179,18 +198,24 @@ class _Comparison:
     since: Window
     total: np.ndarray  # (periods, statistics) of the whole view
     k: int
+    guard: disclosure.Protection
+    conditions: Conditions
 
     @classmethod
     def of(cls, cubes: CubeSet, transition: Transition, conditions: Conditions, metric_name: str, k: int) -> _Comparison:
         windows = _windows(cubes, transition)
         baseline, since = windows.get("baseline"), windows.get("since_go_live")
         total = _series(cubes, conditions)
-        if baseline is None or since is None or total is None:
-            raise NotShown("no responses before and after go-live here")
-        comparison = cls(cubes, metric_name, baseline, since, total, k)
+        guard = protection(cubes, transition, k)
+        if baseline is None or since is None or total is None or not guard.shown(conditions):
+            raise NotShown()
+        comparison = cls(cubes, metric_name, baseline, since, total, k, guard, conditions)
         if not comparison.shown(total[None])[0]:
-            raise NotShown("too few responses to show this segment")
+            raise NotShown()
         return comparison
+
+    def within(self, name: str, value: str) -> Conditions:
+        return {**self.conditions, name: (value,)}
 
     def sums(self, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _window_sum(self.cubes, stats, self.baseline), _window_sum(self.cubes, stats, self.since)
@@ -201,7 +226,7 @@ class _Comparison:
         before, after = self.sums(stats)
         return (before[:, n] >= self.k) & (after[:, n] >= self.k)
 
-    def row(self, series: np.ndarray, segment: dict[str, str] | None) -> dict[str, Any]:
+    def row(self, series: np.ndarray, segment: dict[str, str] | None, conditions: Conditions | None = None) -> dict[str, Any]:
         metric = metric_for(self.metric_name)
         compared = compare_windows(metric, self.cubes.table, series, [self.baseline, self.since], CONFIDENCE)
         compared = compared["since_go_live"]
@@ -222,7 +247,10 @@ class _Comparison:
             **{name: compared[name] for name in ROW_FIELDS},
             "share": None if share is None or not np.isfinite(share) else round(share, 3),
             "impact": _impact(self.metric_name, float(count_a[0]) / weeks_after, compared["delta"]),
-            "trend": _trend(self.cubes, self.metric_name, series, self.baseline.first, self.k),
+            "trend": _trend(
+                self.cubes, self.metric_name, series, self.baseline.first, self.k,
+                None if conditions is None else self.guard.weeks(conditions, len(series)),
+            ),
         }
 
 
@@ -237,7 +265,7 @@ def segment_total(
 
     def compute() -> dict[str, Any]:
         comparison = _Comparison.of(cubes, transition, conditions, metric_name, k)
-        return comparison.row(comparison.total, {})
+        return comparison.row(comparison.total, {}, conditions)
 
     return memoised(cubes, key, compute)
 
@@ -255,8 +283,9 @@ def _drill(
 ) -> dict[str, Any]:
     comparison = _Comparison.of(cubes, transition, conditions, metric_name, k)
     keys, stats = cubes.series(conditions, (by,))
-    shown = comparison.shown(stats)
-    rows = [comparison.row(stats[i], {by: keys[i][0]}) for i in np.flatnonzero(shown)]
+    # Shown where the disclosure pattern shows the segment (which implies k responses on each side).
+    shown = comparison.shown(stats) & np.array([comparison.guard.shown(comparison.within(by, key[0])) for key in keys], dtype=bool)
+    rows = [comparison.row(stats[i], {by: keys[i][0]}, comparison.within(by, keys[i][0])) for i in np.flatnonzero(shown)]
     rows.sort(key=lambda r: (r["share"] is None, -(r["share"] or 0.0)))
     # Responses without a value for ``by``, and segments too small to name, form "other".
     other = comparison.total[None] - stats[shown].sum(axis=0, keepdims=True)
@@ -272,7 +301,7 @@ def _drill(
             "before": [d.isoformat() for d in comparison.baseline.dates(cubes.table)],
             "after": [d.isoformat() for d in comparison.since.dates(cubes.table)],
         },
-        "total": comparison.row(comparison.total, {}),
+        "total": comparison.row(comparison.total, {}, conditions),
         "rows": rows,
         "other": other_row,
         "folded_segments": int((~shown).sum()),
@@ -295,27 +324,37 @@ def best_dimension(
     return max(candidates, key=concentration, default=None)
 
 
-def trend(cubes: CubeSet, conditions: Conditions, metric_name: str, k: int) -> list[float | None]:
+def trend(cubes: CubeSet, transition: Transition, conditions: Conditions, metric_name: str, k: int) -> list[float | None]:
     """The metric over pooled four-week windows across all the analysed weeks."""
-    key = ("trend", tuple(conditions.items()), metric_name, k)
+    key = ("trend", TransitionKey.of(transition), tuple(conditions.items()), metric_name, k)
 
     def compute() -> list[float | None]:
         series = _series(cubes, conditions)
-        return [] if series is None else _trend(cubes, metric_name, series, cubes.first_period, k)
+        weeks = protection(cubes, transition, k).weeks(conditions, len(series)) if series is not None else None
+        return [] if series is None else _trend(cubes, metric_name, series, cubes.first_period, k, weeks)
 
     return memoised(cubes, key, compute)
 
 
-def _trend(cubes: CubeSet, metric_name: str, series: np.ndarray, first_period: int, k: int) -> list[float | None]:
-    """The metric over pooled four-week windows from the baseline on; None where too few answered."""
+def _trend(
+    cubes: CubeSet, metric_name: str, series: np.ndarray, first_period: int, k: int, weeks: np.ndarray | None
+) -> list[float | None]:
+    """The metric over pooled four-week windows from the baseline on; None where too few answered
+    or where a pooled week is not shown (a pool of shown weeks gives nothing new away)."""
     start = max(first_period - cubes.first_period, 0)
+    if weeks is None:
+        weeks = np.zeros(len(series), dtype=bool)
+    pooled_shown = np.convolve(weeks[start:].astype(int), np.ones(TREND_POOL, dtype=int), mode="valid") == TREND_POOL
     cumulative = np.vstack([np.zeros(series.shape[1]), np.cumsum(series[start:], axis=0)])
     pooled = cumulative[TREND_POOL:] - cumulative[:-TREND_POOL]
     if not len(pooled):
         return []
     values = metric_for(metric_name).per_period(pd.DataFrame(pooled, columns=list(cubes.stat_names))).values
     responses = pooled[:, _column(cubes, "n")]
-    return [round(float(v), 2) if r >= k and np.isfinite(v) else None for v, r in zip(values, responses, strict=True)]
+    return [
+        round(float(v), 2) if r >= k and ok and np.isfinite(v) else None
+        for v, r, ok in zip(values, responses, pooled_shown, strict=True)
+    ]
 
 
 def heatmap(
@@ -331,8 +370,9 @@ def _heatmap(
 ) -> dict[str, Any]:
     windows = _windows(cubes, transition)
     baseline, since = windows.get("baseline"), windows.get("since_go_live")
-    if baseline is None or since is None:
-        raise NotShown("no responses before and after go-live here")
+    guard = protection(cubes, transition, k)
+    if baseline is None or since is None or not guard.shown(conditions):
+        raise NotShown()
     keys, stats = cubes.series(conditions, (by, by2))
     n = _column(cubes, "n")
     columns = list(cubes.stat_names)
@@ -342,7 +382,7 @@ def _heatmap(
     value_a = metric.estimate_frame(pd.DataFrame(after, columns=columns))["value"].to_numpy()
     cells = {}
     for (first, second), nb, na, vb, va in zip(keys, before[:, n], after[:, n], value_b, value_a, strict=True):
-        if nb >= k and na >= k and np.isfinite(vb) and np.isfinite(va):
+        if nb >= k and na >= k and np.isfinite(vb) and np.isfinite(va) and guard.shown({**conditions, by: (first,), by2: (second,)}):
             cells[(first, second)] = {"before": round(float(vb), 2), "after": round(float(va), 2), "delta": round(float(va - vb), 2), "n_after": int(na)}
     rows = sorted({first for first, _ in cells})
     cols = sorted({second for _, second in cells})
@@ -366,7 +406,7 @@ def _factor_shifts(cubes: CubeSet, transition: Transition, conditions: Condition
     windows = _windows(cubes, transition)
     baseline, since = windows.get("baseline"), windows.get("since_go_live")
     series = _series(cubes, conditions)
-    if baseline is None or since is None or series is None:
+    if baseline is None or since is None or series is None or not protection(cubes, transition, k).shown(conditions):
         return []
     before, after = window_totals(cubes.table, series, baseline), window_totals(cubes.table, series, since)
     if min(before["n"], after["n"]) < k:

@@ -18,14 +18,14 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from monitor.analysis.lifecycle import LifecycleError, add_silence, label_finding
-from monitor.store.models import Finding, Label
+from monitor.store.models import Finding, FindingState, Label
 from web import params, queries
 from web.cache import cached_page
 from web.db import get_db
 from web.security import admin_required, login_required
 
 bp = Blueprint("findings", __name__)
-STATES = ("new", "ongoing", "recovered")
+STATES = tuple(str(state) for state in FindingState)  # new, ongoing, recovered, ended
 LABELS = {
     Label.CONFIRMED: "Confirmed",
     Label.EXPECTED: "Expected",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor.store.models import FindingState
 from web import figures
 
 
@@ -84,7 +85,7 @@ def spec() -> dict[str, Any]:
                     "summary": "Findings, root findings first, each with its echoes",
                     "parameters": [
                         _query("transition", "Transition name."),
-                        _query("state", "Lifecycle state.", {"type": "string", "enum": ["new", "ongoing", "recovered"]}),
+                        _query("state", "Lifecycle state.", {"type": "string", "enum": [str(state) for state in FindingState]}),
                         _query("metric", "Metric name, e.g. happiness or factor:Long waiting time."),
                         _query("since", "Changes on or after this date.", {"type": "string", "format": "date"}),
                     ],

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from flask import abort, g, request
 
 from monitor.analysis.cube import CubeSet
-from monitor.scope import Scope
+from monitor.scope import Scope, finding_in_scope
 from monitor.store.models import Finding, Transition
 from web import figures
 from web.db import get_cubes, get_db, settings
@@ -86,8 +86,8 @@ def user_scope() -> dict[str, list[str]]:
 
 
 def visible(segment: dict[str, str]) -> bool:
-    """A scoped viewer sees findings of segments inside their scope only."""
-    return Scope.of(user_scope()).contains(segment)
+    """A scoped viewer sees the findings the one scope rule gives (``monitor.scope.finding_in_scope``)."""
+    return finding_in_scope(Scope.of(user_scope()), segment)
 
 
 def finding(finding_id: str) -> Finding:

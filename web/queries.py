@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, NamedTuple
 
-from flask import url_for
+from flask import abort, url_for
 from sqlalchemy import func, select
 
 from monitor import store
@@ -22,11 +22,12 @@ from monitor.store.models import (
     AnalysisRun,
     Finding,
     FindingLabel,
+    FindingState,
     ImportRun,
     Silence,
     Transition,
 )
-from web import figures, params
+from web import figures, it_figures, params
 from web.db import get_cubes, get_db
 
 
@@ -62,20 +63,6 @@ def _silences() -> list[Silence]:
     return active_silences(get_db(), dt.date.today())
 
 
-def _enough(node: dict[str, Any], k: int) -> bool:
-    """A named segment is shown only with ``k`` responses on each side (n unknown: shown)."""
-    return min(node.get("n_before", k), node.get("n_after", k)) >= k
-
-
-def _anonymous_tree(tree: Any, k: int) -> Any:
-    """The attribution's drill-down tree without nodes (and their subtrees) under the threshold."""
-    if isinstance(tree, list):
-        return [_anonymous_tree(node, k) for node in tree if _enough(node, k)]
-    if isinstance(tree, dict):
-        return {**tree, "children": _anonymous_tree(tree.get("children") or [], k)}
-    return tree
-
-
 class _Ref(NamedTuple):
     """What ``silence_for`` looks at, for a finding known by its stored dict."""
 
@@ -84,11 +71,11 @@ class _Ref(NamedTuple):
     segment: dict[str, str]
 
 
-def _base_entry(finding: Finding, k: int) -> dict[str, Any]:
-    """The finding as the analysis reported it, small tree nodes left out."""
-    entry = FindingView.of(finding).as_dict()
-    entry["tree"] = _anonymous_tree(entry.get("tree"), k)
-    entry["segments"] = [s for s in entry.get("segments") or [] if _enough(s, k)]
+def _base_entry(finding: Finding, k: int) -> dict[str, Any] | None:
+    """The finding as the analysis reported it, through the disclosure rules (None: not shown)."""
+    entry = FindingView.of(finding).as_dict(minimum=k)
+    if entry is None:
+        return None
     entry.setdefault("state", finding.state)
     entry.setdefault("root", finding.root)
     entry.setdefault("root_id", finding.root_id)
@@ -104,7 +91,8 @@ def _bases() -> dict[str, dict[str, Any]]:
 
     def load() -> dict[str, dict[str, Any]]:
         # The latest run's findings: older ones stay reachable by id (finding_detail).
-        return {f.id: _base_entry(f, k) for f in store.current_findings(get_db())}
+        entries = {f.id: _base_entry(f, k) for f in store.current_findings(get_db())}
+        return {key: entry for key, entry in entries.items() if entry is not None}
 
     cubes = get_cubes()
     return load() if cubes is None else figures.memoised(cubes, ("findings", k), load)
@@ -157,7 +145,8 @@ def findings(
             echoes.setdefault(b["root_id"], []).append(b)
 
     def order(b: dict[str, Any]) -> tuple[Any, ...]:
-        return (b["recovered_on"] is not None, len(b["segment"]), -abs(b["delta"]), b["id"])
+        closed = b["recovered_on"] is not None or b["state"] == FindingState.ENDED
+        return (closed, len(b["segment"]), -abs(b["delta"]), b["id"])
 
     result = []
     for root in sorted(filter(is_root, wanted), key=order):
@@ -168,7 +157,9 @@ def findings(
 
 
 def open_roots(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in entries if not e["recovered_on"] and e.get("state") != "recovered" and not e["silenced"]]
+    """Root findings still open: not recovered, not ended (the segment stopped answering), not silenced."""
+    closed = (FindingState.RECOVERED, FindingState.ENDED)
+    return [e for e in entries if not e["recovered_on"] and e.get("state") not in closed and not e.get("ended_on") and not e["silenced"]]
 
 
 def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[str, Any]:
@@ -180,7 +171,7 @@ def transition_summary(cubes: CubeSet | None, transition: Transition) -> dict[st
     else:
         conditions = figures.conditions_for(transition.scope, params.user_scope(), {})
         entry.update(figures.summary(cubes, transition, conditions, params.anonymity()))
-        entry["trend"] = figures.trend(cubes, conditions, "happiness", params.anonymity())
+        entry["trend"] = figures.trend(cubes, transition, conditions, "happiness", params.anonymity())
         entry["weeks_since_go_live"] = (cubes.as_of - transition.go_live).days // 7
     still_open = open_roots(findings(transition=transition.name))
     entry["open_findings"] = len(still_open)
@@ -216,7 +207,7 @@ def transition_detail(transition: Transition, metric: str) -> dict[str, Any]:
     entry = transition_summary(cubes, transition)
     conditions = figures.conditions_for(transition.scope, params.user_scope(), {})
     entry["metric"] = metric
-    entry["weekly"] = figures.weekly(cubes, conditions, metric, params.anonymity())
+    entry["weekly"] = figures.weekly(cubes, transition, conditions, metric, params.anonymity())
     # Targets and the lost-time median need raw answers: the report has them for
     # the whole transition, which a scoped viewer must not see.
     report = _report_entry(cubes, transition) if not params.user_scope() else None
@@ -269,7 +260,7 @@ def segment_view(
     conditions = figures.conditions_for(transition.scope, params.user_scope(), filters)
     view: dict[str, Any] = {"transition": transition_ref(transition), "filters": filters, "metric": metric, "by": by, "by2": by2}
     if any(not values for values in conditions.values()):
-        raise figures.NotShown("this segment lies outside what you may see")
+        raise figures.NotShown()
     view["dimensions"] = deeper_dimensions(cubes, conditions)
     view["segment"] = figures.segment_total(cubes, transition, conditions, metric, k)
     view["parent_share"] = _parent_share(cubes, transition, filters, metric) if filters else None
@@ -286,7 +277,7 @@ def segment_view(
         raise figures.NotShown(f"no heatmap of {by} by {by2} here: pick one of {', '.join(view['pair_dimensions']) or 'none'}")
     view["heatmap"] = None if by is None or by2 is None else figures.heatmap(cubes, transition, conditions, by, by2, metric, k)
     view["factors"] = figures.factor_shifts(cubes, transition, conditions, k) if filters else []
-    view["weekly"] = figures.weekly(cubes, conditions, metric, k) if filters else []
+    view["weekly"] = figures.weekly(cubes, transition, conditions, metric, k) if filters else []
     # Roots and echoes alike: an echo in this segment is news here even when its root lies elsewhere.
     everything = [item for root in findings(transition=transition.name) for item in (root, *root["echoes"])]
     view["findings"] = [
@@ -303,7 +294,10 @@ def finding_detail(finding: Finding) -> dict[str, Any]:
     """
     session = get_db()
     bases, labels, silences = _bases(), _latest_labels(), _silences()
-    entry = _with_state(bases.get(finding.id) or _base_entry(finding, params.anonymity()), labels, silences)
+    base = bases.get(finding.id) or _base_entry(finding, params.anonymity())
+    if base is None:  # the same answer as for an id that does not exist
+        abort(404, description=f"no finding with id {finding.id!r}")
+    entry = _with_state(base, labels, silences)
     root = bases.get(finding.root_id or "")
     entry["root_finding"] = None if root is None or not params.visible(root["segment"]) else _with_state(root, labels, silences)
     # Echoes of the same run: an older run may have folded other changes under it.
@@ -330,14 +324,12 @@ def it_view(transition: Transition, filters: dict[str, str]) -> dict[str, Any] |
     """IT metrics beside the experience (issue 12): weekly Happiness and SLA met, the
     response rate, and (on the whole transition) the report's before/after table.
     None when no ticket falls in the view. See ``web.it_figures`` for what is hidden."""
-    from web import it_figures
-
     cubes = params.require_cubes()
     k = params.anonymity()
     conditions = figures.conditions_for(transition.scope, params.user_scope(), filters)
     if any(not values for values in conditions.values()):
         return None
-    happiness = figures.weekly(cubes, conditions, "happiness", k)
+    happiness = figures.weekly(cubes, transition, conditions, "happiness", k)
     first = cubes.table.period_start(cubes.first_period)
     last = cubes.table.period_start(cubes.last_period)
     weekly = figures.memoised(

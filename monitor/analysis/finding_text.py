@@ -75,7 +75,7 @@ def root_summary(f: FindingView) -> list[str]:
             f"(p={fell.p_value:.2g})"
         )
     for other in explanation.related:
-        where = "" if other.segment == f.segment else f" in {segment_text(other.segment)}"
+        where = "" if other.segment == f.segment else f" in {segment_filter_text(other.segment)}"
         lines.append(
             f"    same cause{where}: {other.metric} {other.before if other.before is not None else float('nan'):.1f} -> "
             f"{other.after if other.after is not None else float('nan'):.1f} ({signed(other.delta)})"

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.analysis.disclosure import protect_finding
 from monitor.store.models import Finding
 
 
@@ -287,8 +289,43 @@ class FindingView:
             notes=dict(finding.notes or {}),
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form: ``analyze --json``, the API and the web view's data."""
+    def protected(self, minimum: int) -> FindingView | None:
+        """This finding as publishers may show it (``minimum``: ``anonymity_min_responses``).
+
+        None when it has fewer than ``minimum`` responses on a side; otherwise its tree
+        and named segments pass ``disclosure.protect_finding``, so nothing in them
+        leaves a small group to be computed by subtraction.
+        """
+        data = protect_finding(self._as_dict(), minimum)
+        if data is None:
+            return None
+        kept = {tuple(sorted(s["segment"].items())) for s in data["segments"]}
+        explanation = dataclasses.replace(
+            self.explanation,
+            tree=data["tree"],
+            segments=tuple(s for s in self.explanation.segments if tuple(sorted(s.segment.items())) in kept),
+        )
+        return dataclasses.replace(self, explanation=explanation)
+
+    @typing.overload
+    def as_dict(self) -> dict[str, Any]: ...
+
+    @typing.overload
+    def as_dict(self, *, minimum: int) -> dict[str, Any] | None: ...
+
+    def as_dict(self, *, minimum: int | None = None) -> dict[str, Any] | None:
+        """The JSON form: ``analyze --json``, ``explain``, the API and the web view's data.
+
+        Every publisher passes ``minimum`` (``anonymity_min_responses``) and gets the
+        :meth:`protected` form (None: not to be shown at all). Without it, the stored
+        explanation as it is, for the analysis's own records.
+        """
+        if minimum is None:
+            return self._as_dict()
+        shown = self.protected(minimum)
+        return None if shown is None else shown._as_dict()
+
+    def _as_dict(self) -> dict[str, Any]:
         explanation = self.explanation.to_json()
         return {
             "id": self.id,

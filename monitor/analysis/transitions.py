@@ -26,6 +26,7 @@ from detectors import (
 )
 from detectors.attribution import diff_in_diff, worse_sign
 from detectors.it_metrics import DETECTED_IT_METRICS, is_it_metric
+from monitor.analysis import disclosure
 from monitor.analysis.aggregate import (
     ResponseTable,
     Segment,
@@ -33,6 +34,7 @@ from monitor.analysis.aggregate import (
     grouping_cube,
     period_of_day,
 )
+from monitor.analysis.cube import CubeSet
 from monitor.analysis.detect import AnalysisOptions
 from monitor.analysis.it_detect import TicketTable
 from monitor.periods import EPOCH, period_start
@@ -453,16 +455,26 @@ def _segment_comparisons(table: ResponseTable, windows: list[Window], options: A
     wanted = [w for w in windows if w.name in ("baseline", "since_go_live")]
     if len(wanted) < 2:
         return []
+    # The same disclosure pattern as the web view's (read from the same groupings).
+    n = table.stat_names.index("n")
+
+    def counts(by: tuple[str, ...]) -> tuple[list[tuple[str, ...]], np.ndarray]:
+        segments, cube = grouping_cube(table, by)
+        return [tuple(segment.as_dict()[name] for name in by) for segment in segments], cube[..., n]
+
+    cells = disclosure.CellCounts.read(list(table.labels), counts, [by for by in table.cubes if len(by) == 2])
+    pattern = disclosure.protection(
+        cells, {w.name: (w.first, w.last) for w in wanted}, table.first_period, options.anonymity_min_responses
+    ).pattern
+    _, (everyone,) = grouping_cube(table, ())
     rows = []
     for name in table.labels:
         segments, cube = grouping_cube(table, (name,))
-        counts = [
-            [window_totals(table, series, window)["n"] for window in wanted] for series in cube
-        ]
-        small = [min(pair) < options.anonymity_min_responses for pair in counts]
+        small = [not pattern.shown(((name, segment.as_dict()[name]),)) for segment in segments]
         named = [(segment.as_dict(), series) for segment, series, hide in zip(segments, cube, small, strict=True) if not hide]
         if any(small):
-            named.append(({name: "other"}, cube[np.array(small)].sum(axis=0)))
+            # Everyone not in a named segment (no value included): what the named rows leave over.
+            named.append(({name: "other"}, everyone - sum((series for _, series in named), np.zeros_like(everyone))))
         for segment, series in named:
             row: dict[str, Any] = {"segment": segment, "metrics": {}}
             for metric_name in ("happiness", "lost_time"):
@@ -573,3 +585,47 @@ def transition_status(metrics: Mapping[str, Mapping[str, Any]], open_findings: i
     if still_open or open_findings:
         return TransitionStatus.RECOVERING
     return TransitionStatus.RECOVERED if dipped else TransitionStatus.ON_TARGET
+
+
+def cube_cells(cubes: CubeSet) -> disclosure.CellCounts:
+    """Responses per period of every cell the kept cubes hold, read once per analysis."""
+    if ("cells",) not in cubes.memo:
+        n = cubes.stat_names.index("n")
+
+        def counts(by: tuple[str, ...]) -> tuple[list[tuple[str, ...]], np.ndarray]:
+            keys, stats = cubes.series({}, by)
+            return keys, stats[..., n]
+
+        pairs = [tuple(dims) for dims in cubes.groupings if len(dims) == 2]
+        cubes.memo[("cells",)] = disclosure.CellCounts.read(cubes.dimensions, counts, pairs)  # type: ignore[arg-type]
+    return cubes.memo[("cells",)]
+
+
+_PROTECTIONS: dict[tuple[Any, ...], disclosure.Protection] = {}
+_PROTECTIONS_KEPT = 32
+
+
+def protection_of(cubes: CubeSet, transition: Transition, k: int) -> disclosure.Protection:
+    """A transition's disclosure pattern over the kept cubes: the one every publisher of its figures
+    (pages, API, digests) asks, whoever the viewer.
+
+    Computing it takes up to seconds (the exact audit solves the published equations), so it
+    is kept per process for the cubes of one analysis (their build time names them), not
+    only per ``CubeSet``: every worker, digest run and test app reading the same analysis
+    shares it.
+    """
+    key = (cubes.built_at, cubes.as_of, transition.go_live, transition.baseline_weeks, transition.observation_weeks, k)
+    found = _PROTECTIONS.get(key)
+    if found is None:
+        windows = {
+            w.name: (w.first, w.last)
+            for w in transition_windows(transition.go_live, transition.baseline_weeks, transition.observation_weeks, cubes.table)
+        }
+        if "since_go_live" in windows:
+            first, last = windows["since_go_live"]
+            windows["recent"] = (max(first, last - RECENT_PERIODS + 1), last)
+        found = disclosure.protection(cube_cells(cubes), windows, cubes.first_period, k)
+        if len(_PROTECTIONS) >= _PROTECTIONS_KEPT:
+            _PROTECTIONS.pop(next(iter(_PROTECTIONS)))
+        _PROTECTIONS[key] = found
+    return found

@@ -361,6 +361,9 @@ def analyze(app: AppContext, as_of: dt.datetime | None, as_json: bool, no_pairs:
     engine = app.ready_engine()
     day = as_of.date() if as_of else dt.date.today()
     report = run_analysis(engine, app.settings, day, pairs=not no_pairs)
+    # What is printed goes through the disclosure rules like every other publisher.
+    minimum = app.settings.anonymity_min_responses
+    report.findings = [shown for f in report.findings if (shown := f.protected(minimum)) is not None]
     if as_json:
         print_json(report.as_dict())
         return
@@ -409,12 +412,17 @@ def explain(app: AppContext, finding_id: str, as_json: bool) -> None:
         if finding is None:
             raise click.ClickException(f"no finding with id {finding_id!r} (see `mspmon analyze`)")
         # The echoes of the run that last reported it (its stored children), not
-        # every finding an older run once folded under it.
-        shown = FindingView.of(finding)
+        # every finding an older run once folded under it. Both through the
+        # disclosure rules: one not to be shown gets the same answer as none.
+        minimum = app.settings.anonymity_min_responses
+        shown = FindingView.of(finding).protected(minimum)
+        if shown is None:
+            raise click.ClickException(f"no finding with id {finding_id!r} (see `mspmon analyze`)")
         children = list(shown.explanation.children)
         echoes = [
-            FindingView.of(e)
+            view
             for e in session.scalars(select(Finding).where(Finding.id.in_(children)).order_by(Finding.id))
+            if (view := FindingView.of(e).protected(minimum)) is not None
         ]
     if as_json:
         print_json({**shown.as_dict(), "echoes": [e.as_dict() for e in echoes]})

@@ -63,4 +63,8 @@ def test_demo_digests_arrive_well_formed_once(demo, smtp):
         assert expected in text, expected
     account = smtp.to("msp.account.manager@example.com")[0]
     body = account.get_body(("plain",)).get_content()
-    assert "assignment group MSP-SAP-L2" in body and "service SAP" in body
+    # The one scope rule: only findings inside the team's slice (the Finland x SAP root that
+    # a viewer scoped to MSP-SAP-L2 gets 404 for is not in their digest either).
+    assert "assignment group MSP-SAP-L2" in body and "service SAP" not in body
+    wheres = re.findall(r" in (assignment group [^\r\n]*|country [^\r\n]*|service [^\r\n]*|everyone)\r?\n", body)
+    assert wheres and all(w.startswith("assignment group MSP-SAP-L2") for w in wheres), wheres

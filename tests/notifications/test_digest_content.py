@@ -75,24 +75,64 @@ def test_a_silence_keeps_a_finding_out_until_it_expires(mail_engine, mail_settin
     assert _sections(mail_engine, mail_settings, "all", NOW + dt.timedelta(weeks=2))["new"] == ["Fmuted"]
 
 
-def test_a_slice_gets_its_own_findings_and_generic_ones_but_not_others_localized(mail_engine, mail_settings):
-    elsewhere = {"segments": [{"segment": {"country": "France"}, "share": 0.9, "n_before": 300, "n_after": 300}]}
+def test_a_slice_gets_exactly_the_findings_a_viewer_with_that_scope_gets(mail_engine, mail_settings):
+    """One rule (``monitor.scope.finding_in_scope``): the finding's own segment inside the slice.
+
+    A generic dip on everyone and a finding on service SAP whose named segment is the
+    slice used to reach the L1 digest, which a viewer scoped to L1 got 404 for; now
+    neither does. An echo inside the slice whose root lies outside stands on its own.
+    """
     inside = {"segments": [{"segment": {"assignment_group": "MSP-Europe-L1"}, "share": 0.8, "n_before": 300, "n_after": 300}]}
     with db.session_scope(mail_engine) as session:
         add_finding(session, "Finside", "happiness", {"assignment_group": "MSP-Europe-L1", "country": "Sweden"})
         add_finding(session, "Fgeneric", "happiness", {}, scope="generic")
-        add_finding(session, "Flocal", "happiness", {}, scope="localized", attribution=elsewhere)
         add_finding(session, "Fnamed", "lost_time", {"service": "SAP"}, scope="localized", attribution=inside,
                     before=50, after=80, delta=30, ci_low=20, ci_high=40)
+        add_finding(session, "Fecho", "lost_time", {"service": "SAP", "assignment_group": "MSP-Europe-L1"},
+                    root=False, root_id="Fnamed", before=50, after=80, delta=30, ci_low=20, ci_high=40)
         add_finding(session, "Fother", "happiness", {"assignment_group": "MSP-SAP-L2"})
         add_subscription(session, name="L1", recipients=["am@example.com"], segments=L1)
         add_subscription(session, name="L1 happiness, high", recipients=["am@example.com"], segments=L1,
                          metrics=["happiness"], min_severity="high")
         add_subscription(session, name="all", recipients=["tm@example.com"])
-    assert sorted(_sections(mail_engine, mail_settings, "L1")["new"]) == ["Fgeneric", "Finside", "Fnamed"]
-    # 30 points is 3x the minimum Happiness effect of 10: high severity
-    assert sorted(_sections(mail_engine, mail_settings, "L1 happiness, high")["new"]) == ["Fgeneric", "Finside"]
-    assert len(_sections(mail_engine, mail_settings, "all")["new"]) == 5
+    assert sorted(_sections(mail_engine, mail_settings, "L1")["new"]) == ["Fecho", "Finside"]
+    assert sorted(_sections(mail_engine, mail_settings, "L1 happiness, high")["new"]) == ["Finside"]
+    # Everyone: the echo folds into its root, as on the web view.
+    assert sorted(_sections(mail_engine, mail_settings, "all")["new"]) == ["Fgeneric", "Finside", "Fnamed", "Fother"]
+    from monitor.scope import (  # the web view's ``params.visible`` calls it too
+        Scope,
+        finding_in_scope,
+    )
+
+    shown = set(_sections(mail_engine, mail_settings, "L1")["new"])
+    with db.session_scope(mail_engine) as session:
+        for finding in session.query(Finding):
+            assert finding_in_scope(Scope.of(L1), finding.segment) == (finding.id in shown), finding.id
+
+
+def test_an_ended_finding_is_said_once_and_never_still_open(mail_engine, mail_settings, smtp):
+    with db.session_scope(mail_engine) as session:
+        add_finding(session, "Fends", "happiness", {"service": "SAP"})
+        add_finding(session, "Fquiet", "happiness", {"service": "Printing"}, state="ended",
+                    ended_on=AS_OF, ended_reason="no responses for 4 weeks")
+        add_subscription(session, name="all", recipients=["a@example.com"])
+    send_due(mail_engine, mail_settings, NOW)
+    first = smtp.received[0].get_body(("plain",)).get_content()
+    assert "Printing" not in first  # ended before anyone was told: nothing to close
+    week = dt.timedelta(weeks=1)
+    with db.session_scope(mail_engine) as session:  # the next analysis saw its segment stop answering
+        finding = session.get(Finding, "Fends")
+        finding.state, finding.ended_on, finding.ended_reason = "ended", AS_OF + week, "no responses for 4 weeks"
+    send_due(mail_engine, mail_settings, NOW + week)
+    body = smtp.received[-1].get_body(("plain",)).get_content()
+    html = smtp.received[-1].get_body(("html",)).get_content()
+    assert "ENDED" in body and f"ended {(AS_OF + week).isoformat()}" in body and "still open" not in body
+    assert "Ended" in html
+    sections = _sections(mail_engine, mail_settings, "all", NOW + 2 * week)
+    assert sections["ongoing"] == [] and sections["new"] == []
+    with db.session_scope(mail_engine) as session:
+        ((_, content),) = [(s, c) for s, c in preview(session, mail_settings, NOW + 2 * week)]
+        assert content.ended == ()  # said once
 
 
 def test_anonymity_holds_for_findings_named_segments_and_new_values(mail_engine, mail_settings, tmp_path):

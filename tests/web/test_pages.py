@@ -153,16 +153,22 @@ def test_pages_before_any_analysis_explain_what_to_do(app, people, login):
 
 
 def test_every_finding_page_renders_and_hides_small_tree_nodes(strict, people, login):
-    """Roots, echoes and recovered findings alike; with k = 300 no tree node under 300 is named."""
+    """Roots, echoes and recovered findings alike; with k = 300 no tree node under 300 is named,
+    and a finding with fewer than 300 responses on a side is not shown at all (404, as if absent)."""
     client = login(people.viewer, strict)
     with db.session_scope(strict.extensions["mspmon"].engine) as session:
-        ids = [f.id for f in session.query(Finding).all()]
-    assert len(ids) > 5
+        sizes = {f.id: min(f.n_before, f.n_after) for f in session.query(Finding).all()}
+    assert len(sizes) > 5 and any(n < 300 for n in sizes.values()) and any(n >= 300 for n in sizes.values())
     api = strict.test_client()
-    for finding_id in ids:
+    for finding_id, size in sizes.items():
         page = client.get(f"/findings/{finding_id}")
+        answer = api.get(f"/api/findings/{finding_id}", headers={"Authorization": f"Bearer {people.viewer_token}"})
+        if size < 300:
+            assert page.status_code == answer.status_code == 404, finding_id
+            assert answer.json["error"]["message"] == f"no finding with id {finding_id!r}"
+            continue
         assert page.status_code == 200, (finding_id, page.text[:300])
-        detail = api.get(f"/api/findings/{finding_id}", headers={"Authorization": f"Bearer {people.viewer_token}"}).json
+        detail = answer.json
         nodes = [detail["tree"]] if isinstance(detail["tree"], dict) else []
         while nodes:
             node = nodes.pop()
