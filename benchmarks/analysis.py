@@ -110,7 +110,7 @@ def _child_analysis(url: str, as_of: str) -> None:
                 "series_screened": report.series_screened,
                 "series_detected": report.series_detected,
                 "findings": len(report.findings),
-                "finding_ids": sorted(f["id"] for f in report.findings),
+                "finding_ids": sorted(f.id for f in report.findings),
             }
         )
     )

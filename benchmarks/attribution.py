@@ -189,7 +189,7 @@ def _child_analysis(url: str, as_of: str) -> None:
     report, seconds = timed_analysis(url, as_of)
     keep = ("id", "metric", "segment", "change_date", "direction", "before", "after", "delta", "n_before",
             "n_after", "root", "root_id", "scope", "explains", "segments", "factors", "children")
-    findings = [{key: f[key] for key in keep} for f in report.findings]
+    findings = [{key: f.as_dict()[key] for key in keep} for f in report.findings]
     print(json.dumps({"seconds": seconds, "responses": report.responses, "findings": findings}))
 
 

@@ -372,7 +372,7 @@ def replay_churn(rows: int, seed: int, folder: Path) -> dict[str, float]:
     as_of = first
     while as_of <= last:
         report = run_analysis(engine, settings, as_of)
-        runs.append({f["id"]: f for f in report.findings})
+        runs.append({f.id: f.as_dict() for f in report.findings})
         as_of += dt.timedelta(weeks=1)
     engine.dispose()
     counts = {"findings": 0, "dropped": 0, "renamed": 0, "redated": 0, "roots": 0, "roots_churned": 0}
