@@ -15,7 +15,7 @@ import functools
 import math
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -265,26 +265,53 @@ def find_changes(
                 contrast = _contrast(values[rows], variances[rows], [parents[parent_of[r]][name] for r in rows])
                 rows = rows[_candidates(metric, *contrast, eligible[rows], score_min)]
             everyone = PeriodValues(*parents[Segment()][name], np.zeros(values.shape[1])) if by else None
-            screened = set(rows.tolist())
-            with_dates = {row for row, segment in enumerate(segments) if (name, segment) in dates}
-            for row in sorted(screened | with_dates):
-                segment = segments[row]
-                detector.submit(
-                    _Job(
-                        name,
-                        segment,
-                        as_frame(table, cube[row]),
-                        penalty,
-                        everyone,
-                        dates.get((name, segment), ()),
-                        report_search=row in screened,
-                        polarity=sides.get(name),
-                    )
-                )
+            submit_series(
+                detector, name, segments, lambda row: as_frame(table, cube[row]), penalty, everyone, dates,
+                screened=set(rows.tolist()), polarity=sides.get(name),
+            )
+    collect_changes(detector, result)
+    return result
+
+
+def submit_series(
+    detector: _Detector,
+    name: str,
+    segments: Sequence[Segment],
+    frame_of: Callable[[int], pd.DataFrame],
+    penalty: float,
+    reference: PeriodValues | None,
+    dates: Mapping[tuple[str, Segment], tuple[KnownDate, ...]],
+    *,
+    screened: set[int],
+    polarity: MetricPolarity | None = None,
+    eligible: np.ndarray | None = None,
+) -> None:
+    """Send one metric's screened series, and those with a known date to test, to the detector."""
+    with_dates = {
+        row for row, segment in enumerate(segments)
+        if (name, segment) in dates and (eligible is None or eligible[row])
+    }
+    for row in sorted(screened | with_dates):
+        segment = segments[row]
+        detector.submit(
+            _Job(
+                name,
+                segment,
+                frame_of(row),
+                penalty,
+                reference,
+                dates.get((name, segment), ()),
+                report_search=row in screened,
+                polarity=polarity,
+            )
+        )
+
+
+def collect_changes(detector: _Detector, result: AnalysisResult) -> None:
+    """The detector's changes, as they come back from its workers."""
     for job, found in detector.results():
         result.series_detected += 1
         result.changes.extend(DetectedChange(job.metric, job.segment, *item) for item in found)
-    return result
 
 
 @dataclass(frozen=True)

@@ -38,15 +38,16 @@ from detectors.it_metrics import (
 from monitor.analysis.aggregate import MISSING, Segment, history_periods
 from monitor.analysis.detect import (
     AnalysisOptions,
-    DetectedChange,
+    AnalysisResult,
     KnownDate,
     _candidates,
     _contrast,
     _Detector,
-    _Job,
     _known_by_series,
     _per_period,
+    collect_changes,
     family_penalty,
+    submit_series,
 )
 from monitor.periods import (
     first_day,
@@ -193,13 +194,6 @@ def load_tickets(connection: Connection, *, period: str, as_of: dt.date, history
     )
 
 
-@dataclass
-class ITResult:
-    changes: list[DetectedChange] = field(default_factory=list)
-    series_screened: int = 0
-    series_detected: int = 0
-
-
 def it_known_dates(known: Sequence[KnownDate]) -> list[KnownDate]:
     """The known dates that concern IT metrics: go-lives (every IT metric but volume), IT findings."""
     out = []
@@ -214,9 +208,9 @@ def it_known_dates(known: Sequence[KnownDate]) -> list[KnownDate]:
 
 def find_it_changes(
     table: TicketTable, options: AnalysisOptions, known: Sequence[KnownDate] = (), *, dimensions: Sequence[str] | None = None
-) -> ITResult:
+) -> AnalysisResult:
     """Every finding-worthy change of an IT metric, overall and per single-dimension segment."""
-    result = ITResult()
+    result = AnalysisResult()
     if not len(table):
         return result
     names = list(DETECTED_IT_METRICS)
@@ -247,22 +241,9 @@ def find_it_changes(
                 reference = PeriodValues(*everyone[name], np.zeros(values.shape[1]))
             else:
                 rows, reference = np.flatnonzero(eligible), None
-            screened = set(rows.tolist())
-            with_dates = {row for row, segment in enumerate(segments) if (name, segment) in dates and eligible[row]}
-            for row in sorted(screened | with_dates):
-                segment = segments[row]
-                detector.submit(
-                    _Job(
-                        name,
-                        segment,
-                        table.frame(cube[row]),
-                        penalty,
-                        reference,
-                        dates.get((name, segment), ()),
-                        report_search=row in screened,
-                    )
-                )
-    for job, found in detector.results():
-        result.series_detected += 1
-        result.changes.extend(DetectedChange(job.metric, job.segment, *item) for item in found)
+            submit_series(
+                detector, name, segments, lambda row: table.frame(cube[row]), penalty, reference, dates,
+                screened=set(rows.tolist()), eligible=eligible,
+            )
+    collect_changes(detector, result)
     return result
