@@ -141,12 +141,11 @@ def it_metrics_by_period(
 # order-statistic interval as ``median_estimate``, taken on the histogram.
 
 from detectors.metrics import (  # noqa: E402  (kept next to what uses them)
-    PERIODS,
     FactorShare,
     Metric,
+    Volume,
     _column,
     _LogRatioMetric,
-    _safe_divide,
 )
 
 HOURS_LOW = 0.01  # 36 seconds: below it (an instant resolution) counts in the first bin
@@ -251,32 +250,11 @@ class TicketRate(FactorShare):
         return _column(frame, self._successes), _column(frame, self._trials)
 
 
-class ResolvedVolume(_LogRatioMetric):
-    """Tickets resolved per period (as ``detectors.metrics.Volume``, on ``t_n``)."""
+class ResolvedVolume(Volume):
+    """Tickets resolved per period: ``detectors.metrics.Volume`` counted on ``t_n``."""
 
     name = "resolved_volume"
-    polarity = Polarity.HIGHER_IS_BETTER
-    min_effect = 0.30
-    relative_effect = True
     count_column = "t_n"
-    exposure_column = PERIODS
-
-    def _value(self, frame: pd.DataFrame) -> np.ndarray:
-        return _safe_divide(_column(frame, "t_n"), _column(frame, PERIODS))
-
-    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
-        n, periods = _column(frame, "t_n"), _column(frame, PERIODS)
-        alpha = 2.0 * sps.norm.sf(z)
-        low = np.where(n > 0, sps.chi2.ppf(alpha / 2.0, 2.0 * np.where(n > 0, n, 1.0)) / 2.0, 0.0)
-        high = sps.chi2.ppf(1.0 - alpha / 2.0, 2.0 * n + 2.0) / 2.0
-        return _safe_divide(low, periods), _safe_divide(high, periods)
-
-    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
-        return _safe_divide(_column(frame, "t_n"), _column(frame, PERIODS) ** 2)
-
-    def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        n, periods = _column(frame, "t_n") + 0.5, _column(frame, PERIODS)
-        return np.log(n / periods), 1.0 / np.sqrt(n)
 
 
 def _histogram_quantile_logs(counts: np.ndarray, positions: np.ndarray) -> np.ndarray:

@@ -444,20 +444,20 @@ class Volume(_LogRatioMetric):
     exposure_column = PERIODS
 
     def _value(self, frame: pd.DataFrame) -> np.ndarray:
-        return _safe_divide(_column(frame, "n"), _column(frame, PERIODS))
+        return _safe_divide(_column(frame, self.count_column), _column(frame, PERIODS))
 
     def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
-        n, periods = _column(frame, "n"), _column(frame, PERIODS)
+        n, periods = _column(frame, self.count_column), _column(frame, PERIODS)
         alpha = 2.0 * sps.norm.sf(z)
         low = np.where(n > 0, sps.chi2.ppf(alpha / 2.0, 2.0 * np.where(n > 0, n, 1.0)) / 2.0, 0.0)
         high = sps.chi2.ppf(1.0 - alpha / 2.0, 2.0 * n + 2.0) / 2.0
         return _safe_divide(low, periods), _safe_divide(high, periods)
 
     def _variance(self, frame: pd.DataFrame) -> np.ndarray:
-        return _safe_divide(_column(frame, "n"), _column(frame, PERIODS) ** 2)
+        return _safe_divide(_column(frame, self.count_column), _column(frame, PERIODS) ** 2)
 
     def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        n, periods = _column(frame, "n") + 0.5, _column(frame, PERIODS)
+        n, periods = _column(frame, self.count_column) + 0.5, _column(frame, PERIODS)
         return np.log(n / periods), 1.0 / np.sqrt(n)
 
 
