@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,32 +79,10 @@ def trend_chart(
 
     lows = [p["ci_low"] for p in points] + ([baseline["ci"][0]] if baseline else [])
     highs = [p["ci_high"] for p in points] + ([baseline["ci"][1]] if baseline else [])
-    low, high = min(lows), max(highs)
-    step = _nice_step(max(high - low, 1e-6))
-    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
-
-    def y(value: float) -> float:
-        return round(y1 - (y1 - y0) * (value - low) / max(high - low, 1e-9), 1)
-
-    tick = low
-    while tick <= high + step / 2:
-        chart.y_ticks.append({"y": y(tick), "label": f"{tick:g}{unit}"})
-        tick += step
-    month = dt.date(first.year, first.month, 1)
-    every = max(1, round(days / 30 / 8))  # about eight month labels
-    index = 0
-    while month <= last:
-        if month >= first and index % every == 0:
-            chart.x_ticks.append({"x": x(month), "label": month.strftime("%b %Y" if month.month == 1 or not chart.x_ticks else "%b")})
-        index += 1
-        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    y, chart.y_ticks = _value_axis(min(lows), max(highs), unit, y0, y1)
+    chart.x_ticks = _month_ticks(first, last, days, x)
     placed = [(x(_date(p["week"])), p) for p in points]
-    gap = (x1 - x0) * 7.5 / days
-    for run in _runs(placed, gap):
-        chart.lines.append("M" + " L".join(f"{px},{y(p['value'])}" for px, p in run))
-        upper = [f"{px},{y(p['ci_high'])}" for px, p in run]
-        lower = [f"{px},{y(p['ci_low'])}" for px, p in reversed(run)]
-        chart.bands.append("M" + " L".join(upper + lower) + " Z")
+    _interval_lines(chart, placed, y, gap=(x1 - x0) * 7.5 / days)
     chart.dots = [
         {"x": px, "y": y(p["value"]), "title": f"week of {p['week']}: {p['value']:g}{unit} (95% CI {p['ci_low']:g} to {p['ci_high']:g}), {p['n']} responses"}
         for px, p in placed
@@ -119,6 +97,47 @@ def trend_chart(
         if first <= _date(c["date"]) <= last
     ]
     return chart
+
+
+def _value_axis(
+    low: float, high: float, unit: str, y0: float, y1: float
+) -> tuple[Callable[[float], float], list[dict[str, Any]]]:
+    """A value axis from ``low`` to ``high`` rounded out to a nice step: the y of a value, and the ticks."""
+    step = _nice_step(max(high - low, 1e-6))
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+
+    def y(value: float) -> float:
+        return round(y1 - (y1 - y0) * (value - low) / max(high - low, 1e-9), 1)
+
+    ticks = []
+    tick = low
+    while tick <= high + step / 2:
+        ticks.append({"y": y(tick), "label": f"{tick:g}{unit}"})
+        tick += step
+    return y, ticks
+
+
+def _month_ticks(first: dt.date, last: dt.date, days: int, x: Callable[[dt.date], float]) -> list[dict[str, Any]]:
+    """About eight month labels along the time axis, the year on the first and on January."""
+    ticks: list[dict[str, Any]] = []
+    month = dt.date(first.year, first.month, 1)
+    every = max(1, round(days / 30 / 8))
+    index = 0
+    while month <= last:
+        if month >= first and index % every == 0:
+            ticks.append({"x": x(month), "label": month.strftime("%b %Y" if month.month == 1 or not ticks else "%b")})
+        index += 1
+        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return ticks
+
+
+def _interval_lines(chart: Chart, placed: list[tuple[float, dict[str, Any]]], y: Callable[[float], float], gap: float) -> None:
+    """The value line and its interval band, broken where weeks are missing."""
+    for run in _runs(placed, gap):
+        chart.lines.append("M" + " L".join(f"{px},{y(p['value'])}" for px, p in run))
+        upper = [f"{px},{y(p['ci_high'])}" for px, p in run]
+        lower = [f"{px},{y(p['ci_low'])}" for px, p in reversed(run)]
+        chart.bands.append("M" + " L".join(upper + lower) + " Z")
 
 
 def sparkline(values: Sequence[float | None], width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT) -> dict[str, Any] | None:
@@ -187,36 +206,15 @@ def dual_chart(
 
     gap = (x1 - x0) * 7.5 / days
     if left:
-        low = min(p["ci_low"] for p in left)
-        high = max(p["ci_high"] for p in left)
-        step = _nice_step(max(high - low, 1e-6))
-        low, high = math.floor(low / step) * step, math.ceil(high / step) * step
-
-        def yl(value: float) -> float:
-            return round(y1 - (y1 - y0) * (value - low) / max(high - low, 1e-9), 1)
-
-        tick = low
-        while tick <= high + step / 2:
-            chart.y_ticks.append({"y": yl(tick), "label": f"{tick:g}{left_unit}"})
-            tick += step
+        low, high = min(p["ci_low"] for p in left), max(p["ci_high"] for p in left)
+        yl, chart.y_ticks = _value_axis(low, high, left_unit, y0, y1)
         placed = [(x(_date(p["week"])), p) for p in left]
-        for run in _runs(placed, gap):
-            chart.lines.append("M" + " L".join(f"{px},{yl(p['value'])}" for px, p in run))
-            upper = [f"{px},{yl(p['ci_high'])}" for px, p in run]
-            lower = [f"{px},{yl(p['ci_low'])}" for px, p in reversed(run)]
-            chart.bands.append("M" + " L".join(upper + lower) + " Z")
+        _interval_lines(chart, placed, yl, gap)
         chart.dots = [
             {"x": px, "y": yl(p["value"]), "title": f"week of {p['week']}: Happiness {p['value']:g}{left_unit} (95% CI {p['ci_low']:g} to {p['ci_high']:g}), {p['n']} responses"}
             for px, p in placed
         ]
-    month = dt.date(first.year, first.month, 1)
-    every = max(1, round(days / 30 / 8))
-    index = 0
-    while month <= last:
-        if month >= first and index % every == 0:
-            chart.x_ticks.append({"x": x(month), "label": month.strftime("%b %Y" if month.month == 1 or not chart.x_ticks else "%b")})
-        index += 1
-        month = dt.date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    chart.x_ticks = _month_ticks(first, last, days, x)
     if go_live and first <= _date(go_live) <= last:
         chart.go_live = x(_date(go_live))
 
