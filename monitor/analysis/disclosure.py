@@ -47,12 +47,17 @@ What it guarantees, and what it does not, is written in the README ("Anonymity")
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from scipy.sparse import bmat, coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import splu
 
 Cell = tuple[tuple[str, str | None], ...]
 """``()`` everyone; ``(("country", "Finland"),)``; ``(("country", "Finland"), ("department", None))`` with no
@@ -337,61 +342,144 @@ def _audit(
     """
     unknown = sorted({c for c in hidden if n(c) > 0} | ({()} if not everyone else set()), key=_order)
     index = {c: i for i, c in enumerate(unknown)}
-    rows, used = [], []
+    rows: list[dict[int, int]] = []
+    used = []
     for parent, members in equations:
-        row = np.zeros(len(unknown))
+        row: dict[int, int] = {}
         for cell in members:
             if cell in index:
-                row[index[cell]] += 1.0
+                row[index[cell]] = row.get(index[cell], 0) + 1
         if parent in index:
-            row[index[parent]] -= 1.0
-        if row.any():
+            row[index[parent]] = row.get(index[parent], 0) - 1
+        row = {column: value for column, value in row.items() if value}
+        if row:
             rows.append(row)
             used.append((parent, members))
     if not rows:
         return False
-    matrix = np.array(rows)
+    system = _Elimination(rows)
+    leaks = [j for j in system.determined if unknown[j] in sensitive and 0 < n(unknown[j]) < k]
+    if not leaks:
+        return False
+    # One leak after another, as the blocks of equations (by their first equation) and then the unknowns
+    # come: each hides a cell, and what the next one may hide depends on it.
+    block = _block_of_columns(rows, len(unknown))
+    leaks.sort(key=lambda j: (block[j], j))
+    # The equations each value is solved from (the least-norm combination, one projection for all):
+    # one more unknown in the smallest of them breaks that derivation; the next audit looks again.
+    weights = system.least_norm(leaks)
     moved = False
-    for eq_rows, cols, block, determined in _blocks(matrix):
-        leaks = [j for j in np.flatnonzero(determined) if unknown[cols[j]] in sensitive and 0 < n(unknown[cols[j]]) < k]
-        if not leaks:
-            continue
-        # The equations each value is solved from (one least-squares solve for all of them):
-        # one more unknown in the smallest of them breaks that derivation; the next audit looks again.
-        targets = np.zeros((len(cols), len(leaks)))
-        targets[leaks, range(len(leaks))] = 1.0
-        weights, *_ = np.linalg.lstsq(block.T, targets, rcond=None)
-        for column in range(len(leaks)):
-            chosen = [used[eq_rows[j]] for j in np.flatnonzero(np.abs(weights[:, column]) > 1e-9)]
-            members = [c for _, cells in chosen for c in cells if c not in hidden and n(c) > 0]
-            parents = [p for p, _ in chosen if p != () and p not in hidden and n(p) > 0]
-            moved = hide_smallest(members or parents, side) or moved
+    for column in range(len(leaks)):
+        chosen = [used[i] for i in np.flatnonzero(np.abs(weights[:, column]) > 1e-9)]
+        members = [c for _, cells in chosen for c in cells if c not in hidden and n(c) > 0]
+        parents = [p for p, _ in chosen if p != () and p not in hidden and n(p) > 0]
+        moved = hide_smallest(members or parents, side) or moved
     return moved
 
 
-def _blocks(matrix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """The system's independent blocks: (its rows, its columns, the block, which of its unknowns are determined).
+class _Elimination:
+    """Gauss-Jordan elimination of the equations in exact rational arithmetic, keeping for every
+    row the combination of the original equations it is.
 
-    An unknown is determined when its unit vector lies in the row space: the squared norm
-    of its row in an orthonormal basis of that space (from a pivoted QR) is one.
+    Why not a floating-point factorisation: the equations are 0/+-1 and each touches a handful
+    of unknowns, so pivoting on the shortest row first keeps the rows short (a dense QR spent
+    seconds on what this does in milliseconds), and exact arithmetic needs no tolerance. The
+    reduced row echelon form spans the same rows and is unique, so an unknown is determined
+    exactly when its pivot row is its unit vector.
     """
-    from scipy.linalg import qr
-    from scipy.sparse import bmat, csr_matrix
-    from scipy.sparse.csgraph import connected_components
 
-    n_rows, _ = matrix.shape
-    link = csr_matrix(matrix != 0, dtype=np.int8)
+    def __init__(self, rows: Sequence[Mapping[int, int]]) -> None:
+        self.rows: list[dict[int, Fraction | int]] = [dict(row) for row in rows]
+        self.combinations: list[dict[int, Fraction | int]] = [{i: 1} for i in range(len(rows))]
+        self.pivots: dict[int, int] = {}  # unknown -> the row it was solved from
+        self.dependent: list[int] = []  # rows that came out empty: dependencies between the equations
+        holders: dict[int, set[int]] = {}
+        for i, row in enumerate(self.rows):
+            for column in row:
+                holders.setdefault(column, set()).add(i)
+        queue = [(len(row), i) for i, row in enumerate(self.rows)]
+        heapq.heapify(queue)
+        done = [False] * len(rows)
+        while queue:
+            length, i = heapq.heappop(queue)
+            if done[i] or length != len(self.rows[i]):
+                continue  # a stale entry: the row was shortened since
+            done[i] = True
+            if not self.rows[i]:
+                self.dependent.append(i)
+                continue
+            pivot = min(self.rows[i], key=lambda c: (len(holders[c]), c))
+            self.pivots[pivot] = i
+            self._scale(i, self.rows[i][pivot])
+            for other in holders[pivot] - {i}:
+                self._subtract(other, i, pivot, holders)
+                if not done[other]:
+                    heapq.heappush(queue, (len(self.rows[other]), other))
+            holders[pivot] = {i}
+        self.determined = sorted(j for j, i in self.pivots.items() if len(self.rows[i]) == 1)
+
+    def _scale(self, i: int, pivot: Fraction | int) -> None:
+        if pivot != 1:
+            self.rows[i] = {c: _divide(v, pivot) for c, v in self.rows[i].items()}
+            self.combinations[i] = {c: _divide(v, pivot) for c, v in self.combinations[i].items()}
+
+    def _subtract(self, target: int, source: int, pivot: int, holders: dict[int, set[int]]) -> None:
+        """Row ``target`` minus the multiple of row ``source`` that clears the pivot's unknown."""
+        row, factor = self.rows[target], self.rows[target][pivot]
+        for column, value in self.rows[source].items():
+            result = row.get(column, 0) - factor * value
+            if result:
+                if column not in row:
+                    holders[column].add(target)
+                row[column] = result
+            else:
+                del row[column]
+                if column != pivot:
+                    holders[column].discard(target)
+        combination = self.combinations[target]
+        for equation, value in self.combinations[source].items():
+            result = combination.get(equation, 0) - factor * value
+            if result:
+                combination[equation] = result
+            else:
+                combination.pop(equation, None)
+
+    def least_norm(self, unknowns: Sequence[int]) -> np.ndarray:
+        """(equations x unknowns): for each determined unknown, the combination of the equations
+        with the least norm that gives its value (what a least-squares solve returns).
+
+        Every combination that gives it is its pivot row's plus any dependency, so the least
+        one is that combination less its projection on the dependencies (normal equations of the
+        dependencies, sparse: a few hundred short vectors).
+        """
+        particular = _matrix([self.combinations[self.pivots[unknown]] for unknown in unknowns], len(self.rows)).toarray()
+        if not self.dependent:
+            return particular
+        dependencies = _matrix([self.combinations[i] for i in self.dependent], len(self.rows)).tocsc()
+        gram = (dependencies.T @ dependencies).tocsc()
+        return particular - dependencies @ splu(gram).solve(dependencies.T @ particular)
+
+
+def _matrix(columns: Sequence[Mapping[int, Fraction | int]], size: int) -> coo_matrix:
+    """Sparse (size x columns) matrix of rational columns given as {row: value}."""
+    entries = [(row, column, float(value)) for column, vector in enumerate(columns) for row, value in vector.items()]
+    rows, cols, values = zip(*entries, strict=True) if entries else ((), (), ())
+    return coo_matrix((values, (rows, cols)), shape=(size, len(columns)))
+
+
+def _divide(value: Fraction | int, by: Fraction | int) -> Fraction | int:
+    """Exact quotient, kept an int when it is one (int arithmetic is what keeps the elimination fast)."""
+    if isinstance(value, int) and isinstance(by, int) and value % by == 0:
+        return value // by
+    return Fraction(value) / by
+
+
+def _block_of_columns(rows: Sequence[Mapping[int, int]], unknowns: int) -> np.ndarray:
+    """Per unknown, a label of the block of equations it is in (linked through shared unknowns),
+    ordered as the blocks' first equations."""
+    link = _matrix(rows, unknowns).T
     _, labels = connected_components(bmat([[None, link], [link.T, None]]), directed=False)
-    for label in np.unique(labels[n_rows:]):
-        cols = np.flatnonzero(labels[n_rows:] == label)
-        rows = np.flatnonzero(labels[:n_rows] == label)
-        if not len(rows):
-            continue
-        block = matrix[np.ix_(rows, cols)]
-        q, r, _ = qr(block.T, mode="economic", pivoting=True)
-        diagonal = np.abs(np.diag(r))
-        rank = int((diagonal > max(float(diagonal.max()), 1.0) * 1e-10).sum()) if len(diagonal) else 0
-        yield rows, cols, block, (q[:, :rank] ** 2).sum(axis=1) > 1 - 1e-8
+    return labels[len(rows):]
 
 
 def _rules(tables: _Tables, nested: Sequence[Sequence[tuple[Cell, list[Cell]]]], hidden: set[Cell], sensitive: Collection[Cell],
