@@ -28,8 +28,10 @@ one suppression pattern shared by every viewer and every table):
   whenever one is sensitive. A fast pass then looks for hidden cells that lie on no
   cycle of a two-way table's hidden cells (those are solvable, Gusfield's criterion);
   last, an exact audit solves every equation at once (the hidden cells as unknowns,
-  each partition an equation) and, for each sensitive cell that comes out exactly,
-  hides the smallest shown cell of the equations it came from. A cell is hidden for
+  each partition an equation; sparse Gauss-Jordan elimination in rational arithmetic,
+  so "comes out exactly" has no tolerance) and, for each sensitive cell that comes
+  out exactly, hides the smallest shown cell of the equations it came from (its
+  least-norm derivation). A cell is hidden for
   both windows at once; the smallest shown cell goes first.
 * **Weekly series**: everyone's weeks under ``k`` are hidden, and more, until no
   union of hidden weeks with 1 to ``k - 1`` responses follows from the shown weeks
