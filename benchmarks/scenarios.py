@@ -444,6 +444,10 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
     two_roots = sum(all(e["found"] for e in g) and len({e.get("root") for e in g}) == 2 for g in co_groups.values())
     two_right = sum(all(e["found"] and e.get("recovery_right") for e in g) and len({e.get("root") for e in g}) == 2
                     for g in co_groups.values())
+    # Both parts detectable (the headline rule of each part): what the target is judged on.
+    co_headline = [g for g in co_groups.values() if all(e["headline"] for e in g)]
+    two_right_headline = sum(all(e["found"] and e.get("recovery_right") for e in g)
+                             and len({e.get("root") for e in g}) == 2 for g in co_headline)
     two_parts = sum(any(e.get("mixed_naming_local") for e in g) for g in co_groups.values())
     triples = [e for e in effects if e["cls"] == "triple"]
     replays = [r["replay"] for r in results if "replay" in r]
@@ -463,6 +467,7 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
                                       for f in r["score"]["false_roots"]).most_common(),
         "median_date_error": _median([e["date_error"] for e in found_dips]),
         "co_starting": {"groups": len(co_groups), "two_roots": two_roots, "two_roots_right_recovery": two_right,
+                        "headline_groups": len(co_headline), "headline_two_roots_right_recovery": two_right_headline,
                         "one_mixed_root_naming_local": two_parts},
         "same_segment": [sum(e.get("related_same", 0) for e in effects), sum(e.get("related", 0) for e in effects)],
         "same_segment_folded": [sum(e.get("related_same", 0) + e.get("folded_same", 0) for e in effects),
@@ -533,9 +538,11 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
          t["false_roots_per_50_null"] is None or t["false_roots_per_50_null"] <= 1),
         ("median date error (weeks)", "-" if t["median_date_error"] is None else f"{t['median_date_error']:.1f}",
          "<= 1", t["median_date_error"] is None or t["median_date_error"] <= 1),
-        ("co-starting: two roots, right recovery", _pct(t["co_starting"]["two_roots_right_recovery"],
-                                                        t["co_starting"]["groups"]), ">= 90%",
-         _at_least([t["co_starting"]["two_roots_right_recovery"], t["co_starting"]["groups"]], 0.9)),
+        ("co-starting, both parts headline: two roots, right recovery",
+         _pct(t["co_starting"]["headline_two_roots_right_recovery"], t["co_starting"]["headline_groups"]), ">= 90%",
+         _at_least([t["co_starting"]["headline_two_roots_right_recovery"], t["co_starting"]["headline_groups"]], 0.9)),
+        ("co-starting, all: two roots, right recovery", _pct(t["co_starting"]["two_roots_right_recovery"],
+                                                             t["co_starting"]["groups"]), "(shown)", None),
         ("co-starting: two roots (any recovery)", _pct(t["co_starting"]["two_roots"], t["co_starting"]["groups"]),
          "(shown)", None),
         ("co-starting: one mixed root naming local", _pct(t["co_starting"]["one_mixed_root_naming_local"],

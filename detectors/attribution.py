@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as sps
 
-from detectors.metrics import Direction, FactorShare, Metric, z_value
+from detectors.metrics import Direction, FactorShare, Metric, PeriodValues, z_value
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ class Shift:
     var_after: np.ndarray
     n_before: np.ndarray
     n_after: np.ndarray
-    # The change on the scale it is tested on (``Metric.test_scale``): the log of
-    # lost time; None when that is the metric's own scale.
-    test_delta_: np.ndarray | None = None
-    test_variance_: np.ndarray | None = None
+    # Values and variances on the scale the change is tested on (``Metric.test_scale``):
+    # the log of lost time; None when that is the metric's own scale.
+    tested_before: PeriodValues | None = None
+    tested_after: PeriodValues | None = None
 
     @property
     def delta(self) -> np.ndarray:
@@ -60,11 +60,31 @@ class Shift:
 
     @property
     def test_delta(self) -> np.ndarray:
-        return self.delta if self.test_delta_ is None else self.test_delta_
+        if self.tested_before is None or self.tested_after is None:
+            return self.delta
+        return self.tested_after.values - self.tested_before.values
 
     @property
     def test_variance(self) -> np.ndarray:
-        return self.delta_variance if self.test_variance_ is None else self.test_variance_
+        """The tested change's sampling variance, the larger of two estimates.
+
+        Each window's own (Wald) variance understates the noise of a small segment
+        whose answers in one window happen to agree (36 detractors out of 36: almost
+        no variance): the test would read a chance run as a certain collapse. The
+        pooled estimate (both windows as one sample, their difference included: the
+        variance if nothing had changed, as a score test uses) does not.
+        """
+        if self.tested_before is None or self.tested_after is None:
+            before = PeriodValues(self.value_before, self.var_before, self.n_before)
+            after = PeriodValues(self.value_after, self.var_after, self.n_after)
+        else:
+            before, after = self.tested_before, self.tested_after
+        (v_b, var_b, n_b), (v_a, var_a, n_a) = before, after
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n = n_b + n_a
+            per_answer = (n_b * n_b * var_b + n_a * n_a * var_a) / n + n_b * n_a * (v_a - v_b) ** 2 / (n * n)
+            pooled = per_answer * (1.0 / n_b + 1.0 / n_a)
+        return np.fmax(var_b + var_a, pooled)
 
 
 def shift(metric: Metric, before: pd.DataFrame, after: pd.DataFrame) -> Shift:
@@ -72,8 +92,7 @@ def shift(metric: Metric, before: pd.DataFrame, after: pd.DataFrame) -> Shift:
     b, a = metric.per_period(before), metric.per_period(after)
     if type(metric).test_scale is Metric.test_scale:
         return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n)
-    tb, ta = metric.test_scale(before), metric.test_scale(after)
-    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n, ta.values - tb.values, tb.variances + ta.variances)
+    return Shift(b.values, a.values, b.variances, a.variances, b.n, a.n, metric.test_scale(before), metric.test_scale(after))
 
 
 def worse_sign(metric: Metric) -> float:

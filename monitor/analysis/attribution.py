@@ -308,7 +308,7 @@ def attribute(
         onset = incident.anchor.change.change_date
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
             root.segment for root in localized if _open_at(root, onset)))
-        _explain(table, masks, incident, options, hypotheses)
+        _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched))
         inhibitor = next(
             (root for root in open_generic
              if root.metric == incident.metric.name and not incident.roots
@@ -395,6 +395,22 @@ class _Searched:
             periods = options.searched_periods or (table.last_period - table.first_period + 1 if len(table) else 1)
             self._z = searched_critical_z(series, periods, options.alpha)
         return self._z
+
+
+def _date_bar(incident: Incident, searched: _Searched) -> float:
+    """The z a segment of the incident needs when the incident's date was itself searched
+    among segments: no member is everyone's and none sits at a known date.
+
+    The windows were then placed where some segment's series dipped most, among
+    every segment and week, so a segment standing out on them was chosen twice by
+    the data; the Bonferroni over segments alone would let noise in small pairs
+    through in most runs. The bar is the searched critical z (a kept finding's one
+    standard error lower, as in ``_searched_enough``). 0: no date search to count.
+    """
+    if any(not m.segment.items or m.found_by is FoundBy.KNOWN_DATE for m in incident.members):
+        return 0.0
+    kept = all(m.found_by is FoundBy.KEPT for m in incident.members)
+    return searched.critical_z - (KEPT_Z_SLACK if kept else 0.0)
 
 
 def _searched_enough(table: ResponseTable, member: DetectedChange, options: AttributionOptions,
@@ -643,11 +659,13 @@ def _explain(
     incident: Incident,
     options: AttributionOptions,
     hypotheses: list[Segment] | None = None,
+    date_bar: float = 0.0,
 ) -> None:
     """Find the incident's root segments, their echoes, and its scope.
 
     ``hypotheses`` are the segments of Happiness roots open at the incident's
-    onset (for lost time and factor shares): see ``_adopt``.
+    onset (for lost time and factor shares): see ``_adopt``. ``date_bar``: the z
+    a segment needs at least, when the incident's date was searched (``_date_bar``).
     """
     metric = incident.metric
     totals = masks.totals
@@ -661,7 +679,7 @@ def _explain(
         effects, testable = _effects(table, incident, by, totals, options.min_segment)
         tested += int(testable.sum())
         found.extend(e for e, ok in zip(effects, testable, strict=True) if ok)
-    threshold = incident.threshold = critical_z(tested, options.alpha)
+    threshold = incident.threshold = max(critical_z(tested, options.alpha), date_bar)
     # A generic change is not uniform in every unit: a Happiness dip that turns a
     # third of answers into detractors takes more points where more were
     # promoters. Only an excess of at least half everyone's change marks a segment.
@@ -833,13 +851,16 @@ def _descend(
     metric = incident.metric
     depth = MAX_DEPTH if options.pairs else 1
     while len(node.segment.items) < depth:
-        for child in _children(masks, incident, node.segment, options, level)[:CHILDREN_TRIED]:
+        children, tested = _children(masks, incident, node.segment, options, level)
+        for child in children[:CHILDREN_TRIED]:
             kid = masks.of(child.segment)
             rest_stands_out = _still_stands_out(
                 masks, metric, node.segment, root_mask | kid, incident.threshold, level,
                 max(incident.floor, RIPPLE * child.excess),
             )
-            if not rest_stands_out and _concentrated(masks, metric, node.segment, child.segment, root_mask, options.alpha):
+            if not rest_stands_out and _concentrated(
+                masks, metric, node.segment, child.segment, root_mask, critical_z(tested, options.alpha)
+            ):
                 node = child
                 break
         else:
@@ -849,12 +870,13 @@ def _descend(
 
 def _children(
     masks: _Masks, incident: Incident, segment: Segment, options: AttributionOptions, level: float
-) -> list[SegmentEffect]:
+) -> tuple[list[SegmentEffect], int]:
     """The children of ``segment`` (one more dimension) that stand out against everyone else,
-    most carried first."""
+    most carried first; and how many children were large enough to be tested."""
     metric = incident.metric
     totals = masks.totals
     found: list[SegmentEffect] = []
+    tested = 0
     for name in masks.table.labels:
         if name in segment.as_dict():
             continue
@@ -867,11 +889,9 @@ def _children(
         )
         extra, z = excess(metric, own, rest)
         n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
-        ok = (
-            (np.minimum(n_b, n_a) >= options.min_segment)
-            & (np.minimum(own.n_before, own.n_after) >= options.min_segment)
-            & np.isfinite(z) & (z >= incident.threshold) & (extra >= incident.floor)
-        )
+        large = (np.minimum(n_b, n_a) >= options.min_segment) & (np.minimum(own.n_before, own.n_after) >= options.min_segment)
+        tested += int(large.sum())
+        ok = large & np.isfinite(z) & (z >= incident.threshold) & (extra >= incident.floor)
         for i in np.flatnonzero(ok):
             if not _big_enough(metric, float(extra[i]), level):
                 continue
@@ -882,7 +902,7 @@ def _children(
                 float(extra[i]), float(z[i]), float(weight),
                 _contribution(metric, (before.iloc[i], after.iloc[i]), totals),
             ))
-    return sorted(found, key=lambda e: (-e.carried, e.segment.key()))
+    return sorted(found, key=lambda e: (-e.carried, e.segment.key())), tested
 
 
 def _stands_out_in(
@@ -963,10 +983,16 @@ def _equivalents(masks: _Masks, segment: Segment) -> list[tuple[Segment, str]]:
 
 
 def _concentrated(
-    masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, alpha: float
+    masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, threshold: float
 ) -> bool:
     """Did the child change clearly more than the rest of the parent (both against
-    everyone else)? Yes too when the child is the whole parent."""
+    everyone else)? Yes too when the child is the whole parent.
+
+    "Clearly" is Bonferroni over the parent's children that were tested: the child
+    on trial is the one that carries most, picked from them by the data, so a
+    plain 1.96 would let one of many children beat its siblings by chance (a
+    Spain that is most of an assignment group replacing the group).
+    """
     own, kid = masks.of(parent), masks.of(child)
     remainder = masks.sums(own.without(kid | root_mask))
     if min(remainder[0]["n"], remainder[1]["n"]) < 1:
@@ -978,7 +1004,7 @@ def _concentrated(
         metric, _shift_of(metric, masks.sums(kid.without(root_mask))), _shift_of(metric, masks.complement(kid | root_mask))
     )
     z = (e_child[0] - e_rest[0]) / np.hypot(se_child[0], se_rest[0])
-    return bool(np.isfinite(z) and z >= critical_z(1, alpha))
+    return bool(np.isfinite(z) and z >= threshold)
 
 
 def _shift_of(metric: Metric, sums: tuple[pd.Series, pd.Series]) -> Shift:

@@ -158,6 +158,9 @@ RECOVERY_WINDOW = 4  # periods pooled per step when judging recovery
 # RECOVERY_WINDOW periods (the baseline's median period with responses): holiday
 # weeks carrying a fifth of the responses cannot show it.
 RECOVERY_MIN_VOLUME = 0.5
+# Back for this many steps in a row is a recovery, whatever comes later: a new dip
+# months after is another change, not a sign the first never ended.
+RECOVERY_HOLD = 13
 
 
 def recovery_period(
@@ -177,7 +180,8 @@ def recovery_period(
     responses to show it (``min_n``, and ``RECOVERY_MIN_VOLUME`` of the usual
     volume), its interval overlaps the baseline's, and it excludes the dip level
     (the first four weeks after go-live, when they were worse than the baseline).
-    The answer is the start of the first run of such steps that lasts to the end.
+    The answer is the start of the first run of such steps that lasts
+    ``RECOVERY_HOLD`` steps or to the end.
     """
     base = metric.estimate(window_totals(table, series, baseline), confidence=confidence)
     counts = _period_counts(table, series, baseline)
@@ -200,6 +204,8 @@ def recovery_period(
             recovered_from = start
         elif not inside:
             recovered_from = None
+        if recovered_from is not None and start - recovered_from + 1 >= RECOVERY_HOLD:
+            break
     return None if recovered_from is None else table.period_start(recovered_from)
 
 
