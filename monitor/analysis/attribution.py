@@ -496,8 +496,12 @@ def _fold_related_metrics(table: ResponseTable, changes: list[DetectedChange], r
     hosts: list[DetectedChange] = []
     for change in roots:
         date = change.change.change_date
+        # A later root of the same metric on the same segment is a second dip while the
+        # first lasts, a cause of its own; inside a localized root it is part of it.
         host = next(
-            (h for h in hosts if _open_at(h, date) and _within(table, change.segment, h.segment)),
+            (h for h in hosts
+             if (h.metric != change.metric or h.segment != change.segment)
+             and _open_at(h, date) and _within(table, change.segment, h.segment)),
             None,
         )
         if host is None:
@@ -859,7 +863,8 @@ def _descend(
                 max(incident.floor, RIPPLE * child.excess),
             )
             if not rest_stands_out and _concentrated(
-                masks, metric, node.segment, child.segment, root_mask, critical_z(tested, options.alpha)
+                masks, metric, node.segment, child.segment, root_mask, critical_z(tested, options.alpha),
+                options.min_segment,
             ):
                 node = child
                 break
@@ -983,7 +988,7 @@ def _equivalents(masks: _Masks, segment: Segment) -> list[tuple[Segment, str]]:
 
 
 def _concentrated(
-    masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, threshold: float
+    masks: _Masks, metric: Metric, parent: Segment, child: Segment, root_mask: Mask, threshold: float, min_n: int
 ) -> bool:
     """Did the child change clearly more than the rest of the parent (both against
     everyone else)? Yes too when the child is the whole parent.
@@ -991,12 +996,16 @@ def _concentrated(
     "Clearly" is Bonferroni over the parent's children that were tested: the child
     on trial is the one that carries most, picked from them by the data, so a
     plain 1.96 would let one of many children beat its siblings by chance (a
-    Spain that is most of an assignment group replacing the group).
+    Spain that is most of an assignment group replacing the group). A rest too
+    small to test (under ``min_n`` in a window) cannot show a difference: the
+    parent, the broader name of nearly the same respondents, stays.
     """
     own, kid = masks.of(parent), masks.of(child)
     remainder = masks.sums(own.without(kid | root_mask))
-    if min(remainder[0]["n"], remainder[1]["n"]) < 1:
+    if max(remainder[0]["n"], remainder[1]["n"]) < 1:
         return True
+    if min(remainder[0]["n"], remainder[1]["n"]) < min_n:
+        return False
     e_rest, se_rest = excess_and_error(
         metric, _shift_of(metric, remainder), _shift_of(metric, masks.complement(own | root_mask))
     )
