@@ -41,7 +41,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors import Change, ChangeShape, Delta, Direction, Metric, is_finding, metric_for
+from detectors import (
+    Change,
+    ChangeShape,
+    Delta,
+    Direction,
+    Metric,
+    is_finding,
+    metric_for,
+)
 from detectors.attribution import (
     DiffInDiff,
     Shift,
