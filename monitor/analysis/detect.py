@@ -364,17 +364,21 @@ def _detect(job: _Job, min_n: int, confidence: float) -> list[_Found]:
     """The series' finding-worthy changes: the search's, then its known dates'."""
     metric = metric_for(job.metric, polarity=job.polarity)
     min_effect = MIN_EFFECT.get(job.metric)
+    min_size = MIN_SIZE.get(job.metric, 2)
     changes = detect_changes(
         metric,
         job.stats,
         penalty=job.penalty,
-        min_size=MIN_SIZE.get(job.metric, 2),
+        min_size=min_size,
         min_effect=min_effect,
         min_n=min_n,
         confidence=confidence,
         reference=job.reference,
     )
-    found: list[_Found] = [(c, FoundBy.SEARCH, None) for c in changes if c.finding and job.report_search]
+    # A slide still going on at the last period must have lasted ``min_size`` periods
+    # too: two holiday weeks at the end of the data are no decline of the feed yet.
+    settled = [c for c in changes if not (c.ongoing and len(job.stats) - c.index < min_size)]
+    found: list[_Found] = [(c, FoundBy.SEARCH, None) for c in settled if c.finding and job.report_search]
     if job.known and len(job.stats):
         series = _Series.of(metric, job.stats, job.reference, min_effect, min_n, confidence)
         for known in job.known:

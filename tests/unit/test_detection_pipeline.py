@@ -189,3 +189,22 @@ def test_a_wild_date_neither_blows_up_nor_changes_the_findings(tmp_path, wild):
         (f.metric, f.segment, f.change_date, f.delta) for f in clean.findings
     ]
     clean_engine.dispose(), wild_engine.dispose()
+
+
+def _volume_world(rng: np.random.Generator, weeks: int, low_from: int) -> list[dict[str, str]]:
+    """A steady feed whose last weeks (from ``low_from``) carry a fifth of the responses."""
+    rows = []
+    for k in range(weeks):
+        n = 40 if k >= low_from else 200
+        rows += week(rng, MONDAY + dt.timedelta(weeks=k), n, 40.0, {"location": LOCATIONS[k % 3]})
+    return rows
+
+
+@pytest.mark.parametrize(("low_weeks", "finding"), [(2, False), (6, True)])
+def test_a_holiday_dip_at_the_end_of_the_data_is_no_volume_change_yet(tmp_path, low_weeks, finding):
+    weeks = 40
+    engine, settings = build(tmp_path, _volume_world(np.random.default_rng(11), weeks, weeks - low_weeks))
+    report = run_analysis(engine, settings, sunday_after(MONDAY, weeks), pairs=False)
+    volume = [f for f in report.findings if f.metric == "volume"]
+    assert bool(volume) is finding, volume
+    engine.dispose()
