@@ -317,9 +317,11 @@ def attribute(
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
             root.segment for root in localized if _open_at(root, onset)))
         _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched))
+        # A segment's dip while a generic one is open is part of it when nothing stands
+        # out; everyone's own second dip is a cause of its own.
         inhibitor = next(
             (root for root in open_generic
-             if root.metric == incident.metric.name and not incident.roots
+             if root.metric == incident.metric.name and not incident.roots and incident.anchor.segment.items
              and _open_at(root, incident.anchor.change.change_date)),
             None,
         )

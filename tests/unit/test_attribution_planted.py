@@ -189,6 +189,21 @@ def test_excess_is_worse_signed_and_scaled_by_sampling_error():
     assert z[0] > 3
 
 
+def test_a_small_segment_whose_answers_agree_is_tested_on_the_pooled_variance():
+    """36 detractors out of 36 carry almost no Wald variance; the pooled one does not vanish."""
+    metric = Happiness()
+    small = shift(metric, pd.DataFrame({"n": [34.0], "promoters": [17.0], "detractors": [5.0]}),
+                  pd.DataFrame({"n": [36.0], "promoters": [0.0], "detractors": [36.0]}))
+    rest = shift(metric, pd.DataFrame({"n": [5000.0], "promoters": [2500.0], "detractors": [1000.0]}),
+                 pd.DataFrame({"n": [5000.0], "promoters": [2000.0], "detractors": [1500.0]}))
+    wald = small.var_before + small.var_after
+    assert small.test_variance[0] > 1.5 * wald[0]
+    _, z = excess(metric, small, rest)
+    assert z[0] < 0.8 * (small.delta[0] - rest.delta[0]) / -np.sqrt(wald[0] + rest.var_before[0] + rest.var_after[0])
+    # A large segment that did not change keeps its own variance: the pooled one is no larger.
+    assert rest.test_variance[0] == pytest.approx(rest.var_before[0] + rest.var_after[0], rel=0.05)
+
+
 def test_rising_factors_need_a_clear_rise_and_come_largest_first():
     before = pd.Series({"n": 1000.0, "f:A": 50.0, "f:B": 100.0, "f:C": 30.0})
     after = pd.Series({"n": 1000.0, "f:A": 150.0, "f:B": 300.0, "f:C": 36.0})

@@ -94,3 +94,18 @@ def test_a_generic_and_a_localized_dip_starting_together_are_two_roots_each_with
         )
         right += bool(ok)
     assert right >= 4
+
+
+def _second_dip(rng, labels, weights):
+    factor = str(rng.choice(NEGATIVE))
+    return [Effect({}, 0.25, factor, 10), Effect({}, 0.3, factor, 28)]
+
+
+def test_a_second_dip_while_the_first_lasts_is_a_root_of_its_own():
+    right = 0
+    for seed in SEEDS:
+        w = world(seed, _second_dip)
+        roots, _ = roots_of(w.table)
+        everyone = sorted(r.change.index for r in roots if not r.segment.items)
+        right += len(everyone) == 2 and abs(everyone[0] - 10) <= 2 and abs(everyone[1] - 28) <= 2
+    assert right >= 4
