@@ -41,15 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors import (
-    Change,
-    ChangeShape,
-    Delta,
-    Direction,
-    Metric,
-    is_finding,
-    metric_for,
-)
+from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
 from detectors.attribution import (
     DiffInDiff,
     Shift,
@@ -621,17 +613,6 @@ def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedCh
     )
     first = min(first, max(start - MIN_BEFORE_WEEKS * per_week, table.first_period))
     last = max(last, min(start + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
-    # A slide is judged on the level it reached: the after window starts where the
-    # slowest member's slide ends, not in its first weeks, when the change has
-    # hardly begun (a 30-point decline over five months compared on its first two).
-    slides = [_period(table, m.change.end_date) + 1 for m in incident.members
-              if m.change.shape is ChangeShape.GRADUAL and m.change.end_date is not None]
-    if slides:
-        reached = min(max(slides), table.last_period - MIN_AFTER_WEEKS * per_week + 1)
-        if reached > start:
-            last = min([reached + AFTER_WEEKS * per_week - 1, table.last_period] + [e - 1 for e in events if e > reached])
-            last = max(last, min(reached + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
-            return Window("before", first, start - 1), Window("after", reached, last)
     return Window("before", first, start - 1), Window("after", start, last)
 
 
@@ -1135,8 +1116,8 @@ def _created_change(
     change = Change.of(
         metric,
         delta,
-        index=incident.before.last + 1 - table.first_period,
-        change_date=pd.Timestamp(table.period_start(incident.before.last + 1)),
+        index=incident.after.first - table.first_period,
+        change_date=pd.Timestamp(table.period_start(incident.after.first)),
         recovered_at=_recovered(table, incident, table.of(effect.segment), options),
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),
