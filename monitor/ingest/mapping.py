@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from monitor.ingest.sources import read_source
 
 NAT = np.iinfo(np.int64).min
 LATEST_REDUCE_ROWS = 1_000_000  # event-log records between two reductions to the latest per key
+ORDER_SAMPLE = 100  # ordering values tested as numbers before the whole column
 PSEUDONYM_CHARS = 16  # 64 bits of HMAC-SHA256: collisions need ~4 billion people
 
 
@@ -219,11 +221,16 @@ def numbers_of(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 def _order_values(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.ndarray, np.ndarray]:
     """Sortable numbers for an ordering column: numbers as they are, else dates.
 
-    Empty sorts first; the mask marks values that are neither.
+    Empty sorts first; the mask marks values that are neither. A column whose first
+    values are not all numbers is not all numbers: it goes straight to the dates,
+    without converting every distinct date through pandas to find that out.
     """
-    numeric, empty = numbers_of(values)
-    if np.isfinite(numeric[~empty]).all():
-        return np.where(empty, -np.inf, numeric), np.zeros(len(values), dtype=bool)
+    head, head_empty = numbers_of(values.slice(0, ORDER_SAMPLE))
+    if np.isfinite(head[~head_empty]).all():
+        numeric, empty = numbers_of(values)
+        if np.isfinite(numeric[~empty]).all():
+            return np.where(empty, -np.inf, numeric), np.zeros(len(values), dtype=bool)
+    empty = np.asarray(pc.equal(values, "").to_numpy(zero_copy_only=False), dtype=bool)
     micros, bad = parse_dates(values, profile, zone)
     return np.where(empty, -np.inf, micros.astype(float)), bad
 
@@ -287,23 +294,35 @@ def parse_dates(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.
             micros, unparsed = parse_dates(encoded.dictionary, profile, zone)
             positions = encoded.indices.to_numpy(zero_copy_only=False)
             return micros[positions], unparsed[positions]
-    text = pd.Series(values.to_pylist(), dtype=object)
-    empty = (text == "").to_numpy()
-    result = np.full(len(text), NAT, dtype=np.int64)
-    todo = ~empty
+    result = np.full(len(values), NAT, dtype=np.int64)
+    todo = np.asarray(pc.fill_null(pc.not_equal(values, ""), True).to_numpy(zero_copy_only=False), dtype=bool)
+    # Python strings only for what Arrow's kernels leave to pandas (usually nothing).
+    texts: list[str] | None = None
+
+    def text(positions: np.ndarray) -> pd.Series:
+        nonlocal texts
+        texts = values.to_pylist() if texts is None else texts
+        return pd.Series([texts[p] for p in positions.tolist()], dtype=object)
+
     for fmt in profile.date_formats:
         if not todo.any():
             break
-        parsed = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-        ok = parsed.notna().to_numpy()
-        if ok.any():
-            positions = np.flatnonzero(todo)[ok]
-            result[positions] = _localise(parsed[ok], zone)
-            todo[positions] = False
-    if todo.any():
-        subset = text[todo]
-        absolute = subset.str.contains(_HAS_OFFSET, regex=True).to_numpy()
         positions = np.flatnonzero(todo)
+        naive, ok = strptime_digits(values.take(pa.array(positions)), fmt)
+        if ok.any():
+            result[positions[ok]] = _localise(naive[ok], zone)
+            todo[positions[ok]] = False
+        rest = positions[~ok]
+        if len(rest):
+            parsed = pd.to_datetime(text(rest), format=fmt, errors="coerce")
+            ok = parsed.notna().to_numpy()
+            if ok.any():
+                result[rest[ok]] = _localise(parsed[ok].to_numpy(), zone)
+                todo[rest[ok]] = False
+    if todo.any():
+        positions = np.flatnonzero(todo)
+        subset = text(positions)
+        absolute = _has_offset(values.take(pa.array(positions)), subset)
         if absolute.any():
             parsed = pd.to_datetime(subset[absolute], format="ISO8601", utc=True, errors="coerce")
             ok = parsed.notna().to_numpy()
@@ -320,15 +339,80 @@ def parse_dates(values: pa.Array, profile: Profile, zone: ZoneInfo) -> tuple[np.
                 parsed[~ok] = extra
                 ok = parsed.notna().to_numpy()
             if ok.any():
-                result[positions[naive][ok]] = _localise(parsed[ok], zone)
+                result[positions[naive][ok]] = _localise(parsed[ok].to_numpy(), zone)
                 todo[positions[naive][ok]] = False
     return result, todo
 
 
-def _localise(naive: pd.Series, zone: ZoneInfo) -> np.ndarray:
+def _has_offset(values: pa.Array, text: pd.Series) -> np.ndarray:
+    """Whether each value ends in a time with an offset (``_HAS_OFFSET``): RE2 for ASCII
+    text, Python's ``re`` for the rest (their ``\\d`` and ``\\s`` differ beyond ASCII)."""
+    ascii_text = np.asarray(pc.string_is_ascii(values).to_numpy(zero_copy_only=False), dtype=bool)
+    found = np.asarray(pc.match_substring_regex(values, _HAS_OFFSET).to_numpy(zero_copy_only=False), dtype=bool)
+    if not ascii_text.all():
+        others = np.flatnonzero(~ascii_text)
+        found[others] = text.iloc[others].str.contains(_HAS_OFFSET, regex=True).to_numpy(dtype=bool)
+    return found
+
+
+# strptime directives read by ``strptime_digits``: ASCII digits of a width pandas'
+# format regex also accepts, range-checked below. Anything else goes to pandas.
+_DIGIT_DIRECTIVES = {"Y": r"\d{4}", "m": r"\d{1,2}", "d": r"\d{1,2}", "H": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}"}
+_DIRECTIVE = re.compile(r"%(.)")
+
+
+def _digit_pattern(fmt: str) -> tuple[str, list[str]] | None:
+    """An anchored RE2 pattern for ``fmt`` and its directives in order, or None when
+    ``fmt`` has another directive, repeats one, or has two in a row or a digit in its
+    text (where the split between the numbers would be a guess)."""
+    parts = _DIRECTIVE.split(fmt)
+    literals, codes = parts[0::2], parts[1::2]
+    if any(code not in _DIGIT_DIRECTIVES for code in codes) or len(set(codes)) < len(codes):
+        return None
+    if any(not literal for literal in literals[1:-1]) or any(c.isdigit() for c in "".join(literals)):
+        return None
+    pattern = "".join(re.escape(literal) + f"(?P<{code}>{_DIGIT_DIRECTIVES[code]})" for literal, code in zip(literals, codes, strict=False))
+    return "^" + pattern + re.escape(literals[-1]) + "$", codes
+
+
+def strptime_digits(values: pa.Array, fmt: str) -> tuple[np.ndarray, np.ndarray]:
+    """Naive ``datetime64[us]`` of the values that ``fmt`` reads as plain digits, and
+    that mask; what it leaves (other forms, impossible dates) is for pandas, which
+    gives the same value for everything read here, Arrow kernels instead of a
+    Python string per value."""
+    size = len(values)
+    naive = np.zeros(size, dtype="datetime64[us]")
+    spec = _digit_pattern(fmt)
+    if spec is None or not size:
+        return naive, np.zeros(size, dtype=bool)
+    pattern, codes = spec
+    parts = pc.extract_regex(values, pattern)
+    ok = np.asarray(pc.is_valid(parts).to_numpy(zero_copy_only=False), dtype=bool)
+    if not ok.any():
+        return naive, ok
+    parts = parts.filter(pa.array(ok))
+    field = {code: pc.cast(parts.field(code), pa.int64()).to_numpy() for code in codes}
+    count = len(parts)
+    number = {code: field.get(code, np.full(count, default, dtype=np.int64))
+              for code, default in (("Y", 1900), ("m", 1), ("d", 1), ("H", 0), ("M", 0), ("S", 0))}
+    month = (number["Y"] - 1970) * 12 + number["m"] - 1
+    first = month.astype("datetime64[M]").astype("datetime64[D]")
+    days_in_month = ((month + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
+    valid = (
+        (number["Y"] >= 1000) & (number["m"] >= 1) & (number["m"] <= 12) & (number["d"] >= 1) & (number["d"] <= days_in_month)
+        & (number["H"] <= 23) & (number["M"] <= 59) & (number["S"] <= 59)
+    )
+    seconds = ((number["d"] - 1) * 24 + number["H"]) * 3600 + number["M"] * 60 + number["S"]
+    at = np.flatnonzero(ok)
+    naive[at] = first.astype("datetime64[us]") + (seconds * 10**6).astype("timedelta64[us]")
+    ok[at[~valid]] = False
+    return naive, ok
+
+
+def _localise(naive: np.ndarray, zone: ZoneInfo) -> np.ndarray:
     """Local wall times to UTC microseconds: an ambiguous autumn hour is its first
     occurrence, a spring-forward gap moves to the first valid instant (as ``rules``)."""
-    index = pd.DatetimeIndex(naive.to_numpy()).tz_localize(
+    index = pd.DatetimeIndex(naive).tz_localize(
         zone, ambiguous=np.ones(len(naive), dtype=bool), nonexistent="shift_forward"
     )
     return index.tz_convert("UTC").tz_localize(None).astype("datetime64[us]").asi8

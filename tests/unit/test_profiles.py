@@ -5,8 +5,11 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from detectors.it_metrics import (
     count_estimate,
@@ -20,6 +23,7 @@ from monitor.ingest.mapping import (
     latest_rows,
     parse_dates,
     pseudonym,
+    strptime_digits,
 )
 from monitor.ingest.profiles import (
     Kind,
@@ -149,6 +153,23 @@ def test_dates_with_formats_day_first_and_zone():
     free = profile(day_first=True)
     micros, bad = parse_dates(pa.array(["3/4/2016 10:00"]), free, ZoneInfo("UTC"))
     assert np.datetime_as_string(micros.astype("datetime64[us]"), unit="D").tolist() == ["2016-04-03"]
+
+
+_NUMBER = st.one_of(st.integers(0, 99).map(str), st.integers(0, 99).map("{:02d}".format), st.sampled_from(["2016", "1999", "0999", "2400", " 7", "٣", "+1", ""]))
+_DATE_LIKE = st.lists(st.tuples(_NUMBER, st.sampled_from(["/", "-", ":", " ", "  ", "T", "."])), min_size=1, max_size=7).map(
+    lambda parts: "".join(number + separator for number, separator in parts).rstrip("/-:. T")
+)
+
+
+@given(st.lists(_DATE_LIKE, min_size=1, max_size=40), st.sampled_from(["%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y", "%H:%M %d.%m.%Y"]))
+@example(["29/2/2016 01:16", "29/2/2015 01:16", "31/4/2016 10:00", "1/12/2016 23:59", "01/02/2016 24:00"], "%d/%m/%Y %H:%M")
+@example(["2016-1-2 03:04:05", "2016-01-02 3:04:60", "2016-01-02T03:04:05"], "%Y-%m-%d %H:%M:%S")
+def test_digit_dates_read_as_pandas_reads_them(values, fmt):
+    """The Arrow fast path takes only values pandas reads, and reads them the same."""
+    naive, ok = strptime_digits(pa.array(values), fmt)
+    expected = pd.to_datetime(pd.Series(values, dtype=object), format=fmt, errors="coerce")
+    assert expected[ok].notna().all()
+    assert (naive[ok] == expected[ok].to_numpy().astype("datetime64[us]")).all()
 
 
 def test_latest_row_per_key_by_order_then_file_position():
