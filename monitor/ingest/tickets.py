@@ -127,9 +127,9 @@ def _datetime_text(micros: np.ndarray, none: str | None = "None") -> pa.Array:
     """UTC instants as ``str(datetime)`` gives them (``2016-02-29 01:16:00+00:00``,
     microseconds only when not zero), ``none`` for NAT: the content hash's form."""
     present = micros != NAT
-    seconds = (np.where(present, micros, 0) // 10**6).astype("datetime64[s]")
-    text = pc.replace_substring(pa.array(np.datetime_as_string(seconds, unit="s")), "T", " ")
-    fraction = np.where(present, micros, 0) % 10**6
+    known = np.where(present, micros, 0)
+    text = pa.array(known // 10**6, type=pa.timestamp("s")).cast(pa.string())
+    fraction = known % 10**6
     if fraction.any():
         padded = pc.utf8_lpad(pc.cast(pa.array(fraction), pa.string()), 6, "0")
         text = pc.if_else(pa.array(fraction != 0), pc.binary_join_element_wise(text, padded, "."), text)
@@ -138,10 +138,9 @@ def _datetime_text(micros: np.ndarray, none: str | None = "None") -> pa.Array:
 
 
 def _stored_time(micros: np.ndarray) -> pa.Array:
-    """Naive UTC text as the UTCDateTime columns store it (``insert_responses``'s form); null for NAT."""
-    present = micros != NAT
-    text = np.datetime_as_string(np.where(present, micros, 0).astype("datetime64[us]"), unit="us")
-    return pc.if_else(pa.array(present), pc.replace_substring(pa.array(text), "T", " "), pa.scalar(None, pa.string()))
+    """Naive UTC text as the UTCDateTime columns store it (``insert_responses``'s form,
+    ``2016-02-29 01:16:00.000000``, Arrow's own cast); null for NAT."""
+    return pa.array(micros, type=pa.timestamp("us"), mask=micros == NAT).cast(pa.string())
 
 
 def _number_text(values: np.ndarray) -> pa.Array:
