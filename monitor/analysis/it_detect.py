@@ -2,7 +2,7 @@
 
 The tickets resolved in the analysed periods are read once (``TicketTable``) and summed
 per (segment, period) into the additive statistics of ``detectors.it_metrics``
-(``ticket_cube``: rates as counts, resolution and feedback times as log-binned
+(``binned_ticket_cube``: rates as counts, resolution and feedback times as log-binned
 histograms), then every IT metric series goes through the same machinery as the
 survey metrics (``monitor.analysis.detect``): screened against everyone, the
 calibrated PELT with a family penalty on the candidates, known dates (go-lives,
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,8 @@ from detectors.it_metrics import (
     DETECTED_IT_METRICS,
     IT_OVERALL_ONLY,
     TICKET_STATS,
-    ticket_cube,
+    binned_ticket_cube,
+    hour_bins,
 )
 from monitor.analysis.aggregate import MISSING, Segment, history_periods
 from monitor.analysis.detect import (
@@ -110,12 +112,19 @@ class TicketTable:
         )
 
     def cube_of(self, keep: np.ndarray | None = None) -> np.ndarray:
-        """(periods, stats) sums of the tickets in ``keep`` (all when None)."""
-        table = self if keep is None else self.subset(keep)
-        return table._cube(np.zeros(len(table), dtype=np.int64), 1)[0]
+        """(periods, stats) sums of the tickets in ``keep`` (all when None); the others
+        are group -1, which the cube leaves out, rather than a copy of every array."""
+        group = np.zeros(len(self), dtype=np.int64) if keep is None else np.where(keep, 0, -1)
+        return self._cube(group, 1)[0]
+
+    @functools.cached_property
+    def _hour_bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """Histogram bins of the resolution and feedback hours: binned once, read by every cube."""
+        return hour_bins(self.resolution_hours), hour_bins(self.feedback_hours)
 
     def _cube(self, group: np.ndarray, n_groups: int) -> np.ndarray:
-        return ticket_cube(
+        resolution_bins, feedback_bins = self._hour_bins
+        return binned_ticket_cube(
             self.periods - self.first_period,
             group,
             n_groups,
@@ -123,9 +132,9 @@ class TicketTable:
             sla=self.sla,
             reassignments=self.reassignments,
             reopens=self.reopens,
-            resolution_hours=self.resolution_hours,
+            resolution_bins=resolution_bins,
             answered=self.answered,
-            feedback_hours=self.feedback_hours,
+            feedback_bins=feedback_bins,
         )
 
     def grouping(self, by: tuple[str, ...]) -> tuple[list[Segment], np.ndarray]:
