@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import (
     BigInteger,
@@ -307,8 +308,7 @@ def load_ticket_arrays(connection: Connection, first_day: int, last_day: int) ->
     unknown), ``resolution_hours``, ``answered`` (bool), ``feedback_hours`` (hours
     from resolution to the first survey answer, NaN unanswered), and ``slots``:
     slot -> value id array (-1 unknown). One query; the first answer per ticket is a
-    GROUP BY over the responses joined by ticket id. Plain driver tuples, as
-    ``load_responses`` reads them: SQLAlchemy rows would cost more than the query.
+    GROUP BY over the responses joined by ticket id.
     """
     answers = (
         select(responses.c.ticket_id.label("tid"), func.min(responses.c.submitted_at).label("first_answer"))
@@ -321,39 +321,78 @@ def load_ticket_arrays(connection: Connection, first_day: int, last_day: int) ->
         select(Dimension.id).where(Dimension.slot == slot).limit(1)
     ).first() is not None]
     day = tickets.c.resolved_day
-    query = (
-        select(
-            day,
-            func.coalesce(cast(tickets.c.sla_met, Integer), -1),
-            func.coalesce(tickets.c.reassignment_count, -1),
-            func.coalesce(tickets.c.reopen_count, -1),
+    source = tickets.outerjoin(answers, answers.c.tid == tickets.c.ticket_id)
+    where = (day.is_not(None), day >= first_day, day <= last_day)
+    codes = [
+        day,
+        func.coalesce(cast(tickets.c.sla_met, Integer), -1),
+        func.coalesce(tickets.c.reassignment_count, -1),
+        func.coalesce(tickets.c.reopen_count, -1),
+        *(func.coalesce(tickets.c[slot_column(slot)], -1) for slot in used),
+    ]
+    if connection.dialect.name == "sqlite":
+        times = [tickets.c.opened_at, tickets.c.resolved_at, answers.c.first_answer]
+        columns = _sqlite_integer_columns(connection, [*codes, *(_julian_ms(time) for time in times)], source, where)
+        opened, resolved, answered = columns[len(codes):]
+        resolution, feedback = _julian_hours(resolved, opened), _julian_hours(answered, resolved)
+    else:
+        query = select(
+            *codes,
             _hours_between(connection, tickets.c.resolved_at, tickets.c.opened_at),
             _hours_between(connection, answers.c.first_answer, tickets.c.resolved_at),
-            *(func.coalesce(tickets.c[slot_column(slot)], -1) for slot in used),
-        )
-        .select_from(tickets.outerjoin(answers, answers.c.tid == tickets.c.ticket_id))
-        .where(day.is_not(None), day >= first_day, day <= last_day)
-    )
-    result = connection.execute(query)
-    rows = result.cursor.fetchall()
-    result.close()
-    width = 6 + len(used)
-    raw = np.array(rows, dtype=float).reshape(len(rows), width) if rows else np.zeros((0, width))
+        ).select_from(source).where(*where)
+        # Plain driver tuples, as ``load_responses`` reads them: SQLAlchemy rows would cost more than the query.
+        result = connection.execute(query)
+        rows = result.cursor.fetchall()
+        result.close()
+        width = len(codes) + 2
+        raw = np.array(rows, dtype=float).reshape(len(rows), width) if rows else np.zeros((0, width))
+        columns = list(raw[:, : len(codes)].astype(np.int64).T)
+        resolution, feedback = raw[:, len(codes)], raw[:, len(codes) + 1]
 
     def known(column: np.ndarray) -> np.ndarray:
-        return np.where(column < 0, np.nan, column)
+        return np.where(column < 0, np.nan, column.astype(float))
 
-    feedback = raw[:, 5]
     return {
-        "resolved_day": raw[:, 0].astype(np.int64),
-        "sla": known(raw[:, 1]),
-        "reassignments": known(raw[:, 2]),
-        "reopens": known(raw[:, 3]),
-        "resolution_hours": raw[:, 4],
+        "resolved_day": columns[0],
+        "sla": known(columns[1]),
+        "reassignments": known(columns[2]),
+        "reopens": known(columns[3]),
+        "resolution_hours": resolution,
         "answered": np.isfinite(feedback),
         "feedback_hours": feedback,
-        "slots": {slot: raw[:, 6 + i].astype(np.int64) for i, slot in enumerate(used)},
+        "slots": {slot: columns[4 + i] for i, slot in enumerate(used)},
     }
+
+
+_MS_PER_DAY = 86_400_000.0
+_NO_TIME = -1  # no Julian day in milliseconds is negative
+
+
+def _julian_ms(column: Any) -> Any:
+    """SQLite's own Julian day number in milliseconds (``julianday`` returns it over
+    86,400,000.0, so the rounding recovers it exactly), ``_NO_TIME`` for NULL."""
+    return func.coalesce(cast(func.round(func.julianday(column) * _MS_PER_DAY), Integer), _NO_TIME)
+
+
+def _julian_hours(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """``(julianday(later) - julianday(earlier)) * 24.0`` in the same double operations
+    as SQLite (so the same bits as ``_hours_between``); NaN where either is unknown."""
+    hours = (later / _MS_PER_DAY - earlier / _MS_PER_DAY) * 24.0
+    return np.where((later == _NO_TIME) | (earlier == _NO_TIME), np.nan, hours)
+
+
+def _sqlite_integer_columns(connection: Connection, columns: Sequence[Any], source: Any, where: Sequence[Any]) -> list[np.ndarray]:
+    """Integer expressions (never NULL) over the rows of ``source``, each read as one
+    ``group_concat`` text and split by Arrow: the sqlite3 driver builds a Python object
+    per value, which for two million tickets took twice as long as the query itself.
+    The aggregates of one SELECT see the rows in the same order, so the arrays align."""
+    texts = connection.execute(select(*(func.group_concat(column) for column in columns)).select_from(source).where(*where)).one()
+    return [
+        np.zeros(0, dtype=np.int64) if text is None
+        else pc.cast(pc.split_pattern(pa.array([text]), ",").flatten(), pa.int64()).to_numpy()
+        for text in texts
+    ]
 
 
 def rating_extremes(connection: Connection, first_day: int, last_day: int) -> dict[int | None, dict[int, tuple[int, int, int]]]:
