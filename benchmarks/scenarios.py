@@ -441,13 +441,15 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
         for e in r["score"]["effects"]:
             if e["cls"] == "co_starting":
                 co_groups[r["case"], e["group"]].append(e)
-    two_roots = sum(all(e["found"] for e in g) and len({e.get("root") for e in g}) == 2 for g in co_groups.values())
-    two_right = sum(all(e["found"] and e.get("recovery_right") for e in g) and len({e.get("root") for e in g}) == 2
-                    for g in co_groups.values())
+    def split(groups: Any, recovery: bool) -> int:
+        """Groups found as two roots (each with its right recovery, if asked)."""
+        return sum(all(e["found"] and (e.get("recovery_right") or not recovery) for e in g)
+                   and len({e.get("root") for e in g}) == 2 for g in groups)
+
+    two_roots, two_right = split(co_groups.values(), False), split(co_groups.values(), True)
     # Both parts detectable (the headline rule of each part): what the target is judged on.
     co_headline = [g for g in co_groups.values() if all(e["headline"] for e in g)]
-    two_right_headline = sum(all(e["found"] and e.get("recovery_right") for e in g)
-                             and len({e.get("root") for e in g}) == 2 for g in co_headline)
+    two_right_headline = split(co_headline, True)
     two_parts = sum(any(e.get("mixed_naming_local") for e in g) for g in co_groups.values())
     triples = [e for e in effects if e["cls"] == "triple"]
     replays = [r["replay"] for r in results if "replay" in r]

@@ -398,6 +398,11 @@ class _Searched:
             self._z = searched_critical_z(series, periods, options.alpha)
         return self._z
 
+    def bar(self, kept: bool) -> float:
+        """The z a searched change must clear: ``KEPT_Z_SLACK`` lower for a stored
+        finding re-tested at its own date (hysteresis)."""
+        return self.critical_z - (KEPT_Z_SLACK if kept else 0.0)
+
 
 def _date_bar(incident: Incident, searched: _Searched) -> float:
     """The z a segment of the incident needs when the incident's date was itself searched
@@ -406,13 +411,12 @@ def _date_bar(incident: Incident, searched: _Searched) -> float:
     The windows were then placed where some segment's series dipped most, among
     every segment and week, so a segment standing out on them was chosen twice by
     the data; the Bonferroni over segments alone would let noise in small pairs
-    through in most runs. The bar is the searched critical z (a kept finding's one
-    standard error lower, as in ``_searched_enough``). 0: no date search to count.
+    through in most runs. The bar is ``_Searched.bar``, as for a searched change that
+    stands alone (``_searched_enough``). 0: no date search to count.
     """
     if any(not m.segment.items or m.found_by is FoundBy.KNOWN_DATE for m in incident.members):
         return 0.0
-    kept = all(m.found_by is FoundBy.KEPT for m in incident.members)
-    return searched.critical_z - (KEPT_Z_SLACK if kept else 0.0)
+    return searched.bar(kept=all(m.found_by is FoundBy.KEPT for m in incident.members))
 
 
 def _searched_enough(table: ResponseTable, member: DetectedChange, options: AttributionOptions,
@@ -430,8 +434,7 @@ def _searched_enough(table: ResponseTable, member: DetectedChange, options: Attr
         return True
     change = member.change
     z = change_z(change.delta, change.ci_low, change.ci_high, change.p_value, options.confidence)
-    bar = searched.critical_z - (KEPT_Z_SLACK if member.found_by is FoundBy.KEPT else 0.0)
-    return bool(np.isfinite(z) and z >= bar)
+    return bool(np.isfinite(z) and z >= searched.bar(kept=member.found_by is FoundBy.KEPT))
 
 
 def polarities(table: ResponseTable, options: AttributionOptions) -> dict[str, Polarity]:

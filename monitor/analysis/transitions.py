@@ -18,6 +18,7 @@ import pandas as pd
 from detectors import (
     Delta,
     Direction,
+    Estimate,
     Metric,
     lost_time_summary,
     metric_for,
@@ -346,21 +347,12 @@ def _judge_it_target(target: Target, tickets: TicketTable, transition: Transitio
     if not keep.any():
         return {**_unjudgeable(target, transition, as_of), "evidence": "no tickets in the segment"}
     deadline = target.deadline(transition.go_live)
-    last = min(tickets.last_period, period_of_day((deadline - EPOCH).days - 1, tickets.period))
-    first = max(last - JUDGE_PERIODS + 1, tickets.first_period)
+    first, last = _judged_periods(deadline, tickets.first_period, tickets.last_period, tickets.period)
     frame = tickets.frame(tickets.cube_of(keep))
     totals = pool(frame.iloc[first - tickets.first_period : last - tickets.first_period + 1])
     estimate = metric_for(target.metric).estimate(totals)
-    meets = bool(np.isfinite(estimate.value) and target.met_by(estimate.value))
-    return {
-        "target": target.text(),
-        "deadline": deadline.isoformat(),
-        "status": "met" if meets else ("not_met" if as_of >= deadline else "at_risk"),
-        "value": None if not np.isfinite(estimate.value) else round(estimate.value, 2),
-        "ci": [round(estimate.ci_low, 2), round(estimate.ci_high, 2)] if np.isfinite(estimate.ci_low) else None,
-        "n": estimate.n,
-        "window": [period_start(first, tickets.period).isoformat(), period_start(last, tickets.period).isoformat()],
-    }
+    window = (period_start(first, tickets.period), period_start(last, tickets.period))
+    return _verdict(target, deadline, as_of, estimate, window)
 
 
 def it_comparisons(tickets: TicketTable, transition: Transition, options: AnalysisOptions) -> dict[str, Any]:
@@ -519,9 +511,21 @@ def _judge_target(target: Target, table: ResponseTable, transition: Transition, 
     if series is None:
         return _unjudgeable(target, transition, as_of)
     deadline = target.deadline(transition.go_live)
-    last = min(table.last_period, period_of_day((deadline - EPOCH).days - 1, table.period))
-    first = max(last - JUDGE_PERIODS + 1, table.first_period)
+    first, last = _judged_periods(deadline, table.first_period, table.last_period, table.period)
     estimate = metric_for(target.metric).estimate(window_totals(table, series, Window("target", first, last)))
+    return _verdict(target, deadline, as_of, estimate, (table.period_start(first), table.period_start(last)))
+
+
+def _judged_periods(deadline: dt.date, first_period: int, last_period: int, period: str) -> tuple[int, int]:
+    """The ``JUDGE_PERIODS`` periods ending with the deadline's (or the data's last) period."""
+    last = min(last_period, period_of_day((deadline - EPOCH).days - 1, period))
+    return max(last - JUDGE_PERIODS + 1, first_period), last
+
+
+def _verdict(
+    target: Target, deadline: dt.date, as_of: dt.date, estimate: Estimate, window: tuple[dt.date, dt.date]
+) -> dict[str, Any]:
+    """A judged target: met, else at risk until its deadline and missed after it."""
     meets = bool(np.isfinite(estimate.value) and target.met_by(estimate.value))
     return {
         "target": target.text(),
@@ -530,7 +534,7 @@ def _judge_target(target: Target, table: ResponseTable, transition: Transition, 
         "value": None if not np.isfinite(estimate.value) else round(estimate.value, 2),
         "ci": [round(estimate.ci_low, 2), round(estimate.ci_high, 2)] if np.isfinite(estimate.ci_low) else None,
         "n": estimate.n,
-        "window": [table.period_start(first).isoformat(), table.period_start(last).isoformat()],
+        "window": [window[0].isoformat(), window[1].isoformat()],
     }
 
 
