@@ -21,6 +21,7 @@ from detectors.changepoints import (
     is_finding,
     noise_scale,
     segment_series,
+    survey_noise,
     test_known_date,
 )
 from detectors.costs import SegmentCosts, WeightedL2Cost, segment_costs
@@ -77,6 +78,7 @@ __all__ = [
     "lost_time_summary",
     "metric_for",
     "noise_scale",
+    "survey_noise",
     "pool",
     "pool_segments",
     "segment_costs",

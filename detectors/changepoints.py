@@ -66,6 +66,7 @@ WINSOR_SDS = 2.0
 RUNNING_WINDOW = 5
 
 NOISE_BLOCK = 4  # points per block for the long-range noise estimate
+MAX_PHI = 0.8  # the largest lag-one autocorrelation survey_noise corrects for
 BIWEIGHT_C = 9.0  # biweight tuning constant, in MADs (the usual choice)
 MEAN_AD_TO_SD = math.sqrt(math.pi / 2.0)  # mean absolute deviation -> SD
 
@@ -587,7 +588,7 @@ def detect_changes(
         values = values - reference.values
         variances = variances + np.nan_to_num(reference.variances, nan=np.inf)
     weights = _safe_reciprocal(variances)
-    sigma = max(1.0, noise_scale(values, weights))
+    sigma = survey_noise(values, weights)
     segmentation = segment_series(values, weights, penalty=penalty, min_size=min_size, noise=sigma)
     if segmentation is None:
         return []
@@ -602,12 +603,42 @@ def detect_changes(
     )
 
 
+def survey_noise(values: object, weights: object) -> float:
+    """The noise scale of a series whose weights are its known sampling precisions:
+    how many times the sampling noise its week-to-week variation is (never below 1).
+
+    ``noise_scale``'s block estimate reads real level changes as noise (block
+    differences straddle them): a series with a go-live dip and a dip months before
+    came out at 2.5x its sampling noise, and a 20-point dip of five weeks at 470
+    answers a week went unseen. Here the first differences give the short-range
+    scale (a level change touches one of them, which the robust scale rejects), and
+    positive autocorrelation, which makes segment means wander more than first
+    differences show, is corrected for with the lag-one correlation of consecutive
+    differences (AR(1): corr = -(1 - phi) / 2), estimated just as robustly.
+    """
+    x, w, _ = _valid(values, weights)
+    if x.size < 3:
+        return 1.0
+    steps = np.diff(x) / np.sqrt(1.0 / w[:-1] + 1.0 / w[1:])
+    short_range = _robust_sd(steps)
+    if not short_range > 0:
+        return 1.0
+    phi = 0.0
+    if steps.size >= 8:
+        # Gnanadesikan-Kettenring: a robust correlation from robust scales of sums and differences.
+        plus, minus = _robust_sd(steps[1:] + steps[:-1]) ** 2, _robust_sd(steps[1:] - steps[:-1]) ** 2
+        if plus + minus > 0:
+            phi = float(np.clip(1.0 + 2.0 * (plus - minus) / (plus + minus), 0.0, MAX_PHI))
+    return max(1.0, min(short_range * math.sqrt(1.0 + phi) / (1.0 - phi), noise_scale(x, w)))
+
+
 def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[ChangeSpan]:
     """The changes a segmentation implies, each a step or a slide.
 
     Each boundary between segments is a change, except that a sloped segment
     joining its neighbours smoothly makes one change of the boundaries either
-    side of it, and neighbouring changes in the same direction merge into one
+    side of it (a jump onto a slope going the other way is a step, and the slope
+    a slide of its own when it starts off a level later), and neighbouring changes in the same direction merge into one
     when a single ramp fits their segments within one change penalty of the
     segmentation (a staircase down is one slide). A sloped first segment is a
     change only when a ramp from a level beats its line by ``RAMP_GAIN`` (a
@@ -640,9 +671,19 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             j += 1
     groups = _merge_staircases(segmentation, groups, min_size=min_size)
     for first, last in groups:
+        if last == first + 1 and _reverses(segments[first], segments[last]):
+            # A jump onto a trend going the other way (joins were grouped above): the
+            # jump is a step, and the trend a slide of its own if it starts off a level
+            # later. One ramp over both would date the slide and lose the jump (a
+            # dip's recovery followed by a new decline).
+            spans.append(ChangeSpan(segments[last].start, segments[last].start))
+            dated = _dated_trend(prepared, segments[last], min_size=min_size)
+            if dated is not None and dated.start > segments[last].start:
+                spans.append(ChangeSpan(dated.start, min(dated.end, segments[last].end)))
+            continue
         fit = _fit_ramps(prepared, segments[first].first, segments[last].last, min_size=min_size)
         if fit is not None and fit.step_rss - fit.ramp_rss >= RAMP_GAIN:
-            spans.append(fit.span)
+            spans.append(_segmented_slide(segments, first, last) or fit.span)
         elif last == first + 1:
             spans.append(ChangeSpan(segments[last].start, segments[last].start))
         elif fit is not None:  # a merged group that no longer reads as a slide: its best step
@@ -650,6 +691,28 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     spans = sorted(spans, key=lambda s: s.start)
     # Ramps fitted on overlapping windows may overlap by a period: keep them in order.
     return [s for k, s in enumerate(spans) if k == 0 or s.start >= spans[k - 1].end]
+
+
+def _reverses(left: Segment, right: Segment) -> bool:
+    """A sloped segment whose slope goes against the jump onto it."""
+    if right.shape is not SegmentShape.LINEAR:
+        return False
+    jump = right.level - left.value_at(right.start)
+    return bool(jump * right.slope < 0)
+
+
+def _segmented_slide(segments: tuple[Segment, ...], first: int, last: int) -> ChangeSpan | None:
+    """The slide as the segmentation found it, when it follows a drift: the one
+    sloped segment of a change after a sloped first segment it joins. The ramp
+    refit assumes a level before the slide and, after a slow drift, dated slides
+    weeks early; the segmentation's bounds allow for the drift. None otherwise
+    (after a level, the refit dates a slide better than the segmentation's jump)."""
+    if segments[first].shape is not SegmentShape.LINEAR:
+        return None
+    sloped = [k for k in range(first + 1, last + 1) if segments[k].shape is SegmentShape.LINEAR]
+    if len(sloped) != 1 or not _joins(segments[sloped[0] - 1], segments[sloped[0]]):
+        return None
+    return ChangeSpan(segments[sloped[0]].start, segments[sloped[0]].end)
 
 
 def _direction(segmentation: Segmentation, first: int, last: int) -> float:

@@ -36,6 +36,7 @@ from detectors import (
     is_finding,
     metric_for,
     noise_scale,
+    survey_noise,
 )
 from detectors import Polarity as MetricPolarity
 from detectors.polarity import FactorPolarity, Polarity, factor_polarities
@@ -429,7 +430,7 @@ class _Series:
         weights = np.zeros(values.shape)
         usable = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
         np.divide(1.0, variances, out=weights, where=usable)
-        sigma = max(1.0, noise_scale(np.where(usable, values, np.nan), np.where(usable, weights, np.nan)))
+        sigma = survey_noise(np.where(usable, values, np.nan), np.where(usable, weights, np.nan))
         return cls(
             metric, stats, np.where(usable, values, 0.0), weights / sigma**2, sigma, min_effect, min_n, confidence
         )
