@@ -88,19 +88,24 @@ def noise_scale(values: object, weights: object = None) -> float:
     made short series cheaper to calibrate. NaNs are skipped.
     """
     x, w, _ = _valid(values, weights)
+    return max(_noise_scales(x, w))
+
+
+def _noise_scales(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """The short-range (first differences) and long-range (block means) noise
+    scales of usable points; the long one is 0 when there are too few blocks."""
     if x.size < 3:
-        return 0.0
+        return 0.0, 0.0
     short_range = _robust_sd(np.diff(x) / np.sqrt(1.0 / w[:-1] + 1.0 / w[1:]))
     blocks = x.size // NOISE_BLOCK
     if blocks < 3 or not short_range > 0:
-        return short_range
+        return short_range, 0.0
     # Clip outliers first: block means would carry them into most differences.
     clipped = _winsorise(x, w, short_range)[: blocks * NOISE_BLOCK].reshape(blocks, NOISE_BLOCK)
     block_weights = w[: blocks * NOISE_BLOCK].reshape(blocks, NOISE_BLOCK)
     totals = block_weights.sum(axis=1)
     means = (clipped * block_weights).sum(axis=1) / totals
-    long_range = _robust_sd(np.diff(means) / np.sqrt(1.0 / totals[:-1] + 1.0 / totals[1:]))
-    return max(short_range, long_range)
+    return short_range, _robust_sd(np.diff(means) / np.sqrt(1.0 / totals[:-1] + 1.0 / totals[1:]))
 
 
 def _robust_sd(diffs: np.ndarray) -> float:
@@ -617,19 +622,17 @@ def survey_noise(values: object, weights: object) -> float:
     differences (AR(1): corr = -(1 - phi) / 2), estimated just as robustly.
     """
     x, w, _ = _valid(values, weights)
-    if x.size < 3:
-        return 1.0
-    steps = np.diff(x) / np.sqrt(1.0 / w[:-1] + 1.0 / w[1:])
-    short_range = _robust_sd(steps)
+    short_range, long_range = _noise_scales(x, w)
     if not short_range > 0:
         return 1.0
+    steps = np.diff(x) / np.sqrt(1.0 / w[:-1] + 1.0 / w[1:])
     phi = 0.0
     if steps.size >= 8:
         # Gnanadesikan-Kettenring: a robust correlation from robust scales of sums and differences.
         plus, minus = _robust_sd(steps[1:] + steps[:-1]) ** 2, _robust_sd(steps[1:] - steps[:-1]) ** 2
         if plus + minus > 0:
             phi = float(np.clip(1.0 + 2.0 * (plus - minus) / (plus + minus), 0.0, MAX_PHI))
-    return max(1.0, min(short_range * math.sqrt(1.0 + phi) / (1.0 - phi), noise_scale(x, w)))
+    return max(1.0, min(short_range * math.sqrt(1.0 + phi) / (1.0 - phi), max(short_range, long_range)))
 
 
 def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[ChangeSpan]:
@@ -638,9 +641,10 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     Each boundary between segments is a change, except that a sloped segment
     joining its neighbours smoothly makes one change of the boundaries either
     side of it (a jump onto a slope going the other way is a step, and the slope
-    a slide of its own when it starts off a level later), and neighbouring changes in the same direction merge into one
-    when a single ramp fits their segments within one change penalty of the
-    segmentation (a staircase down is one slide). A sloped first segment is a
+    a slide of its own when it starts off a level later), and neighbouring
+    changes in the same direction merge into one when a single ramp fits their
+    segments within one change penalty of the segmentation (a staircase down is
+    one slide). A sloped first segment is a
     change only when a ramp from a level beats its line by ``RAMP_GAIN`` (a
     trend through the whole history is not a change).
 
@@ -656,9 +660,7 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     prepared = segmentation.prepared
     spans: list[ChangeSpan] = []
     if segments[0].shape is SegmentShape.LINEAR:  # sloped from the start: did it start sliding later?
-        dated = _dated_trend(prepared, segments[0], min_size=min_size)
-        if dated is not None:
-            spans.append(ChangeSpan(dated.start, min(dated.end, segments[0].end)))
+        spans += _later_slide(prepared, segments[0], min_size=min_size)
     groups: list[list[int]] = []  # first and last segment index of each change
     j = 1
     while j < len(segments):
@@ -677,9 +679,7 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             # later. One ramp over both would date the slide and lose the jump (a
             # dip's recovery followed by a new decline).
             spans.append(ChangeSpan(segments[last].start, segments[last].start))
-            dated = _dated_trend(prepared, segments[last], min_size=min_size)
-            if dated is not None and dated.start > segments[last].start:
-                spans.append(ChangeSpan(dated.start, min(dated.end, segments[last].end)))
+            spans += _later_slide(prepared, segments[last], min_size=min_size)
             continue
         fit = _fit_ramps(prepared, segments[first].first, segments[last].last, min_size=min_size)
         if fit is not None and fit.step_rss - fit.ramp_rss >= RAMP_GAIN:
@@ -691,6 +691,15 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     spans = sorted(spans, key=lambda s: s.start)
     # Ramps fitted on overlapping windows may overlap by a period: keep them in order.
     return [s for k, s in enumerate(spans) if k == 0 or s.start >= spans[k - 1].end]
+
+
+def _later_slide(prepared: PreparedSeries, segment: Segment, *, min_size: int) -> list[ChangeSpan]:
+    """The slide inside a sloped segment that starts off a level after the segment
+    does (``_dated_trend``), within the segment; none otherwise."""
+    dated = _dated_trend(prepared, segment, min_size=min_size)
+    if dated is None or dated.start <= segment.start:
+        return []
+    return [ChangeSpan(dated.start, min(dated.end, segment.end))]
 
 
 def _reverses(left: Segment, right: Segment) -> bool:
