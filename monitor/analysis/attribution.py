@@ -715,11 +715,16 @@ def _explain(
         ]
         start = min(around, key=lambda c: (len(c.segment.items), -c.carried, c.segment.key())) if around else top
         settled.add(start.segment)
-        host = next((r for r in reversed(incident.roots) if _inside(masks, start.segment, r.segment)), None)
-        if host is not None:
+        hosts = [r.segment for r in incident.roots if _inside(masks, start.segment, r.segment)]
+        if len(hosts) == 1:
             # Inside a root: an echo of it, unless it changed clearly more than the
             # rest of the root (a second cause on top of the root's).
-            if not _stands_out_in(masks, metric, start.segment, host.segment, threshold, level):
+            if not _stands_out_in(masks, metric, start.segment, hosts[0], threshold, level):
+                continue
+        elif hosts:
+            # Where roots overlap (Finland x SAP) both dips add up: an echo of them,
+            # unless it changed clearly more than their sum.
+            if not _beyond_its_roots(masks, metric, start.segment, hosts, threshold, level):
                 continue
         elif incident.roots and not _still_stands_out(masks, metric, start.segment, root_mask, threshold, level, floor):
             continue
@@ -935,6 +940,38 @@ def _stands_out_in(
         np.isfinite(z[0]) and z[0] >= threshold and extra[0] >= GENERIC_SPREAD * max(host_change, 0.0)
         and _big_enough(metric, float(extra[0]), level)
     )
+
+
+def _beyond_its_roots(
+    masks: _Masks, metric: Metric, segment: Segment, hosts: list[Segment], threshold: float, level: float
+) -> bool:
+    """Did ``segment``, inside several roots, change clearly more than their effects added up?
+
+    Each root's effect is measured on its respondents outside the other roots,
+    against everyone outside all of them; the segment's own excess over those is
+    compared with their sum. Clearly: the incident's threshold, by half the
+    metric's minimum effect at least.
+    """
+    union = masks.nobody()
+    for host in hosts:
+        union = union | masks.of(host)
+    outside = _shift_of(metric, masks.complement(union))
+    parts = []
+    for host in hosts:
+        others = masks.nobody()
+        for other in hosts:
+            if other != host:
+                others = others | masks.of(other)
+        parts.append(_shift_of(metric, masks.sums(masks.of(host).without(others))))
+    own = _shift_of(metric, masks.segment_sums(segment))
+    k = len(hosts)
+    sign = worse_sign(metric)
+    residual = own.delta - sum(p.delta for p in parts) + (k - 1) * outside.delta
+    tested = own.test_delta - sum(p.test_delta for p in parts) + (k - 1) * outside.test_delta
+    variance = own.test_variance + sum(p.test_variance for p in parts) + (k - 1) ** 2 * outside.test_variance
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = sign * tested[0] / np.sqrt(variance[0])
+    return bool(np.isfinite(z) and z >= threshold and _big_enough(metric, float(sign * residual[0]), level))
 
 
 def _best_name(masks: _Masks, effect: SegmentEffect) -> SegmentEffect:

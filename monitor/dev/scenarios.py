@@ -554,9 +554,11 @@ class _Planner:
                 return week
         return None
 
-    def segment(self, n_dims: int, week: int, last_week: int) -> dict[str, str] | None:
+    def segment(self, n_dims: int, week: int, last_week: int, *, by_size: bool = False) -> dict[str, str] | None:
         """A segment of ``n_dims`` unrelated dimensions, alive from ``week`` to ``last_week``,
-        picked with probability growing as the square root of its size (small ones too)."""
+        picked with probability growing as the square root of its size (small ones too),
+        or ``by_size`` as its size (where a random respondent is: the larger combinations
+        a problem in two or three dimensions is likely to hit)."""
         names = list(self.dims)
         for _ in range(20):
             chosen = [str(n) for n in self.rng.permutation(names)[:n_dims]]
@@ -577,7 +579,7 @@ class _Planner:
             ok &= np.array([self._alive(chosen, combo, last_week) for combo in combos])
             if not ok.any():
                 continue
-            weights = np.sqrt(counts) * ok
+            weights = (counts if by_size else np.sqrt(counts)) * ok
             pick = combos[self.rng.choice(len(combos), p=weights / weights.sum())]
             return {n: self.dims[n].values[int(c)] for n, c in zip(chosen, pick)}
         return None
@@ -632,7 +634,9 @@ class _Planner:
                 return []
             fade, rec = self.recovery(week, lasting_p=0.6)
             last = self.weeks if rec is None else (rec - self.start).days // 7
-            segment = self.segment(n, week, last)
+            # Half of the pairs and triples where respondents are: drawn like single
+            # values, few would be large enough to judge the deeper search on.
+            segment = self.segment(n, week, last, by_size=n > 1 and rng.random() < 0.5)
             if segment is None:
                 return []
             self.onsets.append(week)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from monitor.analysis.aggregate import Segment
 from monitor.analysis.attribution import AttributionOptions, attribute
 from monitor.analysis.detect import AnalysisOptions, find_changes
@@ -46,7 +49,54 @@ def test_two_overlapping_roots_are_two_roots_and_their_intersection_an_echo():
         w = world(seed, _overlapping)
         roots, _ = roots_of(w.table)
         right += {r.segment for r in roots} == {e.seg for e in w.effects}
+    # Judged against one of the two roots only, the intersection (which carries both
+    # dips) stood out in one world of five and became a third root.
+    assert right == len(SEEDS)
+
+
+def _half_of_everyone(rng, labels, weights):
+    largest = labels["channel"][int(np.argmax(weights["channel"]))]
+    return [Effect({"channel": largest}, 0.1, str(rng.choice(NEGATIVE)), 24)]
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: segments are screened against everyone, which holds them; "
+                   "against everyone else this passes, but on the scenario family that change raised false roots "
+                   "(factor shares) without raising recall, so it has not landed")
+def test_a_dip_in_a_value_holding_half_of_everyone_is_found_against_the_rest():
+    """Against everyone, which holds it, such a segment shows only half of its dip
+    (below the minimum effect); against everyone else it shows all of it."""
+    right = 0
+    for seed in SEEDS:
+        w = world(seed, _half_of_everyone)
+        roots, _ = roots_of(w.table)
+        right += [(r.segment, abs(r.change.index - 24) <= 1) for r in roots] == [(w.effects[0].seg, True)]
     assert right >= 4
+
+
+def _rest_recovers(rng, labels, weights):
+    """Everyone dips from period 12 on; everyone but one channel had dipped from
+    period 4 and recovers at 24: against the rest, that channel looks worse at 24."""
+    factor = str(rng.choice(NEGATIVE))
+    kept = labels["channel"][int(np.argmax(weights["channel"]))]
+    others = [Effect({"channel": value}, 0.3, factor, 4, end=24) for value in labels["channel"] if value != kept]
+    return [Effect({}, 0.3, factor, 12), *others, Effect({"channel": kept}, 0.0, factor, 0)]
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: a change located against the reference is described on the "
+                   "segment's own series over windows that can straddle the reference's own changes")
+def test_a_segment_is_not_blamed_for_the_rest_recovering():
+    """Its own series is flat from period 12 on: the change located against the rest
+    at 24 is described between the rest's own changes, not back over period 12."""
+    blamed = 0
+    for seed in SEEDS:
+        w = world(seed, _rest_recovers)
+        kept = w.effects[-1].seg
+        detected = find_changes(w.table, AnalysisOptions(workers=1)).changes
+        blamed += any(
+            c.metric == "happiness" and c.segment == kept and c.change.delta < 0 and abs(c.change.index - 24) <= 2
+            for c in detected
+        )
+    assert blamed == 0
 
 
 def _triple(rng, labels, weights):
