@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -210,6 +210,13 @@ class _Masks:
         if segment not in self._segments:
             self._segments[segment] = Mask(*(part.of(segment) for part in self._windows))
         return self._segments[segment]
+
+    def of_any(self, segments: Iterable[Segment]) -> Mask:
+        """Respondents of any of ``segments`` (nobody for none)."""
+        union = self.nobody()
+        for segment in segments:
+            union = union | self.of(segment)
+        return union
 
     def in_scope(self, scope: Mapping[str, list[str]]) -> Mask:
         """Respondents whose value of each listed dimension is one of those listed."""
@@ -782,10 +789,7 @@ def _adopt(
             continue
         own = masks.of(segment)
         overlapping = [root for root in incident.roots if _overlap(masks.of(root.segment), own)]
-        others = masks.nobody()
-        for root in incident.roots:
-            if root not in overlapping:
-                others = others | masks.of(root.segment)
+        others = masks.of_any(root.segment for root in incident.roots if root not in overlapping)
         effect = _effect_of(masks, metric, segment, others, options)
         if effect is None or not (
             effect.z >= threshold and effect.excess >= incident.floor and _big_enough(metric, effect.excess, level)
@@ -802,10 +806,7 @@ def _adopt(
             continue
         incident.roots = [root for root in incident.roots if root not in overlapping or root in kept] + [effect]
         incident.adopted.add(segment)
-    root_mask = masks.nobody()
-    for root in incident.roots:
-        root_mask = root_mask | masks.of(root.segment)
-    return root_mask
+    return masks.of_any(root.segment for root in incident.roots)
 
 
 def _overlap(a: Mask, b: Mask) -> bool:
@@ -952,17 +953,11 @@ def _beyond_its_roots(
     compared with their sum. Clearly: the incident's threshold, by half the
     metric's minimum effect at least.
     """
-    union = masks.nobody()
-    for host in hosts:
-        union = union | masks.of(host)
-    outside = _shift_of(metric, masks.complement(union))
-    parts = []
-    for host in hosts:
-        others = masks.nobody()
-        for other in hosts:
-            if other != host:
-                others = others | masks.of(other)
-        parts.append(_shift_of(metric, masks.sums(masks.of(host).without(others))))
+    outside = _shift_of(metric, masks.complement(masks.of_any(hosts)))
+    parts = [
+        _shift_of(metric, masks.sums(masks.of(host).without(masks.of_any(h for h in hosts if h != host))))
+        for host in hosts
+    ]
     own = _shift_of(metric, masks.segment_sums(segment))
     k = len(hosts)
     sign = worse_sign(metric)
@@ -1209,10 +1204,7 @@ def _details(
     # outside its localized roots: theirs are the localized roots' own.
     cited_mask = mask
     if incident.scope is FindingScope.MIXED and generic_root:
-        localized = masks.nobody()
-        for effect in incident.roots:
-            localized = localized | masks.of(effect.segment)
-        cited_mask = mask.without(localized)
+        cited_mask = mask.without(masks.of_any(effect.segment for effect in incident.roots))
     cited = masks.sums(cited_mask)
     negative = [f for f in factors if f not in polarity or polarity[f].worse_when_rising]
     positive = [f for f in factors if f in polarity and polarity[f].polarity is FactorPolarity.POSITIVE]
