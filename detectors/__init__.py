@@ -21,6 +21,7 @@ from detectors.changepoints import (
     is_finding,
     noise_scale,
     segment_series,
+    segment_survey_series,
     survey_noise,
     test_known_date,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "lost_time_summary",
     "metric_for",
     "noise_scale",
+    "segment_survey_series",
     "survey_noise",
     "pool",
     "pool_segments",

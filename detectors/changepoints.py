@@ -65,6 +65,12 @@ SLOPE_PENALTY = 4.0
 WINSOR_SDS = 2.0
 RUNNING_WINDOW = 5
 
+# segment_survey_series: rounds of re-estimating the noise on what the changes leave,
+# until it moves by less than NOISE_TOLERANCE; below MIN_POINTS_TO_WEIGH points the
+# residuals say too little about autocorrelation to weigh two readings.
+MAX_NOISE_ROUNDS = 8
+NOISE_TOLERANCE = 0.01
+MIN_POINTS_TO_WEIGH = 8
 NOISE_BLOCK = 4  # points per block for the long-range noise estimate
 MAX_PHI = 0.8  # the largest lag-one autocorrelation survey_noise corrects for
 BIWEIGHT_C = 9.0  # biweight tuning constant, in MADs (the usual choice)
@@ -593,15 +599,14 @@ def detect_changes(
         values = values - reference.values
         variances = variances + np.nan_to_num(reference.variances, nan=np.inf)
     weights = _safe_reciprocal(variances)
-    sigma = survey_noise(values, weights)
-    segmentation = segment_series(values, weights, penalty=penalty, min_size=min_size, noise=sigma)
+    segmentation = segment_survey_series(values, weights, penalty=penalty, min_size=min_size)
     if segmentation is None:
         return []
     return describe_changes(
         metric,
         stats,
         change_spans(segmentation, min_size=min_size),
-        design_effect=sigma**2,
+        design_effect=segmentation.noise**2,
         min_effect=min_effect,
         min_n=min_n,
         confidence=confidence,
@@ -633,6 +638,72 @@ def survey_noise(values: object, weights: object) -> float:
         if plus + minus > 0:
             phi = float(np.clip(1.0 + 2.0 * (plus - minus) / (plus + minus), 0.0, MAX_PHI))
     return max(1.0, min(short_range * math.sqrt(1.0 + phi) / (1.0 - phi), max(short_range, long_range)))
+
+
+def segment_survey_series(
+    values: object, weights: object, *, penalty: float | None = None, min_size: int = 2
+) -> Segmentation | None:
+    """``segment_series`` of a survey series (weights: its sampling precisions) at the
+    noise scale ``survey_noise`` reads, or at the lower one its changes leave,
+    whichever the data support better.
+
+    Differences that straddle real changes pass for noise: a ramp back from a dip is
+    a run of same-signed differences, which reads as autocorrelation, and block
+    means straddle every step. A series with three dips and an improvement in 58
+    weeks came out at 4x its week-to-week noise, and one change of five was found.
+    Two readings are therefore weighed: the changes found at ``survey_noise``'s
+    scale with autocorrelated (AR(1)) noise around them, and the changes found at
+    the short-range scale, re-estimated on their residuals until it settles, with
+    white noise. The second is taken when its likelihood gain pays for its extra
+    changes at the detector's own penalty (:func:`_bic`): week-to-week wander
+    (AR(1), phi 0.3-0.8) keeps its estimate and its calibrated false-alarm rate.
+
+    Survey series only: on generic series (``find_change_points``) the second
+    reading cut seasonal and trending real series into more pieces (TCPD F1 0.78
+    -> 0.77, 5 -> 7 changes per series), so ``noise_scale`` stands there.
+    """
+    x = np.asarray(values, dtype=float).reshape(-1)
+    ceiling = survey_noise(x, weights)
+    top = segment_series(x, weights, penalty=penalty, min_size=min_size, noise=ceiling)
+    usable, usable_weights, _ = _valid(x, weights)
+    if top is None or usable.size < MIN_POINTS_TO_WEIGH:
+        return top
+    sigma = min(ceiling, max(1.0, _noise_scales(usable, usable_weights)[0]))
+    if not sigma < ceiling * (1.0 - NOISE_TOLERANCE):
+        return top
+    bottom = segment_series(x, weights, penalty=penalty, min_size=min_size, noise=sigma)
+    for _ in range(MAX_NOISE_ROUNDS):
+        if bottom is None:
+            return top
+        higher = min(ceiling, survey_noise(x - _fitted(bottom), weights))
+        if not higher > sigma * (1.0 + NOISE_TOLERANCE):
+            break
+        sigma = higher
+        bottom = segment_series(x, weights, penalty=penalty, min_size=min_size, noise=sigma)
+    if bottom is None or len(bottom.segments) <= len(top.segments):
+        return top
+    return bottom if _bic(x, weights, bottom, ar=False) < _bic(x, weights, top, ar=True) else top
+
+
+def _fitted(segmentation: Segmentation) -> np.ndarray:
+    """The segments' fitted values at every position of the caller's series."""
+    return np.concatenate([seg.value_at(np.arange(seg.start, seg.end)) for seg in segmentation.segments])
+
+
+def _bic(x: np.ndarray, weights: object, segmentation: Segmentation, *, ar: bool) -> float:
+    """-2 log-likelihood of white (or AR(1)) noise on the weight-standardised residuals,
+    plus the segmentation's own charges: its penalty per change, ``SLOPE_PENALTY``
+    per slope, and log n for phi."""
+    w = np.asarray(weights, dtype=float).reshape(-1)
+    r = (x - _fitted(segmentation)) * np.sqrt(np.where(w > 0, w, np.nan))
+    r = r[np.isfinite(r)]
+    charge = (len(segmentation.segments) - 1) * segmentation.penalty
+    charge += SLOPE_PENALTY * sum(seg.shape is SegmentShape.LINEAR for seg in segmentation.segments)
+    if ar:
+        phi = float(np.clip(np.sum(r[1:] * r[:-1]) / max(np.sum(r[:-1] ** 2), 1e-12), 0.0, MAX_PHI))
+        r = r[1:] - phi * r[:-1]
+        charge += math.log(r.size)
+    return r.size * math.log(max(float(np.mean(r**2)), 1e-12)) + charge
 
 
 def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[ChangeSpan]:

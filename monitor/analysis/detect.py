@@ -36,7 +36,7 @@ from detectors import (
     is_finding,
     metric_for,
     noise_scale,
-    survey_noise,
+    segment_survey_series,
 )
 from detectors import Polarity as MetricPolarity
 from detectors.polarity import FactorPolarity, Polarity, factor_polarities
@@ -381,7 +381,8 @@ def _detect(job: _Job, min_n: int, confidence: float) -> list[_Found]:
     settled = [c for c in changes if not (c.ongoing and len(job.stats) - c.index < min_size)]
     found: list[_Found] = [(c, FoundBy.SEARCH, None) for c in settled if c.finding and job.report_search]
     if job.known and len(job.stats):
-        series = _Series.of(metric, job.stats, job.reference, min_effect, min_n, confidence)
+        series = _Series.of(metric, job.stats, job.reference, min_effect, min_n, confidence,
+                            penalty=job.penalty, min_size=min_size)
         for known in job.known:
             found = series.at_known_date(known, changes, found)
     return [
@@ -420,6 +421,9 @@ class _Series:
         min_effect: float | None,
         min_n: int,
         confidence: float,
+        *,
+        penalty: float,
+        min_size: int,
     ) -> _Series:
         # As detectors.detect_changes does, so a known date and the search weigh alike.
         values, variances, _ = metric.per_period(stats)
@@ -430,7 +434,9 @@ class _Series:
         weights = np.zeros(values.shape)
         usable = np.isfinite(values) & np.isfinite(variances) & (variances > 0)
         np.divide(1.0, variances, out=weights, where=usable)
-        sigma = survey_noise(np.where(usable, values, np.nan), np.where(usable, weights, np.nan))
+        segmentation = segment_survey_series(np.where(usable, values, np.nan), np.where(usable, weights, np.nan),
+                                             penalty=penalty, min_size=min_size)
+        sigma = 1.0 if segmentation is None else segmentation.noise
         return cls(
             metric, stats, np.where(usable, values, 0.0), weights / sigma**2, sigma, min_effect, min_n, confidence
         )
