@@ -26,6 +26,8 @@ annotators, margin 5, the start counted as a change) and segmentation cover.
 random per seed: length 26-160 weeks, weekly sample sizes around a mean of
 5-300 with holiday dips, one class per series: none, step (10-30 points down),
 ramp (15-25 points down over 6-30 weeks, possibly still going at the end),
+several dips (2-4 dips of 15-30 points for 2-5 weeks, each fading back over 0-3
+weeks, half the time after a lasting improvement: a series crowded with changes),
 variance-only (extra week-to-week noise from a random week on), outliers (2-3
 single weeks 40 points off) and holiday low-volume weeks. Per class:
 detection, rate of the right shape, date error and false changes per series,
@@ -239,7 +241,8 @@ def generic_task(args: tuple[str, int]) -> dict[str, object]:
 
 
 # --- simulated weekly Happiness -----------------------------------------------------
-CLASSES = ("none", "step", "ramp", "variance-only", "outliers", "holiday weeks")
+CLASSES = ("none", "step", "ramp", "several dips", "variance-only", "outliers", "holiday weeks")
+CROWDED_MARGIN = 2  # a dip among several is found by a worse change this close to its onset
 
 
 def category_shares(happiness: np.ndarray) -> np.ndarray:
@@ -271,6 +274,18 @@ def simulate_happiness(kind: str, seed: int) -> tuple[pd.DataFrame, dict[str, fl
         drop = float(rng.uniform(15, 25))
         h = h - drop * np.clip((t - onset + 1) / length, 0, 1)
         truth |= {"onset": onset, "end": onset + length - 1, "size": drop}
+    elif kind == "several dips":
+        # 2-4 temporary dips (each fading back over 0-3 weeks), perhaps after a lasting improvement.
+        onsets: list[int] = []
+        for start in np.sort(rng.choice(np.arange(8, weeks - 6, 6), size=min(int(rng.integers(2, 5)),
+                                                                            len(range(8, weeks - 6, 6))), replace=False)):
+            full, fade = int(rng.integers(2, 6)), int(rng.integers(0, 4))
+            shape = np.concatenate([np.ones(full), np.linspace(1, 0, fade + 2)[1:-1]])[: weeks - start]
+            h[start : start + shape.size] -= float(rng.uniform(15, 30)) * shape
+            onsets.append(int(start))
+        if rng.random() < 0.5:
+            h[int(rng.integers(4, onsets[0] + 1)) :] += float(rng.uniform(5, 15))
+        truth |= {"dips": onsets}
     elif kind == "variance-only":
         at = int(rng.integers(weeks // 4, 3 * weeks // 4))
         h = h + np.where(t >= at, rng.normal(0, rng.uniform(5, 12), weeks), 0.0)
@@ -291,7 +306,12 @@ def happiness_task(args: tuple[str, int]) -> dict[str, object]:
     stats, truth = simulate_happiness(kind, seed)
     changes = detect_changes(HAPPINESS, stats)
     row: dict[str, object] = {"kind": kind, "changes": len(changes), "mean_n": truth["mean_n"]}
-    if "onset" in truth:
+    if "dips" in truth:
+        worse = [c.index for c in changes if c.delta < 0]
+        found = [any(abs(i - onset) <= CROWDED_MARGIN for i in worse) for onset in truth["dips"]]
+        row["found"] = float(np.mean(found))
+        row["false"] = sum(not any(abs(i - onset) <= CROWDED_MARGIN for onset in truth["dips"]) for i in worse)
+    elif "onset" in truth:
         lo, hi = truth["onset"] - MARGIN, truth["end"] + MARGIN
         near = [c for c in changes if lo <= c.index <= hi and c.delta < 0]
         row["found"] = bool(near)
@@ -377,7 +397,7 @@ def print_happiness(rows: list[dict[str, object]]) -> None:
             return f"{np.mean(vals):6.0%}" if vals else "     -"
 
         found = [r for r in sub if r.get("found")]
-        errors = [r["error"] for r in found]
+        errors = [r["error"] for r in found if "error" in r]
         err = f"{np.median(errors):.0f}, {np.quantile(errors, 0.9):.0f} wk" if errors else "-"
         false = np.mean([r["false"] for r in sub])
         print(
@@ -386,7 +406,9 @@ def print_happiness(rows: list[dict[str, object]]) -> None:
             f"{share('covers', found) if kind == 'ramp' else '     -':>16s} {false:13.3f}"
         )
     print("  (found: a worse change within the onset..end +-5 weeks; shape ok: that change is the one")
-    print("   reported there and has the right shape; date error: |first period reported - onset|)")
+    print("   reported there and has the right shape; date error: |first period reported - onset|;")
+    print(f"   several dips: share of dips with a worse change within {CROWDED_MARGIN} weeks of onset, false: worse")
+    print("   changes near none)")
     print("  by mean responses per week (found | right shape among found | dated in the slide):")
     for kind in ("step", "ramp"):
         cells = []

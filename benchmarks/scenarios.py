@@ -32,8 +32,9 @@ scored against the truth:
 * **three dimensions**: triple effects found at their three dimensions (the target on
   the headline ones, as recall's; half the pairs and triples are drawn where
   respondents are, so some are large enough to judge);
-* **ended segments**: findings on a value that stopped (in-house groups, old
-  service names, closed sites) still open (state new/ongoing);
+* **ended segments**: findings on a value that stopped ``ENDED_WEEKS`` (4) or more
+  weeks before the end of the data (in-house groups, old service names, closed
+  sites) still open (state new/ongoing);
 * **weekly replays** on ``--replays`` cases spread over the run (every k-th): the analysis as of onset + 2..6
   weeks of the first dip (go-live, else mid-data, without one): detection delay in
   weekly runs and churn (share of roots whose id disappears, stops being a root or
@@ -238,6 +239,7 @@ def _recovery_right(root: Finding, effect: Any, end: dt.date) -> bool:
 
 def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
     """Match root findings to planted effects; everything the tables need, JSON-able."""
+    from monitor.analysis.findings import ENDED_WEEKS
     from monitor.dev.scenarios import EffectClass
 
     roots = [f for f in findings if f["root"]]
@@ -322,7 +324,12 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
             entry["found"] = "volume" in entry["roots_on_it"] if effect.cls is EffectClass.VOLUME_DROP else None
         out_effects.append(entry)
 
-    ended = scenario.ended_values()
+    # Ended: stopped at least ENDED_WEEKS before the end of the data. A value quiet for
+    # two weeks (a group replaced at a go-live two weeks before the end) cannot yet be
+    # told from a holiday, and the product's rule waits for ENDED_WEEKS.
+    ended = {dim: {value: day for value, day in values.items()
+                   if (scenario.end - day).days >= 7 * ENDED_WEEKS}
+             for dim, values in scenario.ended_values().items()}
     open_on_ended = [
         {"id": f["id"], "metric": f["metric"], "segment": f["segment"], "state": f["state"], "root": f["root"]}
         for f in findings
