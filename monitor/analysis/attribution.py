@@ -81,6 +81,8 @@ PERSISTENT_SHARE = 0.2  # responses allowed in values seen only early or only la
 RIPPLE = 0.25  # a parent's remainder changing this much of its child's excess keeps the parent
 MAX_DEPTH = 3  # dimensions a root may combine (country x service x channel)
 CHILDREN_TRIED = 5  # children of a node tried, most carried first, when descending
+HAPPINESS = metric_for("happiness")
+CLEAR_RISE_Z = 1.645  # one-sided 95%: Happiness clearly rose (a positive factor's fall is then crowding out)
 
 
 @dataclass(frozen=True)
@@ -312,6 +314,9 @@ def attribute(
     # incidents come first: their roots are the hypotheses of the other metrics'.
     for incident in _incidents(table, [d for d in detected if d.metric != "volume"], polarity):
         masks = _Masks(table, incident.before, incident.after, persistent)
+        if _praise_crowded_out(masks, incident):
+            changes = [c for c in changes if c not in incident.members]
+            continue
         onset = incident.anchor.change.change_date
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
             root.segment for root in localized if _open_at(root, onset)))
@@ -458,6 +463,22 @@ def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
     if known is None or known.worse_when_rising:
         return change.change.delta > 0 or not np.isfinite(change.change.delta)
     return known.polarity is FactorPolarity.POSITIVE and change.change.delta < 0
+
+
+def _praise_crowded_out(masks: _Masks, incident: Incident) -> bool:
+    """Is a positive factor's fall only other praise taking its place?
+
+    Respondents cite a few factors each: when "Quick resolution" rises with an
+    improvement, "Friendly service" is cited less by the same, happier people. A
+    positive factor cited less is news of its own kind unless the respondents'
+    Happiness rose clearly (95%, one-sided) over the same windows.
+    """
+    if not incident.metric.name.startswith("factor:") or worse_sign(incident.metric) > 0:
+        return False
+    happiness = _shift_of(HAPPINESS, masks.segment_sums(incident.anchor.segment))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = happiness.delta[0] / np.sqrt(happiness.delta_variance[0])
+    return bool(np.isfinite(z) and z >= CLEAR_RISE_Z)
 
 
 def _metric(name: str, polarity: Mapping[str, Polarity]) -> Metric:

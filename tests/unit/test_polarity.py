@@ -102,3 +102,24 @@ def test_a_positive_factor_falling_alone_is_a_finding_and_a_root_of_its_own_kind
     roots = [c for c in result.changes if result.roles.get(c.key) is None or result.roles[c.key].root]
     assert [r.segment.items for r in roots if r.metric == f"factor:{POSITIVE}"] == [()]
     assert not [r for r in roots if r.metric == "happiness"]
+
+
+def test_a_positive_factor_cited_less_by_happier_respondents_is_no_finding():
+    """Praise crowded out: Happiness rises clearly while the same respondents cite
+    "Knowledgeable agent" less (they cite what improved). The fall is found by the
+    detector but is no finding; alone, the same fall is one (the test above)."""
+    w = world(302, lambda rng, labels, weights: [])
+    table = w.table
+    names = list(table.stat_names)
+    rng = np.random.default_rng(4)
+    late = table.periods >= table.first_period + 24
+    happier = late & (rng.random(len(table)) < 0.3)
+    for column, value in (("promoters", 1.0), ("detractors", 0.0)):
+        table.stats[happier, names.index(column)] = value
+    column = names.index(f"f:{POSITIVE}")
+    citing = late & (table.stats[:, column] > 0)
+    table.stats[citing & (rng.random(len(table)) < 0.6), column] = 0.0
+    detected = find_changes(table, AnalysisOptions(workers=1)).changes
+    assert any(c.metric == f"factor:{POSITIVE}" and c.change.delta < 0 and c.change.finding for c in detected)
+    result = attribute(table, detected, AttributionOptions())
+    assert not [c for c in result.changes if c.metric == f"factor:{POSITIVE}"]
