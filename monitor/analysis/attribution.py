@@ -282,6 +282,7 @@ class Incident:
     threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested)
     floor: float = 0.0  # excess a segment needs beyond everyone's change
     adopted: set[Segment] = field(default_factory=set)  # roots taken from Happiness roots of the same weeks
+    later: list[DetectedChange] = field(default_factory=list)  # the metric's changes after the incident's
 
     @property
     def anchor(self) -> DetectedChange:
@@ -358,11 +359,16 @@ def attribute(
             incident.members = [m for m in incident.members if m not in weak]
             if not incident.members:
                 continue
+            if not _place_generic(table, masks, incident, options):
+                changes = [c for c in changes if c not in incident.members]
+                continue
         roots = _root_changes(table, masks, incident, options)
         if incident.scope is FindingScope.MIXED and len(roots) > 1:
             # The generic part is its own root: it recovers when everyone outside
             # the localized roots is back, whatever the localized parts do.
-            generic = _with_recovery(roots[0], _recovered(table, incident, ~_rows_of(table, roots[1:]), options))
+            generic = _with_recovery(
+                roots[0], _recovered(table, incident, ~_rows_of(table, roots[1:]), Segment(), options)
+            )
             changes = [generic if c is roots[0] else c for c in changes]
             roots[0] = incident.members[0] = generic
         changes.extend(root for root in roots if root not in changes)
@@ -463,6 +469,27 @@ def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
     if known is None or known.worse_when_rising:
         return change.change.delta > 0 or not np.isfinite(change.change.delta)
     return known.polarity is FactorPolarity.POSITIVE and change.change.delta < 0
+
+
+def _place_generic(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> bool:
+    """Where a generic incident the detector saw only in segments belongs (False: nowhere).
+
+    Nothing stood out, so the segment's name would send the reader where nothing
+    changed more than elsewhere: when everyone outside the segment changed clearly
+    too, the root is everyone's change, if that is a finding. When the rest held,
+    everyone's clear change is the segment's own: it is the place (localized), though
+    the search over every segment, on top of the detector's, could not single it out.
+    """
+    rest = incident.metric.compare(*masks.complement(masks.of(incident.anchor.segment)), confidence=options.confidence)
+    if not ((rest.ci_low > 0) if worse_sign(incident.metric) > 0 else (rest.ci_high < 0)):
+        incident.scope = FindingScope.LOCALIZED
+        effect = _effect_of(masks, incident.metric, incident.anchor.segment, masks.nobody(), options)
+        incident.roots = [] if effect is None else [effect]
+        return True
+    everyone = _created_change(table, masks, incident, Segment(), options)
+    if everyone.change.finding:
+        incident.members.insert(0, everyone)
+    return everyone.change.finding
 
 
 def _praise_crowded_out(masks: _Masks, incident: Incident) -> bool:
@@ -603,6 +630,9 @@ def _incidents(
             )
     for incident in incidents:
         incident.before, incident.after = _windows(table, incident, detected)
+        onset = incident.anchor.change.change_date
+        incident.later = [d for d in detected if d.metric == incident.metric.name
+                          and (d.change.change_date - onset).days > MATCH_DAYS]
     return sorted(incidents, key=lambda i: (_metric_rank(i.metric.name), i.anchor.change.change_date, i.metric.name))
 
 
@@ -1126,7 +1156,7 @@ def _root_changes(
     by_segment = {member.segment: member for member in incident.members}
     roots = [incident.anchor] if incident.scope is FindingScope.MIXED else []
     for effect in incident.roots:
-        member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect, options)
+        member = by_segment.get(effect.segment) or _created_change(table, masks, incident, effect.segment, options)
         # A located segment whose own change is too small to be a finding is named
         # by the root finding, never a root of its own; unless it is a Happiness
         # root's segment, under which it folds.
@@ -1143,15 +1173,20 @@ def _rows_of(table: ResponseTable, changes: list[DetectedChange]) -> np.ndarray:
 
 
 def _recovered(
-    table: ResponseTable, incident: Incident, rows: np.ndarray, options: AttributionOptions
+    table: ResponseTable, incident: Incident, rows: np.ndarray, segment: Segment, options: AttributionOptions
 ) -> pd.Timestamp | None:
-    """When a set of respondents came back within its baseline (``transitions.recovery_period``)."""
+    """When the respondents of ``rows`` (those of ``segment``, or of everyone outside
+    the localized roots) came back within their baseline (``transitions.recovery_period``),
+    judged up to the next change of the metric in ``segment`` or a segment holding it."""
     size = table.last_period - table.first_period + 1
     offsets = table.periods[rows] - table.first_period
     series = np.column_stack([
         np.bincount(offsets, weights=table.stats[rows, j], minlength=size) for j in range(table.stats.shape[1])
     ])
-    day = recovery_period(incident.metric, table, series, incident.before, incident.after.first, options.confidence)
+    until = min((_period(table, d.change.change_date) for d in incident.later
+                 if set(d.segment.items) <= set(segment.items)), default=None)
+    day = recovery_period(incident.metric, table, series, incident.before, incident.after.first, options.confidence,
+                          until=until)
     return None if day is None else pd.Timestamp(day)
 
 
@@ -1160,7 +1195,7 @@ def _with_recovery(change: DetectedChange, recovered: pd.Timestamp | None) -> De
 
 
 def _created_change(
-    table: ResponseTable, masks: _Masks, incident: Incident, effect: SegmentEffect, options: AttributionOptions
+    table: ResponseTable, masks: _Masks, incident: Incident, segment: Segment, options: AttributionOptions
 ) -> DetectedChange:
     """A change for a located root segment the detector had not flagged by itself.
 
@@ -1168,18 +1203,18 @@ def _created_change(
     finding reads like any other ("Happiness in Finland x SAP fell from ... to ...").
     """
     metric = incident.metric
-    delta = metric.compare(*masks.sums(masks.of(effect.segment)), confidence=options.confidence)
+    delta = metric.compare(*masks.sums(masks.of(segment)), confidence=options.confidence)
     change = Change.of(
         metric,
         delta,
         index=incident.after.first - table.first_period,
         change_date=pd.Timestamp(table.period_start(incident.after.first)),
-        recovered_at=_recovered(table, incident, table.of(effect.segment), options),
+        recovered_at=_recovered(table, incident, table.of(segment), segment, options),
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),
         after_to=pd.Timestamp(table.period_start(incident.after.last)),
     )
-    return DetectedChange(metric.name, effect.segment, change)
+    return DetectedChange(metric.name, segment, change)
 
 
 def _root_for(masks: _Masks, incident: Incident, member: DetectedChange, roots: list[DetectedChange]) -> DetectedChange:

@@ -162,6 +162,8 @@ RECOVERY_MIN_VOLUME = 0.5
 # Back for this many steps in a row is a recovery, whatever comes later: a new dip
 # months after is another change, not a sign the first never ended.
 RECOVERY_HOLD = 13
+# Steps cut short by a later change (``until``) keep at least this many periods.
+RECOVERY_MIN_STEP = 2
 
 
 def recovery_period(
@@ -173,6 +175,7 @@ def recovery_period(
     confidence: float,
     *,
     min_n: int = 1,
+    until: int | None = None,
 ) -> dt.date | None:
     """First period from which the metric is back within the baseline's interval and stays.
 
@@ -182,18 +185,23 @@ def recovery_period(
     volume), its interval overlaps the baseline's, and it excludes the dip level
     (the first four weeks after go-live, when they were worse than the baseline).
     The answer is the start of the first run of such steps that lasts
-    ``RECOVERY_HOLD`` steps or to the end.
+    ``RECOVERY_HOLD`` steps or to the end: the end of the data, or ``until``, the
+    period a later change of the same respondents starts (a dip back to normal
+    for two weeks before the next one began has recovered; the next one is
+    another change). Steps are cut short there, down to ``RECOVERY_MIN_STEP``.
     """
     base = metric.estimate(window_totals(table, series, baseline), confidence=confidence)
     counts = _period_counts(table, series, baseline)
     usual = float(np.median(counts[counts > 0])) if (counts > 0).any() else 0.0
-    needed = max(min_n, RECOVERY_MIN_VOLUME * usual * RECOVERY_WINDOW)
     early = Window("early", live, min(live + RECOVERY_WINDOW - 1, table.last_period))
     dip = metric.estimate(window_totals(table, series, early), confidence=confidence)
     worse = np.isfinite(dip.value) and metric.direction(dip.value - base.value) is Direction.WORSE
+    end = table.last_period if until is None else min(table.last_period, until - 1)
+    shortest = RECOVERY_WINDOW if end == table.last_period else RECOVERY_MIN_STEP
     recovered_from = None
-    for start in range(live, table.last_period - RECOVERY_WINDOW + 2):
-        window = Window("step", start, start + RECOVERY_WINDOW - 1)
+    for start in range(live, end - shortest + 2):
+        window = Window("step", start, min(start + RECOVERY_WINDOW - 1, end))
+        needed = max(min_n, RECOVERY_MIN_VOLUME * usual * (window.last - window.first + 1))
         estimate = metric.estimate(window_totals(table, series, window), confidence=confidence)
         inside = (
             estimate.n >= needed
