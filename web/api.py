@@ -17,6 +17,7 @@ from flask import Blueprint, abort, jsonify, request
 from werkzeug.wrappers import Response
 
 from monitor.ingest.importer import ingest_files
+from monitor.ingest.tickets import link_responses_to_tickets
 from web import jsonbody, params, queries
 from web.db import settings, state
 from web.findings import list_arguments
@@ -116,6 +117,8 @@ def post_responses() -> tuple[Response, int]:
         path = Path(folder) / "api-request.jsonl"
         path.write_text(text, encoding="utf-8")
         report = ingest_files(state().engine, [path], settings(), source=source, skip_invalid=skip_invalid, parallel=False)
+    if report.committed:
+        link_responses_to_tickets(state().engine)  # as ``mspmon ingest``: empty dimensions from the ticket
     payload: dict[str, Any] = report.as_dict()
     payload["errors"] = [
         {"record": error["line"], "column": error["column"], "message": error["message"]} for error in payload["errors"]

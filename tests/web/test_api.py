@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from monitor.store import db
-from monitor.store.models import ImportRun, responses
+from monitor.store.models import Dimension, DimensionValue, ImportRun, responses
 from web.accounts import revoke_token
 
 READS = [
@@ -285,3 +285,29 @@ def test_windows_under_the_threshold_are_left_out_of_a_transitions_figures(with_
     windows = finland["metrics"]["happiness"]
     assert "recent" not in windows and "since_go_live" in windows
     assert all(w["n_after"] >= 150 for w in windows.values() if isinstance(w, dict))
+
+
+def test_posted_responses_take_their_tickets_dimensions(app, people, tmp_path):
+    """As ``mspmon ingest`` does: a response without an assignment group takes its
+    ticket's, and a value the survey gave wins."""
+    from monitor.ingest.tickets import ingest_tickets
+
+    engine = app.extensions["mspmon"].engine
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text("ticket_id,opened_at,assignment_group,country\n"
+                       "INC1,2026-03-01T10:00:00Z,MSP-L1,Sweden\nINC2,2026-03-01T11:00:00Z,MSP-L2,Sweden\n",
+                       encoding="utf-8")
+    assert ingest_tickets(engine, [tickets], app.extensions["mspmon"].settings).committed
+    assert post(app, people.admin_token, [record(1), record(2)]).status_code == 200
+    with db.session_scope(engine) as session:
+        slot = {d.name: d.column for d in session.scalars(select(Dimension))}
+        value = {v.id: v.value for v in session.scalars(select(DimensionValue))}
+        got = {
+            row.response_id: (value[row.group], value[row.country])
+            for row in session.execute(select(
+                responses.c.response_id,
+                responses.c[slot["assignment_group"]].label("group"),
+                responses.c[slot["country"]].label("country"),
+            ))
+        }
+    assert got == {"api-1": ("MSP-L1", "Finland"), "api-2": ("MSP-L2", "Finland")}
