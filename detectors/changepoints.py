@@ -699,11 +699,12 @@ def _bic(x: np.ndarray, weights: object, segmentation: Segmentation, *, ar: bool
     r = r[np.isfinite(r)]
     charge = (len(segmentation.segments) - 1) * segmentation.penalty
     charge += SLOPE_PENALTY * sum(seg.shape is SegmentShape.LINEAR for seg in segmentation.segments)
+    phi = 0.0
     if ar:
         phi = float(np.clip(np.sum(r[1:] * r[:-1]) / max(np.sum(r[:-1] ** 2), 1e-12), 0.0, MAX_PHI))
-        r = r[1:] - phi * r[:-1]
-        charge += math.log(r.size)
-    return r.size * math.log(max(float(np.mean(r**2)), 1e-12)) + charge
+        charge += math.log(r.size - 1)
+    innovations = r[1:] - phi * r[:-1]  # both readings over the same n - 1 points
+    return innovations.size * math.log(max(float(np.mean(innovations**2)), 1e-12)) + charge
 
 
 def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[ChangeSpan]:
