@@ -179,79 +179,77 @@ def hour_bins(hours: np.ndarray) -> np.ndarray:
     return np.where(usable, index, -1)
 
 
-def ticket_cube(
-    period: np.ndarray,
-    group: np.ndarray,
-    n_groups: int,
-    n_periods: int,
-    *,
-    sla: np.ndarray,
-    reassignments: np.ndarray,
-    reopens: np.ndarray,
-    resolution_hours: np.ndarray,
-    answered: np.ndarray,
-    feedback_hours: np.ndarray,
-) -> np.ndarray:
+def ticket_cube(period: np.ndarray, group: np.ndarray, n_groups: int, n_periods: int, **tickets: np.ndarray) -> np.ndarray:
     """Sums per (group, period) of every ``TICKET_STATS`` column: shape (groups, periods, stats).
 
-    ``binned_ticket_cube`` on the hours' ``hour_bins``.
+    ``tickets``: the per-ticket arrays of ``TicketColumns.of``, whose ``cube`` this is.
     """
-    return binned_ticket_cube(
-        period, group, n_groups, n_periods, sla=sla, reassignments=reassignments, reopens=reopens,
-        resolution_bins=hour_bins(resolution_hours), answered=answered, feedback_bins=hour_bins(feedback_hours),
-    )
+    return TicketColumns.of(**tickets).cube(period, group, n_groups, n_periods)
 
 
-def binned_ticket_cube(
-    period: np.ndarray,
-    group: np.ndarray,
-    n_groups: int,
-    n_periods: int,
-    *,
-    sla: np.ndarray,
-    reassignments: np.ndarray,
-    reopens: np.ndarray,
-    resolution_bins: np.ndarray,
-    answered: np.ndarray,
-    feedback_bins: np.ndarray,
-) -> np.ndarray:
-    """``ticket_cube`` with the hours already binned (``hour_bins``), so that a caller
-    cutting many cubes from the same tickets bins them once.
+# The ``TICKET_STATS`` columns that count tickets (one 0/1 flag per ticket each); the
+# histogram bins follow them.
+COUNTED_STATS = TICKET_STATS[: TICKET_STATS.index(RESOLUTION_BINS[0])]
 
-    One ``bincount`` per column over the combined key; tickets with a period or
-    group outside the ranges (negative) are left out. ``sla``, ``reassignments``
-    and ``reopens`` are floats with NaN where unknown.
-    """
-    keep = (period >= 0) & (period < n_periods) & (group >= 0) & (group < n_groups)
-    key = (group[keep].astype(np.int64) * n_periods + period[keep].astype(np.int64))
-    size = n_groups * n_periods
-    out = np.zeros((size, len(TICKET_STATS)))
 
-    def count(weights: np.ndarray | None) -> np.ndarray:
-        return np.bincount(key, weights=weights, minlength=size).astype(float)
+@dataclass(frozen=True)
+class TicketColumns:
+    """What a ticket cube sums, per ticket: its ``COUNTED_STATS`` flags and the histogram
+    bins of its hours. Derived once, so that a caller cutting many cubes from the same
+    tickets (the analysis: one per grouping) does not derive them again for each."""
 
-    sla, reassignments, reopens = sla[keep], reassignments[keep], reopens[keep]
-    answered = answered[keep].astype(bool)
-    delay_bins = np.where(answered, feedback_bins[keep], -1)
-    columns = {
-        "t_n": count(None),
-        "sla_k": count(np.nan_to_num(sla) > 0),
-        "sla_n": count(np.isfinite(sla)),
-        "reas_k": count(np.nan_to_num(reassignments) > 0),
-        "reas_n": count(np.isfinite(reassignments)),
-        "reop_k": count(np.nan_to_num(reopens) > 0),
-        "reop_n": count(np.isfinite(reopens)),
-        "ans_k": count(answered),
-        "fb_n": count(delay_bins >= 0),
-    }
-    for index, name in enumerate(TICKET_STATS[: len(columns)]):
-        out[:, index] = columns[name]
-    first = len(columns)
-    for offset, bins in ((first, resolution_bins[keep]), (first + N_BINS, delay_bins)):
-        usable = bins >= 0
-        histogram = np.bincount(key[usable] * N_BINS + bins[usable], minlength=size * N_BINS)
-        out[:, offset : offset + N_BINS] = histogram.reshape(size, N_BINS)
-    return out.reshape(n_groups, n_periods, len(TICKET_STATS))
+    flags: np.ndarray  # (tickets, COUNTED_STATS) bool
+    resolution_bins: np.ndarray  # -1: in no bin
+    feedback_bins: np.ndarray  # -1: unanswered, or no usable delay
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        sla: np.ndarray,
+        reassignments: np.ndarray,
+        reopens: np.ndarray,
+        resolution_hours: np.ndarray,
+        answered: np.ndarray,
+        feedback_hours: np.ndarray,
+    ) -> TicketColumns:
+        """``sla``, ``reassignments`` and ``reopens`` are floats with NaN where unknown."""
+        answered = np.asarray(answered).astype(bool)
+        delay_bins = np.where(answered, hour_bins(feedback_hours), -1)
+        flags = {
+            "t_n": np.ones(len(answered), dtype=bool),
+            "sla_k": np.nan_to_num(sla) > 0,
+            "sla_n": np.isfinite(sla),
+            "reas_k": np.nan_to_num(reassignments) > 0,
+            "reas_n": np.isfinite(reassignments),
+            "reop_k": np.nan_to_num(reopens) > 0,
+            "reop_n": np.isfinite(reopens),
+            "ans_k": answered,
+            "fb_n": delay_bins >= 0,
+        }
+        return cls(np.column_stack([flags[name] for name in COUNTED_STATS]), hour_bins(resolution_hours), delay_bins)
+
+    def cube(self, period: np.ndarray, group: np.ndarray, n_groups: int, n_periods: int) -> np.ndarray:
+        """Sums per (group, period) of every ``TICKET_STATS`` column: shape (groups, periods, stats).
+
+        One ``bincount`` per column over the combined key; tickets with a period or
+        group outside the ranges (negative) are left out.
+        """
+        keep = (period >= 0) & (period < n_periods) & (group >= 0) & (group < n_groups)
+        flags, resolution_bins, feedback_bins = self.flags, self.resolution_bins, self.feedback_bins
+        if not keep.all():
+            period, group, flags = period[keep], group[keep], flags[keep]
+            resolution_bins, feedback_bins = resolution_bins[keep], feedback_bins[keep]
+        key = group.astype(np.int64) * n_periods + period.astype(np.int64)
+        size = n_groups * n_periods
+        out = np.zeros((size, len(TICKET_STATS)))
+        for index in range(len(COUNTED_STATS)):
+            out[:, index] = np.bincount(key, weights=flags[:, index], minlength=size)
+        for offset, bins in ((len(COUNTED_STATS), resolution_bins), (len(COUNTED_STATS) + N_BINS, feedback_bins)):
+            usable = bins >= 0
+            histogram = np.bincount(key[usable] * N_BINS + bins[usable], minlength=size * N_BINS)
+            out[:, offset : offset + N_BINS] = histogram.reshape(size, N_BINS)
+        return out.reshape(n_groups, n_periods, len(TICKET_STATS))
 
 
 class TicketRate(FactorShare):

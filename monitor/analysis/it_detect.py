@@ -2,7 +2,7 @@
 
 The tickets resolved in the analysed periods are read once (``TicketTable``) and summed
 per (segment, period) into the additive statistics of ``detectors.it_metrics``
-(``binned_ticket_cube``: rates as counts, resolution and feedback times as log-binned
+(``TicketColumns``: rates as counts, resolution and feedback times as log-binned
 histograms), then every IT metric series goes through the same machinery as the
 survey metrics (``monitor.analysis.detect``): screened against everyone, the
 calibrated PELT with a family penalty on the candidates, known dates (go-lives,
@@ -34,10 +34,9 @@ from detectors.it_metrics import (
     DETECTED_IT_METRICS,
     IT_OVERALL_ONLY,
     TICKET_STATS,
-    binned_ticket_cube,
-    hour_bins,
+    TicketColumns,
 )
-from monitor.analysis.aggregate import MISSING, Segment, history_periods
+from monitor.analysis.aggregate import MISSING, Segment, codes_in, history_periods
 from monitor.analysis.detect import (
     AnalysisOptions,
     AnalysisResult,
@@ -96,7 +95,7 @@ class TicketTable:
             if name not in self.codes:
                 return np.zeros(len(self), dtype=bool)
             allowed = [code for code, label in enumerate(self.labels[name]) if label in values]
-            keep &= np.isin(self.codes[name], allowed)
+            keep &= codes_in(self.codes[name], allowed)
         return keep
 
     def of(self, segment: Segment) -> np.ndarray:
@@ -118,24 +117,19 @@ class TicketTable:
         return self._cube(group, 1)[0]
 
     @functools.cached_property
-    def _hour_bins(self) -> tuple[np.ndarray, np.ndarray]:
-        """Histogram bins of the resolution and feedback hours: binned once, read by every cube."""
-        return hour_bins(self.resolution_hours), hour_bins(self.feedback_hours)
-
-    def _cube(self, group: np.ndarray, n_groups: int) -> np.ndarray:
-        resolution_bins, feedback_bins = self._hour_bins
-        return binned_ticket_cube(
-            self.periods - self.first_period,
-            group,
-            n_groups,
-            self.n_periods,
+    def _columns(self) -> TicketColumns:
+        """The flags and hour bins every cube sums: derived once, read by every cube."""
+        return TicketColumns.of(
             sla=self.sla,
             reassignments=self.reassignments,
             reopens=self.reopens,
-            resolution_bins=resolution_bins,
+            resolution_hours=self.resolution_hours,
             answered=self.answered,
-            feedback_bins=feedback_bins,
+            feedback_hours=self.feedback_hours,
         )
+
+    def _cube(self, group: np.ndarray, n_groups: int) -> np.ndarray:
+        return self._columns.cube(self.periods - self.first_period, group, n_groups, self.n_periods)
 
     def grouping(self, by: tuple[str, ...]) -> tuple[list[Segment], np.ndarray]:
         """Segments of ``by`` (zero or one dimension) that occur, and their (segments, periods, stats) sums."""
