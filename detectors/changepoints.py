@@ -732,7 +732,7 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     prepared = segmentation.prepared
     spans: list[ChangeSpan] = []
     if segments[0].shape is SegmentShape.LINEAR:  # sloped from the start: did it start sliding later?
-        spans += _later_slide(prepared, segments[0], min_size=min_size)
+        spans += _later_slide(prepared, segments[0], segments[1] if len(segments) > 1 else None, min_size=min_size)
     groups: list[list[int]] = []  # first and last segment index of each change
     j = 1
     while j < len(segments):
@@ -751,7 +751,9 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             # later. One ramp over both would date the slide and lose the jump (a
             # dip's recovery followed by a new decline).
             spans.append(ChangeSpan(segments[last].start, segments[last].start))
-            spans += _later_slide(prepared, segments[last], min_size=min_size)
+            spans += _later_slide(
+                prepared, segments[last], segments[last + 1] if last + 1 < len(segments) else None, min_size=min_size
+            )
             continue
         fit = _fit_ramps(prepared, segments[first].first, segments[last].last, min_size=min_size)
         if fit is not None and fit.step_rss - fit.ramp_rss >= RAMP_GAIN:
@@ -765,12 +767,26 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     return [s for k, s in enumerate(spans) if k == 0 or s.start >= spans[k - 1].end]
 
 
-def _later_slide(prepared: PreparedSeries, segment: Segment, *, min_size: int) -> list[ChangeSpan]:
+def _later_slide(
+    prepared: PreparedSeries, segment: Segment, following: Segment | None, *, min_size: int
+) -> list[ChangeSpan]:
     """The slide inside a sloped segment that starts off a level after the segment
-    does (``_dated_trend``), within the segment; none otherwise."""
+    does (``_dated_trend``), within the segment; none otherwise.
+
+    Nor when the ``following`` segment jumps back against it fewer than
+    ``min_size`` periods after the slide passed half its depth (its midpoint): a
+    dip that short is no change of level. Responses
+    thin out over the Christmas weeks and come back in January; read as the end of
+    a gentle slope, those two weeks were a volume slide, a halving "held" for none
+    of the four weeks a volume change needs (12 of 65 false roots in 200 worlds).
+    """
     dated = _dated_trend(prepared, segment, min_size=min_size)
     if dated is None or dated.start <= segment.start:
         return []
+    if following is not None and following.start - (dated.start + min(dated.end, segment.end)) / 2 < min_size:
+        jump = following.level - segment.value_at(following.start)
+        if jump * segment.slope < 0:
+            return []
     return [ChangeSpan(dated.start, min(dated.end, segment.end))]
 
 

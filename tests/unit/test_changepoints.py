@@ -192,6 +192,24 @@ def test_relative_minimum_effect_for_volume() -> None:
     assert not is_finding(drop, metric_for("volume"), min_effect=0.5)
 
 
+def test_a_holiday_lull_at_the_end_of_a_slope_is_no_volume_change_but_a_held_halving_is() -> None:
+    """Responses drift down through the autumn, halve over the two Christmas weeks and
+    come back in January: the lull ends a sloped stretch, and read as a slide it was a
+    halving of the volume, held for none of the four weeks a volume change needs. Six
+    weeks at half the volume are one."""
+    volume = metric_for("volume")
+    lulls = halvings = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        level = np.concatenate([np.linspace(1700, 1500, 10), [800, 700], np.full(40, 1650)])
+        stats = pd.DataFrame({"n": rng.poisson(level)}, index=pd.date_range("2023-10-30", periods=52, freq="7D"))
+        lulls += any(c.finding for c in detect_changes(volume, stats, min_size=4, min_effect=0.5))
+        level[20:26] = 800
+        stats = pd.DataFrame({"n": rng.poisson(level)}, index=pd.date_range("2023-10-30", periods=52, freq="7D"))
+        halvings += any(c.finding and abs(c.index - 20) <= 1 for c in detect_changes(volume, stats, min_size=4, min_effect=0.5))
+    assert lulls == 0 and halvings == 10
+
+
 def test_quiet_on_null_survey_series() -> None:
     rng = np.random.default_rng(14)
     false_alarms = 0
