@@ -7,7 +7,11 @@ report's ``it_metrics``. Anonymity: a week's SLA-met rate needs ``k`` resolved
 tickets, its response rate ``k`` answered and ``k`` unanswered tickets (either side
 alone would count a handful of respondents); a report row needs ``k`` tickets on
 both sides. A viewer limited to a scope sees no report rows (the report covers the
-whole transition), as for targets.
+whole transition), as for targets. Hiding a segment's small weeks is not enough:
+everyone's week minus the other segments' would show it. The weeks each view may show
+follow one pattern for every viewer (``it_pattern``): the survey series' disclosure
+control (``monitor.analysis.disclosure.weekly_pattern``) applied to the tickets' own
+counts, resolved, answered and unanswered; series of two dimensions are not shown.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ from sqlalchemy import select
 
 from detectors import metric_for
 from detectors.it_metrics import TICKET_STATS, ticket_cube
+from monitor.analysis.disclosure import (
+    CellCounts,
+    Counts,
+    WeeklyPattern,
+    weekly_pattern,
+)
 from monitor.periods import period_of_day, period_start
 from monitor.store.models import Dimension, DimensionValue
 from monitor.store.tickets import load_ticket_arrays
@@ -45,10 +55,51 @@ def _mask(connection: Any, arrays: Mapping[str, Any], conditions: Mapping[str, t
     return mask
 
 
-def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditions: Mapping[str, tuple[str, ...]], k: int) -> dict[str, list[dict[str, Any]]]:
+# The ticket counts the weekly series publish, and the series each one guards.
+PATTERN_COUNTS = ("resolved", "answered", "unanswered")
+GUARDS = {"sla_met": ("resolved",), "response_rate": PATTERN_COUNTS}
+
+
+def _days(first_week: dt.date, last_week: dt.date) -> tuple[int, int]:
+    return (first_week - EPOCH).days, (last_week - EPOCH).days + 6
+
+
+def it_pattern(connection: Any, first_week: dt.date, last_week: dt.date, k: int) -> dict[str, WeeklyPattern]:
+    """Per ticket count (``PATTERN_COUNTS``), the weeks everyone's and each one-dimension
+    segment's series may show: one pattern for every viewer and filter."""
+    first_day, last_day = _days(first_week, last_week)
+    arrays = load_ticket_arrays(connection, first_day, last_day)
+    first = int(period_of_day(first_day, "week"))
+    periods = int(period_of_day(last_day, "week")) - first + 1
+    week = np.asarray(period_of_day(arrays["resolved_day"], "week"), dtype=np.int64) - first
+    answered = np.asarray(arrays["answered"], dtype=bool)
+    weights = {"resolved": None, "answered": answered.astype(float), "unanswered": (~answered).astype(float)}
+    names = dict(connection.execute(select(Dimension.slot, Dimension.name)).all())
+    labels = dict(connection.execute(select(DimensionValue.id, DimensionValue.value)).all())
+    dimensions = {names[slot]: codes for slot, codes in arrays["slots"].items() if slot in names}
+
+    def counts_of(weight: np.ndarray | None) -> Counts:
+        def counts(by: tuple[str, ...]) -> tuple[list[tuple[str, ...]], np.ndarray]:
+            if not by:
+                return [()], np.bincount(week, weights=weight, minlength=periods)[None, :periods]
+            codes = np.asarray(dimensions[by[0]])
+            known = codes >= 0
+            values, row = np.unique(codes[known], return_inverse=True)
+            flat = np.bincount(row * periods + week[known], weights=None if weight is None else weight[known],
+                               minlength=len(values) * periods)
+            return [(labels[int(v)],) for v in values], flat.reshape(len(values), periods)
+        return counts
+
+    return {name: weekly_pattern(CellCounts.read(tuple(dimensions), counts_of(weights[name])), (), first, k)
+            for name in PATTERN_COUNTS}
+
+
+def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditions: Mapping[str, tuple[str, ...]], k: int,
+              patterns: Mapping[str, WeeklyPattern]) -> dict[str, list[dict[str, Any]]]:
     """``sla_met`` and ``response_rate`` per week (percent, 95% interval, n tickets) from
-    ``first_week`` to ``last_week``; weeks under the threshold left out (module docstring)."""
-    first_day, last_day = (first_week - EPOCH).days, (last_week - EPOCH).days + 6
+    ``first_week`` to ``last_week``; only the weeks ``patterns`` (``it_pattern``) show
+    for the view, and none under the threshold (module docstring)."""
+    first_day, last_day = _days(first_week, last_week)
     arrays = load_ticket_arrays(connection, first_day, last_day)
     empty: dict[str, list[dict[str, Any]]] = {"sla_met": [], "response_rate": []}
     if not len(arrays["resolved_day"]):
@@ -70,9 +121,10 @@ def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditio
     out = dict(empty)
     for name in out:
         metric = metric_for(name)
+        allowed = np.logical_and.reduce([patterns[count].view_weeks(conditions, periods) for count in GUARDS[name]])
         points = []
         for offset in range(periods):
-            shown = resolved[offset] >= k
+            shown = resolved[offset] >= k and offset < len(allowed) and bool(allowed[offset])
             if name == "response_rate":
                 shown = shown and min(answered[offset], resolved[offset] - answered[offset]) >= k
             if not shown:

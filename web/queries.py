@@ -332,9 +332,12 @@ def it_view(transition: Transition, filters: dict[str, str]) -> dict[str, Any] |
     happiness = figures.weekly(cubes, transition, conditions, "happiness", k)
     first = cubes.table.period_start(cubes.first_period)
     last = cubes.table.period_start(cubes.last_period)
+    patterns = figures.memoised(
+        cubes, ("it_pattern", k), lambda: it_figures.it_pattern(get_db().connection(), first, last, k)
+    )
     weekly = figures.memoised(
         cubes, ("it_weekly", tuple(conditions.items()), k),
-        lambda: it_figures.it_weekly(get_db().connection(), first, last, conditions, k),
+        lambda: it_figures.it_weekly(get_db().connection(), first, last, conditions, k, patterns),
     )
     if not weekly["sla_met"] and not weekly["response_rate"]:
         return None

@@ -119,3 +119,40 @@ def test_nothing_under_the_threshold_and_no_report_rows_for_a_scoped_viewer(it_a
     assert "Happiness and SLA met per week" not in page and 'id="it-windows"' not in page
     scoped = login(people.scoped).get("/transitions/1").text
     assert "Happiness and SLA met per week" in scoped and 'id="it-windows"' not in scoped
+
+
+def test_a_small_country_s_week_cannot_be_read_off_everyone_minus_the_others(engine, settings, tmp_path):
+    """Week 2: Alpha 50 tickets, Beta 40, Gamma 3 (k = 5). Hiding Gamma's week alone
+    would leave it as everyone's 93 minus 50 and 40; the pattern hides Beta's too, the
+    same for every view, and what the shown weeks leave over is none or k or more."""
+    from web import it_figures
+
+    k = 5
+    rows = ["ticket_id,opened_at,resolved_at,sla_met,country"]
+    number = 0
+    for week, sizes in enumerate([{"Alpha": 50, "Beta": 40, "Gamma": 12}, {"Alpha": 50, "Beta": 40, "Gamma": 3},
+                                  {"Alpha": 50, "Beta": 40, "Gamma": 12}]):
+        day = dt.date(2024, 3, 4) + dt.timedelta(weeks=week)
+        for country, size in sizes.items():
+            for _ in range(size):
+                number += 1
+                rows.append(f"T{number},{day}T09:00:00Z,{day}T15:00:00Z,{'true' if number % 3 else 'false'},{country}")
+    path = tmp_path / "tickets.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert ingest_tickets(engine, [path], settings).committed
+    first, last = dt.date(2024, 3, 4), dt.date(2024, 3, 18)
+    with engine.connect() as connection:
+        patterns = it_figures.it_pattern(connection, first, last, k)
+
+        def shown(conditions):
+            points = it_figures.it_weekly(connection, first, last, conditions, k, patterns)["sla_met"]
+            return {p["week"]: p["n"] for p in points}
+
+        views = {country: shown({"country": (country,)}) for country in ("Alpha", "Beta", "Gamma")}
+        everyone = shown({})
+    week = "2024-03-11"
+    assert week not in views["Gamma"] and week not in views["Beta"] and everyone.get(week) == 93
+    for day, total in everyone.items():
+        left_over = total - sum(view.get(day, 0) for view in views.values())
+        assert left_over == 0 or left_over >= k
+    assert views["Gamma"]["2024-03-04"] == 12 and views["Beta"]["2024-03-04"] == 40
