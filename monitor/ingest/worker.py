@@ -134,7 +134,9 @@ def validate_files_in_child(
             while True:
                 try:
                     item = pickle.load(child.stdout)
-                except EOFError:
+                except (EOFError, pickle.UnpicklingError):
+                    # The pipe closed, at a message's end or in the middle of one (a
+                    # child killed while writing leaves a truncated pickle).
                     child.wait()
                     errors.seek(0)
                     tail = errors.read()[-2000:].decode("utf-8", "replace")

@@ -304,3 +304,20 @@ def test_a_stale_registry_finds_the_value_another_import_added(engine):
         # A new dimension whose slot the stale registry thought free takes the next one.
         assert stale.dimension(connection, "service", NOW)[1] != slot
         assert stale.factor_mask(connection, ["Other"]) == 2
+
+
+def test_a_child_killed_in_the_middle_of_a_message_is_a_crash(monkeypatch, settings, tmp_path):
+    """Killed while writing, the validating child leaves half a pickle in the pipe: the
+    parent reports the crash (ValidationCrashed), not an unpickling error."""
+    from monitor.ingest import worker
+
+    half = "import pickle, sys; d = pickle.dumps(list(range(1000))); sys.stdin.buffer.read(); " \
+           "sys.stdout.buffer.write(d[: len(d) // 2]); sys.stdout.flush(); sys.exit(137)"
+    real = worker.subprocess.Popen
+
+    def truncating(args, **kwargs):
+        return real([sys.executable, "-c", half], **kwargs)
+
+    monkeypatch.setattr(worker.subprocess, "Popen", truncating)
+    with pytest.raises(ValidationCrashed, match="code 137"):
+        list(worker.validate_files_in_child([tmp_path / "any.csv"], settings, dt.datetime.now(dt.UTC)))
