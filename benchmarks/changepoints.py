@@ -277,8 +277,9 @@ def simulate_happiness(kind: str, seed: int) -> tuple[pd.DataFrame, dict[str, fl
     elif kind == "several dips":
         # 2-4 temporary dips (each fading back over 0-3 weeks), perhaps after a lasting improvement.
         onsets: list[int] = []
-        for start in np.sort(rng.choice(np.arange(8, weeks - 6, 6), size=min(int(rng.integers(2, 5)),
-                                                                            len(range(8, weeks - 6, 6))), replace=False)):
+        starts = np.arange(8, weeks - 6, 6)
+        count = min(int(rng.integers(2, 5)), len(starts))
+        for start in np.sort(rng.choice(starts, size=count, replace=False)):
             full, fade = int(rng.integers(2, 6)), int(rng.integers(0, 4))
             shape = np.concatenate([np.ones(full), np.linspace(1, 0, fade + 2)[1:-1]])[: weeks - start]
             h[start : start + shape.size] -= float(rng.uniform(15, 30)) * shape

@@ -60,17 +60,18 @@ PATTERN_COUNTS = ("resolved", "answered", "unanswered")
 GUARDS = {"sla_met": ("resolved",), "response_rate": PATTERN_COUNTS}
 
 
-def _days(first_week: dt.date, last_week: dt.date) -> tuple[int, int]:
-    return (first_week - EPOCH).days, (last_week - EPOCH).days + 6
+def _span(first_week: dt.date, last_week: dt.date) -> tuple[int, int, int, int]:
+    """First and last day (days since the epoch), first week (period) and number of weeks."""
+    first_day, last_day = (first_week - EPOCH).days, (last_week - EPOCH).days + 6
+    first = int(period_of_day(first_day, "week"))
+    return first_day, last_day, first, int(period_of_day(last_day, "week")) - first + 1
 
 
 def it_pattern(connection: Any, first_week: dt.date, last_week: dt.date, k: int) -> dict[str, WeeklyPattern]:
     """Per ticket count (``PATTERN_COUNTS``), the weeks everyone's and each one-dimension
     segment's series may show: one pattern for every viewer and filter."""
-    first_day, last_day = _days(first_week, last_week)
+    first_day, last_day, first, periods = _span(first_week, last_week)
     arrays = load_ticket_arrays(connection, first_day, last_day)
-    first = int(period_of_day(first_day, "week"))
-    periods = int(period_of_day(last_day, "week")) - first + 1
     week = np.asarray(period_of_day(arrays["resolved_day"], "week"), dtype=np.int64) - first
     answered = np.asarray(arrays["answered"], dtype=bool)
     weights = {"resolved": None, "answered": answered.astype(float), "unanswered": (~answered).astype(float)}
@@ -99,7 +100,7 @@ def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditio
     """``sla_met`` and ``response_rate`` per week (percent, 95% interval, n tickets) from
     ``first_week`` to ``last_week``; only the weeks ``patterns`` (``it_pattern``) show
     for the view, and none under the threshold (module docstring)."""
-    first_day, last_day = _days(first_week, last_week)
+    first_day, last_day, first, periods = _span(first_week, last_week)
     arrays = load_ticket_arrays(connection, first_day, last_day)
     empty: dict[str, list[dict[str, Any]]] = {"sla_met": [], "response_rate": []}
     if not len(arrays["resolved_day"]):
@@ -107,8 +108,6 @@ def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditio
     mask = _mask(connection, arrays, conditions)
     if mask is None or not mask.any():
         return empty
-    first = int(period_of_day(first_day, "week"))
-    periods = int(period_of_day(last_day, "week")) - first + 1
     week = np.asarray(period_of_day(arrays["resolved_day"][mask], "week")) - first
     cube = ticket_cube(
         week, np.zeros(len(week), dtype=np.int64), 1, periods,
@@ -124,7 +123,7 @@ def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditio
         allowed = np.logical_and.reduce([patterns[count].view_weeks(conditions, periods) for count in GUARDS[name]])
         points = []
         for offset in range(periods):
-            shown = resolved[offset] >= k and offset < len(allowed) and bool(allowed[offset])
+            shown = resolved[offset] >= k and bool(allowed[offset])
             if name == "response_rate":
                 shown = shown and min(answered[offset], resolved[offset] - answered[offset]) >= k
             if not shown:

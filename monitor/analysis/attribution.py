@@ -471,6 +471,11 @@ def _bad_news(change: DetectedChange, polarity: Mapping[str, Polarity]) -> bool:
     return known.polarity is FactorPolarity.POSITIVE and change.change.delta < 0
 
 
+def _clearly_worse(metric: Metric, delta: Delta) -> bool:
+    """Does ``delta``'s interval lie wholly on the metric's worse side of zero?"""
+    return bool((delta.ci_low > 0) if worse_sign(metric) > 0 else (delta.ci_high < 0))
+
+
 def _place_generic(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> bool:
     """Where a generic incident the detector saw only in segments belongs (False: nowhere).
 
@@ -481,7 +486,7 @@ def _place_generic(table: ResponseTable, masks: _Masks, incident: Incident, opti
     the search over every segment, on top of the detector's, could not single it out.
     """
     rest = incident.metric.compare(*masks.complement(masks.of(incident.anchor.segment)), confidence=options.confidence)
-    if not ((rest.ci_low > 0) if worse_sign(incident.metric) > 0 else (rest.ci_high < 0)):
+    if not _clearly_worse(incident.metric, rest):
         incident.scope = FindingScope.LOCALIZED
         effect = _effect_of(masks, incident.metric, incident.anchor.segment, masks.nobody(), options)
         incident.roots = [] if effect is None else [effect]
@@ -795,13 +800,11 @@ def _explain(
         root_mask = _adopt(masks, incident, hypotheses, options, level)
     rest = metric.compare(*masks.complement(root_mask), confidence=options.confidence)
     incident.rest = rest
-    sign = worse_sign(metric)
-    rest_clear = (rest.ci_low > 0) if sign > 0 else (rest.ci_high < 0)
-    rest_matters = rest_clear and _big_enough(metric, sign * rest.delta, rest.before.value)
+    rest_matters = _clearly_worse(metric, rest) and _big_enough(metric, worse_sign(metric) * rest.delta, rest.before.value)
     if not incident.roots:
         overall = incident.overall
-        clear = (overall.ci_low > 0) if sign > 0 else (overall.ci_high < 0)
-        incident.scope = FindingScope.GENERIC if clear and metric.direction(overall.delta) is Direction.WORSE else None
+        worse = _clearly_worse(metric, overall) and metric.direction(overall.delta) is Direction.WORSE
+        incident.scope = FindingScope.GENERIC if worse else None
     else:
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED
 
