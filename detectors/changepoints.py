@@ -71,6 +71,14 @@ RUNNING_WINDOW = 5
 MAX_NOISE_ROUNDS = 8
 NOISE_TOLERANCE = 0.01
 MIN_POINTS_TO_WEIGH = 8
+# ...and the two readings are weighed by BIC, a change costing as many parameters
+# (its date, its new level and one for the noise it explains) times log n. Not the
+# detector's penalty: that one (with its family term) is the bar for a change to be
+# reported at a given noise; charged here, it made the white-noise reading lose on
+# any short series with a dip. A 5-week, 20-point dip in the 30 weeks an MSP group
+# has existed (330 answers a week) read as AR(1) wander at 2.7x sampling and went
+# unseen; AR(1) null series (phi 0.3-0.8, 30 and 104 weeks) keep their findings.
+CHANGE_PARAMETERS = 3.0
 NOISE_BLOCK = 4  # points per block for the long-range noise estimate
 MAX_PHI = 0.8  # the largest lag-one autocorrelation survey_noise corrects for
 BIWEIGHT_C = 9.0  # biweight tuning constant, in MADs (the usual choice)
@@ -654,9 +662,9 @@ def segment_survey_series(
     Two readings are therefore weighed: the changes found at ``survey_noise``'s
     scale with autocorrelated (AR(1)) noise around them, and the changes found at
     the short-range scale, re-estimated on their residuals until it settles, with
-    white noise. The second is taken when its likelihood gain pays for its extra
-    changes at the detector's own penalty (:func:`_bic`): week-to-week wander
-    (AR(1), phi 0.3-0.8) keeps its estimate and its calibrated false-alarm rate.
+    white noise. The second is taken when it fits better by BIC (:func:`_bic`,
+    ``CHANGE_PARAMETERS`` per change): week-to-week wander (AR(1), phi 0.3-0.8)
+    keeps its estimate and its calibrated false-alarm rate.
 
     Survey series only: on generic series (``find_change_points``) the second
     reading cut seasonal and trending real series into more pieces (TCPD F1 0.78
@@ -692,12 +700,12 @@ def _fitted(segmentation: Segmentation) -> np.ndarray:
 
 def _bic(x: np.ndarray, weights: object, segmentation: Segmentation, *, ar: bool) -> float:
     """-2 log-likelihood of white (or AR(1)) noise on the weight-standardised residuals,
-    plus the segmentation's own charges: its penalty per change, ``SLOPE_PENALTY``
-    per slope, and log n for phi."""
+    plus ``CHANGE_PARAMETERS`` log n per change, ``SLOPE_PENALTY`` per slope, and
+    log n for phi."""
     w = np.asarray(weights, dtype=float).reshape(-1)
     r = (x - _fitted(segmentation)) * np.sqrt(np.where(w > 0, w, np.nan))
     r = r[np.isfinite(r)]
-    charge = (len(segmentation.segments) - 1) * segmentation.penalty
+    charge = (len(segmentation.segments) - 1) * CHANGE_PARAMETERS * math.log(r.size)
     charge += SLOPE_PENALTY * sum(seg.shape is SegmentShape.LINEAR for seg in segmentation.segments)
     phi = 0.0
     if ar:

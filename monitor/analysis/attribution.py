@@ -283,6 +283,7 @@ class Incident:
     floor: float = 0.0  # excess a segment needs beyond everyone's change
     adopted: set[Segment] = field(default_factory=set)  # roots taken from Happiness roots of the same weeks
     later: list[DetectedChange] = field(default_factory=list)  # the metric's changes after the incident's
+    search_after: Window | None = None  # the segments' after window, when longer (see ``_windows``)
 
     @property
     def anchor(self) -> DetectedChange:
@@ -314,14 +315,15 @@ def attribute(
     # window sums are counts over windows of different lengths. Happiness
     # incidents come first: their roots are the hypotheses of the other metrics'.
     for incident in _incidents(table, [d for d in detected if d.metric != "volume"], polarity):
-        masks = _Masks(table, incident.before, incident.after, persistent)
+        masks = _Masks(table, incident.before, incident.search_after or incident.after, persistent)
+        measured = masks if incident.search_after is None else _Masks(table, incident.before, incident.after, persistent)
         if _praise_crowded_out(masks, incident):
             changes = [c for c in changes if c not in incident.members]
             continue
         onset = incident.anchor.change.change_date
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
             root.segment for root in localized if _open_at(root, onset)))
-        _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched))
+        _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched), measured)
         # A segment's dip while a generic one is open is part of it when nothing stands
         # out; everyone's own second dip is a cause of its own.
         inhibitor = next(
@@ -634,21 +636,30 @@ def _incidents(
                 Incident(_metric(item.metric, polarity or {}), [item], Window("before", 0, -1), Window("after", 0, -1))
             )
     for incident in incidents:
-        incident.before, incident.after = _windows(table, incident, detected)
+        incident.before, incident.after, incident.search_after = _windows(table, incident, detected)
         onset = incident.anchor.change.change_date
         incident.later = [d for d in detected if d.metric == incident.metric.name
                           and (d.change.change_date - onset).days > MATCH_DAYS]
     return sorted(incidents, key=lambda i: (_metric_rank(i.metric.name), i.anchor.change.change_date, i.metric.name))
 
 
-def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> tuple[Window, Window]:
-    """The stretches before and after the incident's onset that no other event disturbs.
+def _windows(
+    table: ResponseTable, incident: Incident, detected: list[DetectedChange]
+) -> tuple[Window, Window, Window | None]:
+    """The stretches before and after the incident's onset that no other event disturbs;
+    and, for an incident of everyone, the longer after window its segments are searched on.
 
     Segments are compared on how they changed between the two windows, so no other
     dip may start, and no dip may recover, inside them: the windows stop at the
     other changes of the same metric (their onsets and recoveries) and at the
     members' own recovery, and are capped at ``BEFORE_WEEKS`` and
     ``AFTER_WEEKS``. A window squeezed below its minimum keeps the minimum.
+
+    Everyone's change is measured up to the next break of its own series, but its
+    segments are compared with the rest of the respondents, who share that break: a
+    generic part fading two weeks after go-live cut the search to two weeks, and a
+    lasting local dip in half the respondents (250 answers a week, 35 points) was
+    named by a noisy child of it. The search window stops only at other changes.
     """
     change = incident.anchor.change
     # The after window starts with the earliest member: a pair's own estimate of
@@ -679,7 +690,12 @@ def _windows(table: ResponseTable, incident: Incident, detected: list[DetectedCh
     )
     first = min(first, max(start - MIN_BEFORE_WEEKS * per_week, table.first_period))
     last = max(last, min(start + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
-    return Window("before", first, start - 1), Window("after", start, last)
+    search = None
+    if not incident.anchor.segment.items and change.after_to is not None:
+        search_last = min([start + AFTER_WEEKS * per_week - 1, table.last_period] + [e - 1 for e in events if e > start])
+        if search_last > last:
+            search = Window("after", start, search_last)
+    return Window("before", first, start - 1), Window("after", start, last), search
 
 
 def _effects(
@@ -689,7 +705,8 @@ def _effects(
     segments, cube = grouping_cube(table, by)
     offset = table.first_period
     before = cube[:, incident.before.first - offset : incident.before.last - offset + 1].sum(axis=1)
-    after = cube[:, incident.after.first - offset : incident.after.last - offset + 1].sum(axis=1)
+    window = incident.search_after or incident.after
+    after = cube[:, window.first - offset : window.last - offset + 1].sum(axis=1)
     columns = list(table.stat_names)
     metric = incident.metric
     own = shift(metric, pd.DataFrame(before, columns=columns), pd.DataFrame(after, columns=columns))
@@ -732,16 +749,20 @@ def _explain(
     options: AttributionOptions,
     hypotheses: list[Segment] | None = None,
     date_bar: float = 0.0,
+    measured: _Masks | None = None,
 ) -> None:
     """Find the incident's root segments, their echoes, and its scope.
 
     ``hypotheses`` are the segments of Happiness roots open at the incident's
     onset (for lost time and factor shares): see ``_adopt``. ``date_bar``: the z
     a segment needs at least, when the incident's date was searched (``_date_bar``).
+    ``measured``: the masks of the windows everyone's change and the rest are measured
+    on, when segments are searched on longer ones (``_windows``).
     """
     metric = incident.metric
+    measured = measured or masks
     totals = masks.totals
-    incident.overall = metric.compare(*totals, confidence=options.confidence)
+    incident.overall = metric.compare(*measured.totals, confidence=options.confidence)
     level = incident.overall.before.value
     found: list[SegmentEffect] = []
     tested = 0
@@ -754,8 +775,10 @@ def _explain(
     threshold = incident.threshold = max(critical_z(tested, options.alpha), date_bar)
     # A generic change is not uniform in every unit: a Happiness dip that turns a
     # third of answers into detractors takes more points where more were
-    # promoters. Only an excess of at least half everyone's change marks a segment.
-    floor = incident.floor = GENERIC_SPREAD * max(worse_sign(metric) * incident.overall.delta, 0.0)
+    # promoters. Only an excess of at least half everyone's change marks a segment,
+    # everyone's change over the windows the excess is measured on.
+    spread = incident.overall if measured is masks else metric.compare(*totals, confidence=options.confidence)
+    floor = incident.floor = GENERIC_SPREAD * max(worse_sign(metric) * spread.delta, 0.0)
     candidates = sorted(
         (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
@@ -797,8 +820,9 @@ def _explain(
         incident.roots.append(chosen)
         root_mask = root_mask | masks.of(chosen.segment)
     if hypotheses:
-        root_mask = _adopt(masks, incident, hypotheses, options, level)
-    rest = metric.compare(*masks.complement(root_mask), confidence=options.confidence)
+        _adopt(masks, incident, hypotheses, options, level)
+    rest = metric.compare(*measured.complement(measured.of_any(root.segment for root in incident.roots)),
+                          confidence=options.confidence)
     incident.rest = rest
     rest_matters = _clearly_worse(metric, rest) and _big_enough(metric, worse_sign(metric) * rest.delta, rest.before.value)
     if not incident.roots:
@@ -811,9 +835,9 @@ def _explain(
 
 def _adopt(
     masks: _Masks, incident: Incident, hypotheses: list[Segment], options: AttributionOptions, level: float
-) -> Mask:
+) -> None:
     """Move another metric's roots onto the Happiness roots of the same weeks where
-    those carry its change; return the mask of the incident's roots.
+    those carry its change.
 
     One cause moves Happiness, lost time and a factor's share in the same
     respondents, but lost time (heavy-tailed) and a factor (a share of a share)
@@ -860,7 +884,6 @@ def _adopt(
             continue
         incident.roots = [root for root in incident.roots if root not in overlapping or root in kept] + [effect]
         incident.adopted.add(segment)
-    return masks.of_any(root.segment for root in incident.roots)
 
 
 def _overlap(a: Mask, b: Mask) -> bool:
@@ -1215,7 +1238,7 @@ def _created_change(
         recovered_at=_recovered(table, incident, table.of(segment), segment, options),
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),
-        after_to=pd.Timestamp(table.period_start(incident.after.last)),
+        after_to=pd.Timestamp(table.period_start((incident.search_after or incident.after).last)),
     )
     return DetectedChange(metric.name, segment, change)
 

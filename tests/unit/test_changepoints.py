@@ -264,6 +264,21 @@ def test_every_dip_is_found_on_a_series_crowded_with_changes() -> None:
     assert found >= 12  # 14 of 20 today
 
 
+def test_a_dip_in_a_short_history_is_not_read_as_autocorrelated_wander() -> None:
+    """An MSP group's first 30 weeks at 330 answers a week, 20 points down for five
+    of them. Weighed at the detector's own penalty per change (family of 11 groups),
+    the white-noise reading lost to AR(1) wander at 2.7x sampling: 7 runs of 20 found
+    the dip; weighed by BIC, 15."""
+    level = np.full(30, 15.0)
+    level[14:19] -= 20.0
+    found = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        changes = detect_changes(HAPPINESS, stats_at(rng, level, 330), penalty=default_penalty(30) + 2.0 * np.log(11))
+        found += any(c.finding and c.delta < 0 and abs(c.index - 14) <= 1 for c in changes)
+    assert found >= 13
+
+
 def test_quiet_on_survey_series_with_autocorrelated_wander() -> None:
     """Week-to-week wander beyond sampling (AR(1), phi 0.6, 3 points) is noise, not
     change: ``survey_noise`` corrects its short-range scale for the autocorrelation."""
