@@ -41,7 +41,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors import Change, Delta, Direction, Metric, is_finding, metric_for
+from detectors import (
+    Change,
+    ChangeShape,
+    Delta,
+    Direction,
+    Metric,
+    is_finding,
+    metric_for,
+)
 from detectors.attribution import (
     DiffInDiff,
     Shift,
@@ -662,9 +670,8 @@ def _windows(
     named by a noisy child of it. The search window stops only at other changes.
     """
     change = incident.anchor.change
-    # The after window starts with the earliest member: a pair's own estimate of
-    # the onset is often sharper than its parent's, which the dip dilutes.
-    start = min(_period(table, member.change.change_date) for member in incident.members)
+    start = _onset(table, incident)
+    after_first = max(_settled_from(table, member.change, start) for member in incident.members)
     members = set(map(id, incident.members))
     # Everyone's own change (a go-live dip and its recovery) does not stop the windows
     # of a segment incident: segments are judged against the rest of the respondents,
@@ -677,6 +684,8 @@ def _windows(
         for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
         if when is not None
     ]
+    if any(start < e <= after_first for e in events):
+        after_first = start  # another change on the slope: where it ended is not this change's level
     per_week = 7 if table.period == "day" else 1
     first = max(
         [start - BEFORE_WEEKS * per_week, table.first_period]
@@ -684,18 +693,40 @@ def _windows(
         + [e for e in events if e < start]
     )
     last = min(
-        [start + AFTER_WEEKS * per_week - 1, table.last_period]
+        [after_first + AFTER_WEEKS * per_week - 1, table.last_period]
         + ([_period(table, change.after_to)] if change.after_to is not None else [])
-        + [e - 1 for e in events if e > start]
+        + [e - 1 for e in events if e > after_first]
     )
     first = min(first, max(start - MIN_BEFORE_WEEKS * per_week, table.first_period))
-    last = max(last, min(start + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
+    last = max(last, min(after_first + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
     search = None
     if not incident.anchor.segment.items and change.after_to is not None:
-        search_last = min([start + AFTER_WEEKS * per_week - 1, table.last_period] + [e - 1 for e in events if e > start])
+        search_last = min([after_first + AFTER_WEEKS * per_week - 1, table.last_period]
+                          + [e - 1 for e in events if e > after_first])
         if search_last > last:
-            search = Window("after", start, search_last)
-    return Window("before", first, start - 1), Window("after", start, last), search
+            search = Window("after", after_first, search_last)
+    return Window("before", first, start - 1), Window("after", after_first, last), search
+
+
+def _onset(table: ResponseTable, incident: Incident) -> int:
+    """The incident's first period: its earliest member's (a pair's own estimate of
+    the onset is often sharper than its parent's, which the dip dilutes)."""
+    return min(_period(table, member.change.change_date) for member in incident.members)
+
+
+def _settled_from(table: ResponseTable, change: Change, start: int) -> int:
+    """The first period of the level a change reached: the onset for a step, the
+    period after the slope for a slide (its last third while it is still sliding).
+
+    Segments are compared on where they ended up: a decline over 26 weeks seen in
+    the 8 weeks after its first period showed a seventh of it, and a 34-point slide
+    in one country x language was no root at all.
+    """
+    if change.shape is not ChangeShape.GRADUAL or change.end_date is None:
+        return start
+    if change.ongoing:
+        return max(start, table.last_period - (table.last_period - start) // 3)
+    return max(start, min(_period(table, change.end_date) + 1, table.last_period))
 
 
 def _effects(
@@ -1233,8 +1264,8 @@ def _created_change(
     change = Change.of(
         metric,
         delta,
-        index=incident.after.first - table.first_period,
-        change_date=pd.Timestamp(table.period_start(incident.after.first)),
+        index=_onset(table, incident) - table.first_period,
+        change_date=pd.Timestamp(table.period_start(_onset(table, incident))),
         recovered_at=_recovered(table, incident, table.of(segment), segment, options),
         finding=is_finding(delta, metric, min_n=options.min_n),
         before_from=pd.Timestamp(table.period_start(incident.before.first)),

@@ -37,6 +37,7 @@ class Effect:
     end: int | None = None  # period offset where it stops, if it does
     # Per-value multipliers of ``share`` along one dimension: an uneven dip.
     uneven: dict[str, dict[str, float]] = field(default_factory=dict)
+    ramp: int = 0  # periods over which ``share`` grows from nothing to its full size (a slow decline)
 
     @property
     def seg(self) -> Segment:
@@ -72,6 +73,8 @@ def world(seed: int, effects_for, *, per_period: int | None = None) -> World:
         if effect.end is not None:
             inside &= periods < FIRST + effect.end
         share = np.full(rows, effect.share)
+        if effect.ramp:
+            share *= np.clip((periods - FIRST - effect.onset + 1) / effect.ramp, 0.0, 1.0)
         for name, value in effect.segment.items():
             inside &= codes[name] == labels[name].index(value)
         for name, factors in effect.uneven.items():

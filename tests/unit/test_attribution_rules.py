@@ -183,6 +183,24 @@ def test_a_lasting_dip_in_a_large_channel_under_a_brief_generic_one_is_a_root_of
     assert right >= 17
 
 
+def _slow_decline_in_a_pair(rng, labels, weights):
+    pair = large_values(rng, labels, weights, ("country", "service"))
+    return [Effect(pair, float(rng.uniform(0.4, 0.6)), str(rng.choice(NEGATIVE)), 10, ramp=20)]
+
+
+def test_a_slow_decline_is_rooted_where_it_ended_up():
+    """A pair slides for 20 weeks. Its segments compared over the 8 weeks after the
+    slide's first week saw a fraction of it, and the root went missing (11 of 20
+    worlds right); compared where the slide ended, 15."""
+    right = 0
+    for seed in range(101, 121):
+        w = world(seed, _slow_decline_in_a_pair)
+        roots, _ = roots_of(w.table)
+        decline = w.effects[0]
+        right += any(r.segment == decline.seg and 8 <= r.change.index <= 30 for r in roots)
+    assert right >= 14
+
+
 def _co_starting_then_another_dip(rng, labels, weights):
     pair = large_values(rng, labels, weights, ("country", "service"))
     first, local, second = rng.choice(NEGATIVE, 3, replace=False)
