@@ -247,7 +247,11 @@ class _Masks:
 
     def cited_by_unhappy(self, mask: Mask, factor: str) -> tuple[float, float]:
         """Citations of ``factor`` by respondents rating 0-6 in ``mask``, per window."""
-        f, d = self.columns.index(f"f:{factor}"), self.columns.index("detractors")
+        return self.cited_within(mask, factor, "detractors")
+
+    def cited_within(self, mask: Mask, factor: str, band: str) -> tuple[float, float]:
+        """Citations of ``factor`` by the ``band`` ("promoters", "detractors") of ``mask``, per window."""
+        f, d = self.columns.index(f"f:{factor}"), self.columns.index(band)
         return tuple(  # type: ignore[return-value]
             float(part.stats[m, f] @ part.stats[m, d])
             for part, m in zip(self._windows, (mask.before, mask.after), strict=True)
@@ -327,6 +331,14 @@ def attribute(
         measured = masks if incident.search_after is None else _Masks(table, incident.before, incident.after, persistent)
         if _praise_crowded_out(masks, incident):
             changes = [c for c in changes if c not in incident.members]
+            continue
+        if _promoters_lost(masks, incident.metric, incident.anchor.segment):
+            host = _happiness_root_of(masks, incident, changes, roles)
+            for member in incident.members:
+                if host is None:
+                    changes.remove(member)
+                else:
+                    _fold(roles, host.key, member.key)
             continue
         onset = incident.anchor.change.change_date
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
@@ -521,6 +533,49 @@ def _praise_crowded_out(masks: _Masks, incident: Incident) -> bool:
     with np.errstate(divide="ignore", invalid="ignore"):
         z = happiness.delta[0] / np.sqrt(happiness.delta_variance[0])
     return bool(np.isfinite(z) and z >= CLEAR_RISE_Z)
+
+
+def _promoters_lost(masks: _Masks, metric: Metric, segment: Segment) -> bool:
+    """Is a positive factor's fall only fewer promoters to cite it?
+
+    A positive factor is offered to 9-10 ratings: where a dip turns promoters into
+    detractors, its share among everyone falls while the promoters left cite it as
+    often as before. That fall is the Happiness dip seen again (a generic
+    "Quick resolution" root beside a dip in a third of the answers), not news of
+    its own: the promoters' share fell clearly (95%, one-sided) and their citing
+    rate did not.
+    """
+    if not metric.name.startswith("factor:") or worse_sign(metric) > 0:
+        return False
+    factor = metric.name.removeprefix("factor:")
+    mask = masks.of(segment)
+    sums = masks.segment_sums(segment)
+    promoters = np.array([float(w["promoters"]) for w in sums])
+    responses = np.array([float(w["n"]) for w in sums])
+    cited = np.array(masks.cited_within(mask, factor, "promoters"))
+    if np.any(promoters <= 0) or np.any(responses <= 0):
+        return False
+    return bool(_fall_z(promoters, responses) >= CLEAR_RISE_Z and _fall_z(cited, promoters) < CLEAR_RISE_Z)
+
+
+def _fall_z(hits: np.ndarray, trials: np.ndarray) -> float:
+    """z of the fall of a proportion from the before window to the after one."""
+    rate = hits / trials
+    se = np.sqrt(np.sum(rate * (1.0 - rate) / trials))
+    return float((rate[0] - rate[1]) / se) if se > 0 else 0.0
+
+
+def _happiness_root_of(
+    masks: _Masks, incident: Incident, changes: list[DetectedChange], roles: dict[ChangeKey, Role]
+) -> DetectedChange | None:
+    """The Happiness root open at the incident's onset that shares most of its respondents."""
+    onset = incident.anchor.change.change_date
+    own = masks.of(incident.anchor.segment)
+    hosts = [c for c in changes if c.metric == HAPPINESS.name and c.key in roles and roles[c.key].root
+             and _open_at(c, onset)]
+    shared = [(own.overlap_after(masks.of(c.segment)), c) for c in hosts]
+    best = max(shared, key=lambda item: item[0], default=(0, None))
+    return best[1] if best[0] > 0 else None
 
 
 def _metric(name: str, polarity: Mapping[str, Polarity]) -> Metric:

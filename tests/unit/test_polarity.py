@@ -8,8 +8,17 @@ import pytest
 from config import load_settings
 from config.settings import ConfigError
 from detectors.polarity import FactorPolarity, factor_polarities, learn_polarity
-from monitor.analysis.attribution import AttributionOptions, attribute, polarities
+from monitor.analysis.aggregate import ResponseTable, Segment, _row_statistics
+from monitor.analysis.attribution import (
+    AttributionOptions,
+    _Masks,
+    _metric,
+    _promoters_lost,
+    attribute,
+    polarities,
+)
 from monitor.analysis.detect import AnalysisOptions, find_changes
+from monitor.analysis.transitions import Window
 from tests.unit.planted_worlds import NEGATIVE, POSITIVE, Effect, large_values, world
 
 
@@ -123,3 +132,38 @@ def test_a_positive_factor_cited_less_by_happier_respondents_is_no_finding():
     assert any(c.metric == f"factor:{POSITIVE}" and c.change.delta < 0 and c.change.finding for c in detected)
     result = attribute(table, detected, AttributionOptions())
     assert not [c for c in result.changes if c.metric == f"factor:{POSITIVE}"]
+
+
+def _promoters_table(before: tuple[float, float], after: tuple[float, float], seed: int = 3):
+    """Four weeks before and four after, 2000 answers a week: (promoters' share, share
+    of promoters citing "Knowledgeable agent") in each window; the rest rate 7-8 or 0-6."""
+    rng = np.random.default_rng(seed)
+    periods = np.repeat(np.arange(3000, 3008), 2000)
+    late = periods >= 3004
+    promoters_share = np.where(late, after[0], before[0])
+    citing = np.where(late, after[1], before[1])
+    draw = rng.random(periods.size)
+    rating = np.where(draw < promoters_share, 10.0, np.where(draw < promoters_share + 0.2, 8.0, 3.0))
+    mask = np.where((rating >= 9) & (rng.random(periods.size) < citing), 1, 0)
+    stats, names = _row_statistics(rating, np.full(periods.size, np.nan), mask, {"Knowledgeable agent": 0})
+    return ResponseTable(period="week", periods=periods, stats=stats, stat_names=names,
+                         codes={"country": np.zeros(periods.size, dtype=int)}, labels={"country": ["FI"]},
+                         first_period=3000, last_period=3007)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "mirror"),
+    [
+        ((0.6, 0.3), (0.4, 0.3), True),  # fewer promoters, who cite it as often: the dip seen again
+        ((0.6, 0.3), (0.6, 0.15), False),  # as many promoters, citing it half as often: news of its own
+        ((0.6, 0.3), (0.4, 0.15), False),  # both
+    ],
+)
+def test_a_positive_factor_falling_only_with_the_promoters_is_the_dip_seen_again(before, after, mirror) -> None:
+    """A generic "Quick resolution" fall beside a Happiness dip in a third of the
+    answers was a root of its own; it now folds under the dip's root (or goes, with
+    none) when the promoters left cite it as often as before."""
+    table = _promoters_table(before, after)
+    masks = _Masks(table, Window("before", 3000, 3003), Window("after", 3004, 3007))
+    metric = _metric("factor:Knowledgeable agent", polarities(table, AttributionOptions()))
+    assert _promoters_lost(masks, metric, Segment()) is mirror
