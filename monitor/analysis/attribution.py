@@ -558,6 +558,35 @@ def _promoters_lost(masks: _Masks, metric: Metric, segment: Segment) -> bool:
     return bool(_fall_z(promoters, responses) >= CLEAR_RISE_Z and _fall_z(cited, promoters) < CLEAR_RISE_Z)
 
 
+def _only_more_unhappy(masks: _Masks, metric: Metric, segment: Segment) -> bool:
+    """Does a negative factor rise more in ``segment`` than elsewhere only because
+    more of its respondents are unhappy, not because the unhappy cite it more?
+
+    A negative factor is offered to 0-6 ratings: where ratings spread (more 0-6
+    and more 9-10, Happiness unchanged) a factor everyone cites more rises most,
+    in share of all answers, where the unhappy are most. The segment is then no
+    place of its own: its unhappy respondents' citing rate rose no more than the
+    rest's (one-sided 95%).
+    """
+    if not metric.name.startswith("factor:") or worse_sign(metric) < 0 or not segment.items:
+        return False
+    factor = metric.name.removeprefix("factor:")
+    own = masks.of(segment)
+    inside = masks.segment_sums(segment)
+    outside = masks.complement(own)
+    unhappy = [np.array([float(w["detractors"]) for w in sums]) for sums in (inside, outside)]
+    if any(np.any(u <= 0) for u in unhappy):
+        return False
+    everyone = masks.cited_within(masks.of(Segment()), factor, "detractors")
+    cited_inside = np.array(masks.cited_within(own, factor, "detractors"))
+    cited = [cited_inside, np.array(everyone) - cited_inside]
+    rates = [c / u for c, u in zip(cited, unhappy, strict=True)]
+    rises = [r[1] - r[0] for r in rates]
+    se = np.sqrt(sum(np.sum(r * (1.0 - r) / u) for r, u in zip(rates, unhappy, strict=True)))
+    more_unhappy = float(inside[1]["detractors"] / inside[1]["n"] - inside[0]["detractors"] / inside[0]["n"]) > 0
+    return bool(more_unhappy and se > 0 and (rises[0] - rises[1]) / se < CLEAR_RISE_Z)
+
+
 def _fall_z(hits: np.ndarray, trials: np.ndarray) -> float:
     """z of the fall of a proportion from the before window to the after one."""
     rate = hits / trials
@@ -866,7 +895,8 @@ def _explain(
     spread = incident.overall if measured is masks else metric.compare(*totals, confidence=options.confidence)
     floor = incident.floor = GENERIC_SPREAD * max(worse_sign(metric) * spread.delta, 0.0)
     candidates = sorted(
-        (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)),
+        (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)
+         and not _only_more_unhappy(masks, metric, e.segment)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
     root_mask = masks.nobody()

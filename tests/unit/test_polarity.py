@@ -13,6 +13,7 @@ from monitor.analysis.attribution import (
     AttributionOptions,
     _Masks,
     _metric,
+    _only_more_unhappy,
     _promoters_lost,
     attribute,
     polarities,
@@ -134,21 +135,30 @@ def test_a_positive_factor_cited_less_by_happier_respondents_is_no_finding():
     assert not [c for c in result.changes if c.metric == f"factor:{POSITIVE}"]
 
 
-def _promoters_table(before: tuple[float, float], after: tuple[float, float], seed: int = 3):
-    """Four weeks before and four after, 2000 answers a week: (promoters' share, share
-    of promoters citing "Knowledgeable agent") in each window; the rest rate 7-8 or 0-6."""
+def _band_table(countries: dict[str, tuple[tuple[float, ...], tuple[float, ...]]], seed: int = 3) -> ResponseTable:
+    """Four weeks before and four after, 1500 answers a week per country. Each window of
+    a country is (promoters' share, detractors' share, share of promoters citing
+    "Knowledgeable agent", share of detractors citing "Long waiting time"); the rest rate 8."""
     rng = np.random.default_rng(seed)
-    periods = np.repeat(np.arange(3000, 3008), 2000)
-    late = periods >= 3004
-    promoters_share = np.where(late, after[0], before[0])
-    citing = np.where(late, after[1], before[1])
+    labels = list(countries)
+    code = np.tile(np.repeat(np.arange(len(labels)), 1500), 8)
+    periods = np.repeat(np.arange(3000, 3008), 1500 * len(labels))
+    late = (periods >= 3004).astype(int)
+    spec = np.array([[countries[c][w] for w in (0, 1)] for c in labels])  # country x window x 4
+    promoters, detractors, praise, complaint = (spec[code, late, k] for k in range(4))
     draw = rng.random(periods.size)
-    rating = np.where(draw < promoters_share, 10.0, np.where(draw < promoters_share + 0.2, 8.0, 3.0))
-    mask = np.where((rating >= 9) & (rng.random(periods.size) < citing), 1, 0)
-    stats, names = _row_statistics(rating, np.full(periods.size, np.nan), mask, {"Knowledgeable agent": 0})
-    return ResponseTable(period="week", periods=periods, stats=stats, stat_names=names,
-                         codes={"country": np.zeros(periods.size, dtype=int)}, labels={"country": ["FI"]},
-                         first_period=3000, last_period=3007)
+    rating = np.where(draw < promoters, 10.0, np.where(draw < promoters + detractors, 3.0, 8.0))
+    cites = rng.random(periods.size)
+    mask = np.where((rating >= 9) & (cites < praise), 1, 0) | np.where((rating <= 6) & (cites < complaint), 2, 0)
+    stats, names = _row_statistics(rating, np.full(periods.size, np.nan), mask,
+                                   {"Knowledgeable agent": 0, "Long waiting time": 1})
+    return ResponseTable(period="week", periods=periods, stats=stats, stat_names=names, codes={"country": code},
+                         labels={"country": labels}, first_period=3000, last_period=3007)
+
+
+def _judged(table: ResponseTable, rule, factor: str, segment: Segment) -> bool:
+    masks = _Masks(table, Window("before", 3000, 3003), Window("after", 3004, 3007))
+    return rule(masks, _metric(f"factor:{factor}", polarities(table, AttributionOptions())), segment)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +173,22 @@ def test_a_positive_factor_falling_only_with_the_promoters_is_the_dip_seen_again
     """A generic "Quick resolution" fall beside a Happiness dip in a third of the
     answers was a root of its own; it now folds under the dip's root (or goes, with
     none) when the promoters left cite it as often as before."""
-    table = _promoters_table(before, after)
-    masks = _Masks(table, Window("before", 3000, 3003), Window("after", 3004, 3007))
-    metric = _metric("factor:Knowledgeable agent", polarities(table, AttributionOptions()))
-    assert _promoters_lost(masks, metric, Segment()) is mirror
+    table = _band_table({"FI": ((before[0], 0.2, before[1], 0.3), (after[0], 0.2 + before[0] - after[0], after[1], 0.3))})
+    assert _judged(table, _promoters_lost, "Knowledgeable agent", Segment()) is mirror
+
+
+@pytest.mark.parametrize(
+    ("finland", "mix"),
+    [
+        (((0.5, 0.2, 0.3, 0.2), (0.6, 0.3, 0.3, 0.4)), True),  # ratings spread, its unhappy cite it as the rest's do
+        (((0.5, 0.2, 0.3, 0.2), (0.4, 0.3, 0.3, 0.7)), False),  # its unhappy cite it far more: a cause of its own
+    ],
+)
+def test_a_negative_factor_rising_more_only_where_more_are_unhappy_is_no_place_of_its_own(finland, mix) -> None:
+    """Everyone's unhappy cite "Long waiting time" twice as often; in Finland ratings
+    spread (more 0-6 and more 9-10, Happiness unchanged), so the factor's share of all
+    its answers rises most there: a root on Finland (a variance-only change next to a
+    generic slide, 1 world in 40) unless its unhappy cite it more than the rest's."""
+    rest = ((0.5, 0.2, 0.3, 0.2), (0.5, 0.2, 0.3, 0.4))
+    table = _band_table({"FI": finland, "SE": rest, "DE": rest})
+    assert _judged(table, _only_more_unhappy, "Long waiting time", Segment.of({"country": "FI"})) is mix
