@@ -740,7 +740,7 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     prepared = segmentation.prepared
     spans: list[ChangeSpan] = []
     if segments[0].shape is SegmentShape.LINEAR:  # sloped from the start: did it start sliding later?
-        spans += _later_slide(prepared, segments[0], segments[1] if len(segments) > 1 else None, min_size=min_size)
+        spans += _later_slide(prepared, segments[0], min_size=min_size)
     groups: list[list[int]] = []  # first and last segment index of each change
     j = 1
     while j < len(segments):
@@ -759,9 +759,7 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             # later. One ramp over both would date the slide and lose the jump (a
             # dip's recovery followed by a new decline).
             spans.append(ChangeSpan(segments[last].start, segments[last].start))
-            spans += _later_slide(
-                prepared, segments[last], segments[last + 1] if last + 1 < len(segments) else None, min_size=min_size
-            )
+            spans += _later_slide(prepared, segments[last], min_size=min_size)
             continue
         fit = _fit_ramps(prepared, segments[first].first, segments[last].last, min_size=min_size)
         if fit is not None and fit.step_rss - fit.ramp_rss >= RAMP_GAIN:
@@ -770,31 +768,41 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             spans.append(ChangeSpan(segments[last].start, segments[last].start))
         elif fit is not None:  # a merged group that no longer reads as a slide: its best step
             spans.append(ChangeSpan(fit.step_at, fit.step_at))
-    spans = sorted(spans, key=lambda s: s.start)
+    spans = sorted((s for s in spans if not _springs_back(segments, s, min_size=min_size)), key=lambda s: s.start)
     # Ramps fitted on overlapping windows may overlap by a period: keep them in order.
     return [s for k, s in enumerate(spans) if k == 0 or s.start >= spans[k - 1].end]
 
 
-def _later_slide(
-    prepared: PreparedSeries, segment: Segment, following: Segment | None, *, min_size: int
-) -> list[ChangeSpan]:
-    """The slide inside a sloped segment that starts off a level after the segment
-    does (``_dated_trend``), within the segment; none otherwise.
+def _springs_back(segments: tuple[Segment, ...], span: ChangeSpan, *, min_size: int) -> bool:
+    """Does the level jump back against a slide fewer than ``min_size`` periods after
+    the slide passed half its depth (its midpoint)? A dip that short is no change of level.
 
-    Nor when the ``following`` segment jumps back against it fewer than
-    ``min_size`` periods after the slide passed half its depth (its midpoint): a
-    dip that short is no change of level. Responses
-    thin out over the Christmas weeks and come back in January; read as the end of
-    a gentle slope, those two weeks were a volume slide, a halving "held" for none
-    of the four weeks a volume change needs (12 of 65 false roots in 200 worlds).
+    Responses thin out over the Christmas weeks and come back in January; read as the
+    end of a gentle slope (or a slope onto the two holiday weeks), those weeks were a
+    volume slide, a halving "held" for none of the four weeks a volume change needs
+    (12 of 65 false roots in 200 worlds, and more where the data start in November).
     """
+    if span.end <= span.start:
+        return False
+    following = next((seg for seg in segments if seg.start > span.end), None)
+    if following is None or following.start - (span.start + span.end) / 2 >= min_size:
+        return False
+    reached = next((seg for seg in segments if seg.start <= span.end < seg.end), None)
+    origin = next((seg for seg in segments if seg.start <= span.start - 1 < seg.end), None)
+    if reached is None or origin is None:
+        return False
+    depth = reached.value_at(span.end) - origin.value_at(span.start - 1)
+    jump = following.value_at(following.start) - reached.value_at(following.start)
+    return bool(depth * jump < 0)
+
+
+def _later_slide(prepared: PreparedSeries, segment: Segment, *, min_size: int) -> list[ChangeSpan]:
+    """The slide inside a sloped segment that starts off a level after the segment
+    does (``_dated_trend``), within the segment; none otherwise (``_springs_back``
+    then drops one the level jumps back from at once)."""
     dated = _dated_trend(prepared, segment, min_size=min_size)
     if dated is None or dated.start <= segment.start:
         return []
-    if following is not None and following.start - (dated.start + min(dated.end, segment.end)) / 2 < min_size:
-        jump = following.level - segment.value_at(following.start)
-        if jump * segment.slope < 0:
-            return []
     return [ChangeSpan(dated.start, min(dated.end, segment.end))]
 
 

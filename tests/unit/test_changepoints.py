@@ -210,6 +210,21 @@ def test_a_holiday_lull_at_the_end_of_a_slope_is_no_volume_change_but_a_held_hal
     assert lulls == 0 and halvings == 10
 
 
+def test_a_holiday_lull_a_few_weeks_after_the_first_response_is_no_volume_change() -> None:
+    """The data start in November; responses thin out over Christmas (a week at 90%,
+    two below half) and are back in January. A slope onto the two holiday weeks came
+    out as a volume slide in 5 runs of 20: the level jumps back within the four weeks
+    a volume change needs, wherever the slide came from."""
+    volume = metric_for("volume")
+    lulls = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        level = np.concatenate([[2000], np.full(6, 2350), [2100, 880, 1050], np.full(60, 2350)])
+        stats = pd.DataFrame({"n": rng.poisson(level)}, index=pd.date_range("2023-11-06", periods=level.size, freq="7D"))
+        lulls += any(c.finding for c in detect_changes(volume, stats, min_size=4, min_effect=0.5))
+    assert lulls == 0
+
+
 def test_quiet_on_null_survey_series() -> None:
     rng = np.random.default_rng(14)
     false_alarms = 0
