@@ -79,6 +79,7 @@ MIN_POINTS_TO_WEIGH = 8
 # has existed (330 answers a week) read as AR(1) wander at 2.7x sampling and went
 # unseen; AR(1) null series (phi 0.3-0.8, 30 and 104 weeks) keep their findings.
 CHANGE_PARAMETERS = 3.0
+SPRING_BACK = 0.5  # share of a slide's depth the level must jump back by, for the slide to be a lull
 NOISE_BLOCK = 4  # points per block for the long-range noise estimate
 MAX_PHI = 0.8  # the largest lag-one autocorrelation survey_noise corrects for
 BIWEIGHT_C = 9.0  # biweight tuning constant, in MADs (the usual choice)
@@ -774,8 +775,11 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
 
 
 def _springs_back(segments: tuple[Segment, ...], span: ChangeSpan, *, min_size: int) -> bool:
-    """Does the level jump back against a slide fewer than ``min_size`` periods after
-    the slide passed half its depth (its midpoint)? A dip that short is no change of level.
+    """Does the level jump back against a slide, by ``SPRING_BACK`` of its depth or more,
+    fewer than ``min_size`` periods after the slide passed half its depth (its
+    midpoint)? A dip that short is no change of level; a line that overshoots the
+    level it joins is no jump back (dropping a volume drop's recovery slide left the
+    drop described against the recovered level, and no finding).
 
     Responses thin out over the Christmas weeks and come back in January; read as the
     end of a gentle slope (or a slope onto the two holiday weeks), those weeks were a
@@ -793,7 +797,7 @@ def _springs_back(segments: tuple[Segment, ...], span: ChangeSpan, *, min_size: 
         return False
     depth = reached.value_at(span.end) - origin.value_at(span.start - 1)
     jump = following.value_at(following.start) - reached.value_at(following.start)
-    return bool(depth * jump < 0)
+    return bool(depth * jump < 0 and abs(jump) >= SPRING_BACK * abs(depth))
 
 
 def _later_slide(prepared: PreparedSeries, segment: Segment, *, min_size: int) -> list[ChangeSpan]:

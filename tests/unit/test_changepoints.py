@@ -15,7 +15,15 @@ from detectors import (
     metric_for,
 )
 from detectors.calibration import change_counts, optimal_costs
-from detectors.changepoints import SLOPE_PENALTY, optimal_partition, prepare_series
+from detectors.changepoints import (
+    SLOPE_PENALTY,
+    ChangeSpan,
+    Segment,
+    SegmentShape,
+    _springs_back,
+    optimal_partition,
+    prepare_series,
+)
 from detectors.costs import segment_costs
 
 HAPPINESS = metric_for("happiness")
@@ -223,6 +231,22 @@ def test_a_holiday_lull_a_few_weeks_after_the_first_response_is_no_volume_change
         stats = pd.DataFrame({"n": rng.poisson(level)}, index=pd.date_range("2023-11-06", periods=level.size, freq="7D"))
         lulls += any(c.finding for c in detect_changes(volume, stats, min_size=4, min_effect=0.5))
     assert lulls == 0
+
+
+def _stretch(start: int, end: int, level: float, slope: float = 0.0) -> Segment:
+    shape = SegmentShape.LINEAR if slope else SegmentShape.FLAT
+    return Segment(start, end, shape, level, slope, start, end - 1, 1.0, 1.0)
+
+
+def test_a_slide_is_a_lull_only_when_the_level_jumps_back_by_half_its_depth() -> None:
+    """The volume of everyone halves for eight weeks and climbs back over five; the
+    fitted climb overshoots the level it joins by a quarter of its rise. Read as a
+    jump back, the climb was dropped, the halving was then measured against the
+    recovered weeks and was no finding (a planted drop missed in 200 worlds)."""
+    lull = (_stretch(0, 50, 2350.0), _stretch(50, 53, 2350.0, -430.0), _stretch(53, 55, 1050.0), _stretch(55, 90, 2350.0))
+    assert _springs_back(lull, ChangeSpan(50, 53), min_size=4)
+    climb = (_stretch(0, 50, 1450.0), _stretch(50, 57, 667.0), _stretch(57, 66, 360.0, 152.0), _stretch(66, 82, 1497.0))
+    assert not _springs_back(climb, ChangeSpan(60, 65), min_size=4)
 
 
 def test_quiet_on_null_survey_series() -> None:
