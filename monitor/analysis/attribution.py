@@ -334,10 +334,10 @@ def attribute(
             continue
         if _promoters_lost(masks, incident.metric, incident.anchor.segment):
             host = _happiness_root_of(masks, incident, changes, roles)
-            for member in incident.members:
-                if host is None:
-                    changes.remove(member)
-                else:
+            if host is None:
+                changes = [c for c in changes if c not in incident.members]
+            else:
+                for member in incident.members:
                     _fold(roles, host.key, member.key)
             continue
         onset = incident.anchor.change.change_date
