@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,18 +61,27 @@ PATTERN_COUNTS = ("resolved", "answered", "unanswered")
 GUARDS = {"sla_met": ("resolved",), "response_rate": PATTERN_COUNTS}
 
 
-def _span(first_week: dt.date, last_week: dt.date) -> tuple[int, int, int, int]:
-    """First and last day (days since the epoch), first week (period) and number of weeks."""
-    first_day, last_day = (first_week - EPOCH).days, (last_week - EPOCH).days + 6
-    first = int(period_of_day(first_day, "week"))
-    return first_day, last_day, first, int(period_of_day(last_day, "week")) - first + 1
+@dataclass(frozen=True)
+class TicketWindow:
+    """The tickets resolved in the weeks shown, read once for a view's pattern and its
+    weekly series (each read them on its own, twice per page on a cold cache)."""
+
+    arrays: Mapping[str, Any]  # ``load_ticket_arrays``
+    first: int  # the first week (period)
+    periods: int  # number of weeks
+
+    @classmethod
+    def read(cls, connection: Any, first_week: dt.date, last_week: dt.date) -> TicketWindow:
+        first_day, last_day = (first_week - EPOCH).days, (last_week - EPOCH).days + 6
+        first = int(period_of_day(first_day, "week"))
+        periods = int(period_of_day(last_day, "week")) - first + 1
+        return cls(load_ticket_arrays(connection, first_day, last_day), first, periods)
 
 
-def it_pattern(connection: Any, first_week: dt.date, last_week: dt.date, k: int) -> dict[str, WeeklyPattern]:
+def it_pattern(connection: Any, window: TicketWindow, k: int) -> dict[str, WeeklyPattern]:
     """Per ticket count (``PATTERN_COUNTS``), the weeks everyone's and each one-dimension
     segment's series may show: one pattern for every viewer and filter."""
-    first_day, last_day, first, periods = _span(first_week, last_week)
-    arrays = load_ticket_arrays(connection, first_day, last_day)
+    arrays, first, periods = window.arrays, window.first, window.periods
     week = np.asarray(period_of_day(arrays["resolved_day"], "week"), dtype=np.int64) - first
     answered = np.asarray(arrays["answered"], dtype=bool)
     weights = {"resolved": None, "answered": answered.astype(float), "unanswered": (~answered).astype(float)}
@@ -95,13 +105,12 @@ def it_pattern(connection: Any, first_week: dt.date, last_week: dt.date, k: int)
             for name in PATTERN_COUNTS}
 
 
-def it_weekly(connection: Any, first_week: dt.date, last_week: dt.date, conditions: Mapping[str, tuple[str, ...]], k: int,
+def it_weekly(connection: Any, window: TicketWindow, conditions: Mapping[str, tuple[str, ...]], k: int,
               patterns: Mapping[str, WeeklyPattern]) -> dict[str, list[dict[str, Any]]]:
-    """``sla_met`` and ``response_rate`` per week (percent, 95% interval, n tickets) from
-    ``first_week`` to ``last_week``; only the weeks ``patterns`` (``it_pattern``) show
-    for the view, and none under the threshold (module docstring)."""
-    first_day, last_day, first, periods = _span(first_week, last_week)
-    arrays = load_ticket_arrays(connection, first_day, last_day)
+    """``sla_met`` and ``response_rate`` per week (percent, 95% interval, n tickets) of
+    ``window``; only the weeks ``patterns`` (``it_pattern``) show for the view, and none
+    under the threshold (module docstring)."""
+    arrays, first, periods = window.arrays, window.first, window.periods
     empty: dict[str, list[dict[str, Any]]] = {"sla_met": [], "response_rate": []}
     if not len(arrays["resolved_day"]):
         return empty

@@ -8,6 +8,7 @@ transition figures from the cubes (``web.figures``), limited to the user's scope
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, NamedTuple
 
 from flask import abort, url_for
@@ -332,12 +333,11 @@ def it_view(transition: Transition, filters: dict[str, str]) -> dict[str, Any] |
     happiness = figures.weekly(cubes, transition, conditions, "happiness", k)
     first = cubes.table.period_start(cubes.first_period)
     last = cubes.table.period_start(cubes.last_period)
-    patterns = figures.memoised(
-        cubes, ("it_pattern", k), lambda: it_figures.it_pattern(get_db().connection(), first, last, k)
-    )
+    window = functools.cache(lambda: it_figures.TicketWindow.read(get_db().connection(), first, last))
+    patterns = figures.memoised(cubes, ("it_pattern", k), lambda: it_figures.it_pattern(get_db().connection(), window(), k))
     weekly = figures.memoised(
         cubes, ("it_weekly", tuple(conditions.items()), k),
-        lambda: it_figures.it_weekly(get_db().connection(), first, last, conditions, k, patterns),
+        lambda: it_figures.it_weekly(get_db().connection(), window(), conditions, k, patterns),
     )
     if not weekly["sla_met"] and not weekly["response_rate"]:
         return None

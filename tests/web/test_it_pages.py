@@ -142,10 +142,11 @@ def test_a_small_country_s_week_cannot_be_read_off_everyone_minus_the_others(eng
     assert ingest_tickets(engine, [path], settings).committed
     first, last = dt.date(2024, 3, 4), dt.date(2024, 3, 18)
     with engine.connect() as connection:
-        patterns = it_figures.it_pattern(connection, first, last, k)
+        window = it_figures.TicketWindow.read(connection, first, last)
+        patterns = it_figures.it_pattern(connection, window, k)
 
         def shown(conditions):
-            points = it_figures.it_weekly(connection, first, last, conditions, k, patterns)["sla_met"]
+            points = it_figures.it_weekly(connection, window, conditions, k, patterns)["sla_met"]
             return {p["week"]: p["n"] for p in points}
 
         views = {country: shown({"country": (country,)}) for country in ("Alpha", "Beta", "Gamma")}
