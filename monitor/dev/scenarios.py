@@ -83,6 +83,9 @@ _OFFERED = (NEGATIVE_FACTORS, NEUTRAL_FACTORS, POSITIVE_FACTORS)
 _PICKS = np.array([0.25, 0.40, 0.22, 0.13])  # P(0..3 factors picked)
 
 HAPPINESS_MIN_EFFECT = 10.0  # detectors.metrics.Happiness.min_effect; restated to keep monitor.dev light
+# The benchmark's headline rule (benchmarks/scenarios.py HEADLINE_PER_WEEK), restated: triples
+# drawn where respondents are keep to combinations this large when there are any.
+HEADLINE_PER_WEEK = 60.0
 _MAX_PASSIVE_SHARE = 0.22
 _DETRACTOR_RATINGS = np.array([0.10, 0.04, 0.06, 0.08, 0.10, 0.25, 0.37])  # P(0..6 | detractor)
 _LOST_TIME_MEDIAN = np.array([70.0, 35.0, 20.0])  # minutes, by band
@@ -558,7 +561,8 @@ class _Planner:
         """A segment of ``n_dims`` unrelated dimensions, alive from ``week`` to ``last_week``,
         picked with probability growing as the square root of its size (small ones too),
         or ``by_size`` as its size (where a random respondent is: the larger combinations
-        a problem in two or three dimensions is likely to hit)."""
+        a problem in two or three dimensions is likely to hit; a triple among those with
+        ``HEADLINE_PER_WEEK`` responses a week, when there are any)."""
         names = list(self.dims)
         for _ in range(20):
             chosen = [str(n) for n in self.rng.permutation(names)[:n_dims]]
@@ -580,6 +584,11 @@ class _Planner:
             if not ok.any():
                 continue
             weights = (counts if by_size else np.sqrt(counts)) * ok
+            headline = ok & (per_week >= HEADLINE_PER_WEEK)
+            if by_size and n_dims == 3 and headline.any():
+                # Few three-value cells are this large: without it none would be, and the
+                # three-dimension target could not be judged. Same single draw below.
+                weights = weights * headline
             pick = combos[self.rng.choice(len(combos), p=weights / weights.sum())]
             return {n: self.dims[n].values[int(c)] for n, c in zip(chosen, pick)}
         return None
