@@ -72,7 +72,13 @@ from monitor.analysis.aggregate import (
     groupings,
     period_of_day,
 )
-from monitor.analysis.detect import DetectedChange, FoundBy, metric_names, worse_side
+from monitor.analysis.detect import (
+    TESTED_AT_A_DATE,
+    DetectedChange,
+    FoundBy,
+    metric_names,
+    worse_side,
+)
 from monitor.analysis.detect import polarities as table_polarities
 from monitor.analysis.suggestions import suggestions_for
 from monitor.analysis.transitions import Window, recovery_period
@@ -454,7 +460,7 @@ def _date_bar(incident: Incident, searched: _Searched) -> float:
     through in most runs. The bar is ``_Searched.bar``, as for a searched change that
     stands alone (``_searched_enough``). 0: no date search to count.
     """
-    if any(not m.segment.items or m.found_by is FoundBy.KNOWN_DATE for m in incident.members):
+    if any(not m.segment.items or m.found_by in TESTED_AT_A_DATE for m in incident.members):
         return 0.0
     return searched.bar(kept=all(m.found_by is FoundBy.KEPT for m in incident.members))
 
@@ -468,9 +474,10 @@ def _searched_enough(table: ResponseTable, member: DetectedChange, options: Attr
     dates, so its plain 95% interval is optimistic: a segment of two responses a
     week makes a noise "dip" somewhere. It must clear the searched critical z
     (``KEPT_Z_SLACK`` lower for a stored finding kept at its date). Everyone's
-    series and known dates (go-lives) keep their plain test.
+    series and dates given to the test (go-lives, a companion metric's change; see
+    ``monitor.analysis.detect``) keep their own.
     """
-    if not member.segment.items or member.found_by is FoundBy.KNOWN_DATE:
+    if not member.segment.items or member.found_by in TESTED_AT_A_DATE:
         return True
     change = member.change
     z = change_z(change.delta, change.ci_low, change.ci_high, change.p_value, options.confidence)

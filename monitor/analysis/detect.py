@@ -39,6 +39,7 @@ from detectors import (
     segment_survey_series,
 )
 from detectors import Polarity as MetricPolarity
+from detectors.attribution import change_z, searched_critical_z
 from detectors.polarity import FactorPolarity, Polarity, factor_polarities
 from detectors.screening import window_scan
 from monitor.analysis.aggregate import (
@@ -62,7 +63,12 @@ MIN_JOBS_PER_WORKER = 20  # below this a process pool costs more than it saves
 # A known date (go-live, stored finding) and a change the search found this many
 # periods away are the same change: the search's date wanders by a week or two as
 # weeks are added, the known date does not.
-KNOWN_DATE_PERIODS = {"event": 1, "finding": 3}
+KNOWN_DATE_PERIODS = {"event": 1, "finding": 3, "companion": 1}
+# The metric tested again where the others moved (see ``_corroborations``), and how
+# near its own change must be to a companion's to be the same one (beyond the three
+# weeks within which attribution makes changes one incident).
+CORROBORATED = "happiness"
+CORROBORATION_WEEKS = 4
 # The search's date replaces a stored finding's (or a go-live's) only when a
 # split there beats a split at the known date by this much (chi-square units,
 # noise-scaled): moving among 7 nearby dates by chance gains ~5 at the 95th
@@ -85,6 +91,11 @@ class FoundBy(StrEnum):
     SEARCH = "search"  # the change-point search found it (its date may be held at a known one)
     KNOWN_DATE = "known_date"  # tested at a known date (a go-live) without search
     KEPT = "kept"  # a stored finding re-tested at its own date (hysteresis), not found by search this week
+    CORROBORATED = "corroborated"  # tested at the date lost time or a factor of the same segment changed
+
+
+# Changes tested at a date given to them rather than searched for.
+TESTED_AT_A_DATE = (FoundBy.KNOWN_DATE, FoundBy.CORROBORATED)
 
 
 @dataclass(frozen=True)
@@ -223,7 +234,9 @@ def find_changes(
     series, so its figures are the segment's real before and after.
 
     ``known`` dates (go-lives, stored findings' dates) are tested directly on
-    their series, whether or not the screen picked them (see :class:`KnownDate`).
+    their series, whether or not the screen picked them (see :class:`KnownDate`);
+    so are, in a second round, the dates at which lost time or a factor stepped
+    worse where Happiness showed nothing (see ``_corroborations``).
     """
     result = AnalysisResult()
     names = metric_names(table)
@@ -233,6 +246,8 @@ def find_changes(
     dates = _known_by_series(known, names, options.confidence)
     signs = polarities(table, options.factor_polarity, options.confidence) if len(table) else {}
     sides = {name: worse_side(name, signs) for name in names}
+    # Where each segment's Happiness series is, for the second round: (cube, row, penalty, reference).
+    headline_series: dict[Segment, tuple[np.ndarray, int, float, PeriodValues | None]] = {}
     for by in groupings(dimensions, pairs=options.pairs):
         segments, cube = grouping_cube(table, by)
         totals = cube[:, :, 0].sum(axis=1)
@@ -270,8 +285,66 @@ def find_changes(
                 detector, name, segments, lambda row: as_frame(table, cube[row]), penalty, everyone, dates,
                 screened=set(rows.tolist()), polarity=sides.get(name),
             )
+            if name == CORROBORATED:
+                headline_series.update((segments[row], (cube, row, penalty, everyone))
+                                       for row in np.flatnonzero(eligible).tolist())
     collect_changes(detector, result)
+    # Second round: Happiness at the dates its companion metrics located.
+    second = _Detector(options)
+    # A segment's companion must clear the bar of a change whose series and date were
+    # both searched, as attribution asks of a change standing alone: its date is
+    # evidence only if the change is.
+    bar = searched_critical_z(result.series_screened, table.last_period - table.first_period + 1 if len(table) else 1,
+                              1.0 - options.confidence)
+    for segment, tests in _corroborations(result.changes, options.confidence, bar).items():
+        if segment in headline_series:
+            cube, row, penalty, reference = headline_series[segment]
+            second.submit(_Job(CORROBORATED, segment, as_frame(table, cube[row]), penalty, reference, tests,
+                               report_search=False))
+    collect_changes(second, result)
     return result
+
+
+def _corroborations(
+    changes: Sequence[DetectedChange], confidence: float, bar: float
+) -> dict[Segment, tuple[_Known, ...]]:
+    """Dates at which lost time or a factor worsened in a segment whose Happiness the
+    search did not find changing there, each with the stretch it lasted.
+
+    One cause moves every metric of the same respondents, and the sharpest of them
+    (a factor only unhappy respondents are offered, lost time) can locate it where
+    Happiness, searched over every date and segment, could not: a 20-point dip of
+    five weeks in a pair holding a tenth of the answers. Each date is one test of
+    Happiness, Bonferroni over all of them, and the change must still be a finding.
+    A segment's companion must itself reach z ``bar`` (everyone's: its plain test).
+    """
+    near = pd.Timedelta(weeks=CORROBORATION_WEEKS)
+    # Where Happiness of the segment or of a segment holding it (everyone included)
+    # already changed: that change is the cause's, and attribution places it (a
+    # slide: all along it; a step inside a trend would be the trend read as a step).
+    found = [(c.segment.items, c.change.change_date - near, (c.change.end_date or c.change.change_date) + near)
+             for c in changes if c.metric == CORROBORATED]
+    tests: dict[tuple[Segment, pd.Timestamp], tuple[str, pd.Timestamp | None]] = {}
+    for item in changes:
+        change = item.change
+        # Steps only: a step tested at the first week of a companion's slide would read
+        # the slide's later weeks as a level reached at once.
+        if (item.metric in (CORROBORATED, *OVERALL_ONLY_METRICS) or change.direction is not Direction.WORSE
+                or change.shape is not ChangeShape.STEP):
+            continue
+        if item.segment.items and not change_z(change.delta, change.ci_low, change.ci_high, change.p_value,
+                                               confidence) >= bar:
+            continue
+        if any(set(items) <= set(item.segment.items) and first <= change.change_date <= last
+               for items, first, last in found):
+            continue
+        until = None if change.after_to is None else change.after_to + pd.Timedelta(days=1)
+        tests.setdefault((item.segment, change.change_date), (item.metric, until))
+    alpha = (1.0 - confidence) / max(len(tests), 1)
+    out: dict[Segment, list[_Known]] = {}
+    for (segment, when), (companion, until) in sorted(tests.items(), key=lambda kv: kv[0][1]):
+        out.setdefault(segment, []).append(_Known(when, companion, "companion", alpha, until))
+    return {segment: tuple(known) for segment, known in out.items()}
 
 
 def submit_series(
@@ -321,8 +394,9 @@ class _Known:
 
     when: pd.Timestamp
     name: str
-    kind: str
+    kind: str  # "event", "finding" or "companion" (another metric's change)
     alpha: float  # significance level of the test at this date
+    until: pd.Timestamp | None = None  # the change is measured up to this period (exclusive), if known
 
 
 def _known_by_series(
@@ -385,8 +459,10 @@ def _detect(job: _Job, min_n: int, confidence: float) -> list[_Found]:
                             penalty=job.penalty, min_size=min_size)
         for known in job.known:
             found = series.at_known_date(known, changes, found)
+    ends = {k.when: int(job.stats.index.searchsorted(k.until)) for k in job.known if k.until is not None}
     return [
-        (replace(change, recovered_at=_recovery(metric, job.stats, change, changes, min_n, confidence)), how, name)
+        (replace(change, recovered_at=_recovery(metric, job.stats, change, changes, min_n, confidence,
+                                                until=ends.get(change.change_date))), how, name)
         for change, how, name in found
     ]
 
@@ -464,16 +540,16 @@ class _Series:
             if self._moved(nearest, row, others):
                 found[held] = (nearest, how, found[held][2] or known.name)
                 return found
-            candidate = self._describe_at(row, others, nearest)
+            candidate = self._describe_at(row, others, nearest, self._row_of(known.until))
             if candidate is not None and (candidate.finding or self._kept(candidate, known)):
                 found[held] = (replace(candidate, finding=True), how, known.name)
             return found
-        candidate = self._describe_at(row, others, nearest)
+        candidate = self._describe_at(row, others, nearest, self._row_of(known.until))
         if candidate is None:
             return found
-        if known.kind == "event":
+        if known.kind != "finding":
             passes = candidate.finding and candidate.p_value is not None and candidate.p_value <= known.alpha
-            how = FoundBy.KNOWN_DATE
+            how = FoundBy.CORROBORATED if known.kind == "companion" else FoundBy.KNOWN_DATE
         else:
             passes = self._kept(candidate, known)
             how = FoundBy.KEPT
@@ -530,8 +606,12 @@ class _Series:
         scale = noise_scale(centred[lo:hi], np.where(raw[lo:hi] > 0, raw[lo:hi], np.nan))
         return max(1.0, scale) ** 2
 
-    def _describe_at(self, row: int, others: list[Change], like: Change | None) -> Change | None:
-        """The change at ``row`` described between the other changes (a slide stays one)."""
+    def _row_of(self, when: pd.Timestamp | None) -> int | None:
+        return None if when is None else int(self.stats.index.searchsorted(when))
+
+    def _describe_at(self, row: int, others: list[Change], like: Change | None, until: int | None = None) -> Change | None:
+        """The change at ``row`` described between the other changes (a slide stays one),
+        and no further than ``until`` when it is known to have ended there."""
         size = len(self.stats)
         end = row
         if like is not None and like.shape is ChangeShape.GRADUAL:
@@ -539,8 +619,11 @@ class _Series:
             end = span.end if span.end > row + 1 else row
         spans = [_span(c, size) for c in others]
         spans = [s for s in spans if s.end < row or s.start > end]
-        spans = sorted([*spans, ChangeSpan(row, end)], key=lambda s: s.start)
         lo, hi = self._stretch(others, row, end)
+        if until is not None and end < until < hi:
+            spans.append(ChangeSpan(until, until))
+            hi = until
+        spans = sorted([*spans, ChangeSpan(row, end)], key=lambda s: s.start)
         described = describe_changes(
             self.metric,
             self.stats,
@@ -554,7 +637,8 @@ class _Series:
 
 
 def _recovery(
-    metric: Metric, stats: pd.DataFrame, change: Change, changes: list[Change], min_n: int, confidence: float
+    metric: Metric, stats: pd.DataFrame, change: Change, changes: list[Change], min_n: int, confidence: float,
+    *, until: int | None = None,
 ) -> pd.Timestamp | None:
     """Start of the first later stretch that shows the metric back, with the responses to show it.
 
@@ -571,8 +655,13 @@ def _recovery(
     first = int(stats.index.searchsorted(change.before_from)) if change.before_from is not None else 0
     before = counts[first : change.index]
     usual = float(np.median(before[before > 0])) if (before > 0).any() else 0.0
-    later = sorted((c for c in changes if c.index > change.index), key=lambda c: c.index)
-    stretches = [(_span(c, size).end, later[k + 1].index if k + 1 < len(later) else size) for k, c in enumerate(later)]
+    # (first row of the stretch after a later change, the change's own first row); a
+    # change known to have ended at ``until`` (its companion metric's end) is one too.
+    bounds = [(_span(c, size).end, c.index) for c in changes if c.index > change.index]
+    if until is not None and change.index < until < size:
+        bounds.append((until, until))
+    bounds.sort(key=lambda b: b[1])
+    stretches = [(start, bounds[k + 1][1] if k + 1 < len(bounds) else size) for k, (start, _) in enumerate(bounds)]
     for start, end in stretches:
         if end - start < RECOVERY_MIN_PERIODS or counts[start:end].mean() < RECOVERY_MIN_VOLUME * usual:
             continue

@@ -226,8 +226,10 @@ class FindingView:
     n_after: int
     p_value: float | None
     recovered_on: dt.date | None
-    found_by: str | None  # "search", "known_date" (a go-live tested directly) or "kept" (re-tested at its date)
-    known_date: str | None  # the transition (or finding) whose date was tested
+    # "search", "known_date" (a go-live tested directly), "kept" (re-tested at its date) or
+    # "corroborated" (tested where lost time or a factor of the same segment changed)
+    found_by: str | None
+    known_date: str | None  # the transition (finding, companion metric) whose date was tested
     shape: str  # "step" or "gradual": a slide from change_date to ramp_end
     ramp_end: dt.date | None
     slope: float | None  # metric units per period, with its 95% interval

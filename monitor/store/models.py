@@ -282,7 +282,8 @@ class Finding(Base):
     # difference-in-differences and the drill-down tree: see ``monitor.analysis.attribution``.
     attribution: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Detection (``monitor.analysis.detect``): how it was found ("search", "known_date"
-    # at a go-live, "kept" on its own date by hysteresis) and the known date's name.
+    # at a go-live, "kept" on its own date by hysteresis, "corroborated" where a
+    # companion metric changed) and the known date's name (transition, finding, metric).
     found_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     known_date: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # "step" or "gradual"; a gradual change slides from change_date to ramp_end at

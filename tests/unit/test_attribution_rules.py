@@ -69,13 +69,12 @@ def _half_of_everyone(rng, labels, weights):
     return [Effect(_largest_channel(labels, weights), 0.1, str(rng.choice(NEGATIVE)), 24)]
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: segments are screened against everyone, which holds them, "
-                   "with the two variances added as if independent (3x too much for half of the answers); taking "
-                   "their covariance out passes this, but on the scenario family raised false roots (factor shares) "
-                   "11 -> 15 in 40 worlds without raising recall, so it has not landed")
 def test_a_dip_in_a_value_holding_half_of_everyone_is_found_against_the_rest():
     """Against everyone, which holds it, such a segment shows only half of its dip
-    (below the minimum effect); against everyone else it shows all of it."""
+    (below the minimum effect) and the search misses it; the factor its unhappy cite
+    locates it, and Happiness tested at that date is a finding. (Screening against
+    everyone else instead found it too, but on the scenario family raised false
+    roots 7 -> 9 in 40 worlds for one more dip found.)"""
     right = 0
     for seed in SEEDS:
         w = world(seed, _half_of_everyone)
@@ -108,6 +107,25 @@ def test_a_segment_is_not_blamed_for_the_rest_recovering():
             for c in detected
         )
     assert blamed == 0
+
+
+def _short_dip_in_a_pair(rng, labels, weights):
+    chosen = large_values(rng, labels, weights, ("country", "service"))
+    return [Effect(chosen, 0.2, str(rng.choice(NEGATIVE)), 24, end=29)]
+
+
+def test_a_short_dip_in_a_pair_is_found_where_its_factor_located_it():
+    """Five weeks in a pair holding a tenth of the answers: searched over every date
+    and pair, Happiness alone does not clear the bar (0 of 10 worlds); the factor
+    its unhappy cite does, and Happiness tested at that date and over that stretch
+    does; it recovers when the factor's stretch ends."""
+    right = 0
+    for seed in range(101, 111):
+        w = world(seed, _short_dip_in_a_pair)
+        roots, _ = roots_of(w.table)
+        right += any(r.segment == w.effects[0].seg and abs(r.change.index - 24) <= 1
+                     and r.change.recovered_at is not None for r in roots)
+    assert right >= 6
 
 
 def _triple(rng, labels, weights):
