@@ -210,6 +210,7 @@ class _Masks:
         self._partitions: dict[tuple[str, str], tuple[list[str], pd.DataFrame, pd.DataFrame]] = {}
         self._segments: dict[Segment, Mask] = {}
         self._sums: dict[Segment, tuple[pd.Series, pd.Series]] = {}
+        self._cited_by_all: dict[tuple[str, str], tuple[float, float]] = {}
 
     @property
     def windows(self) -> list[ResponseTable]:
@@ -262,6 +263,12 @@ class _Masks:
             float(part.stats[m, f] @ part.stats[m, d])
             for part, m in zip(self._windows, (mask.before, mask.after), strict=True)
         )
+
+    def cited_by_all(self, factor: str, band: str) -> tuple[float, float]:
+        """``cited_within`` everyone, kept: each candidate segment's rest needs it."""
+        if (factor, band) not in self._cited_by_all:
+            self._cited_by_all[factor, band] = self.cited_within(self.of(Segment()), factor, band)
+        return self._cited_by_all[factor, band]
 
     def complement(self, mask: Mask) -> tuple[pd.Series, pd.Series]:
         """Window sums of everyone outside ``mask``."""
@@ -578,14 +585,13 @@ def _only_more_unhappy(masks: _Masks, metric: Metric, segment: Segment) -> bool:
     if not metric.name.startswith("factor:") or worse_sign(metric) < 0 or not segment.items:
         return False
     factor = metric.name.removeprefix("factor:")
-    own = masks.of(segment)
     inside = masks.segment_sums(segment)
-    outside = masks.complement(own)
+    outside = tuple(total - part for total, part in zip(masks.totals, inside, strict=True))
     unhappy = [np.array([float(w["detractors"]) for w in sums]) for sums in (inside, outside)]
     if any(np.any(u <= 0) for u in unhappy):
         return False
-    everyone = masks.cited_within(masks.of(Segment()), factor, "detractors")
-    cited_inside = np.array(masks.cited_within(own, factor, "detractors"))
+    everyone = masks.cited_by_all(factor, "detractors")
+    cited_inside = np.array(masks.cited_within(masks.of(segment), factor, "detractors"))
     cited = [cited_inside, np.array(everyone) - cited_inside]
     rates = [c / u for c, u in zip(cited, unhappy, strict=True)]
     rises = [r[1] - r[0] for r in rates]
