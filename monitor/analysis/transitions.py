@@ -27,6 +27,7 @@ from detectors import (
 )
 from detectors.attribution import diff_in_diff, worse_sign
 from detectors.it_metrics import DETECTED_IT_METRICS, is_it_metric
+from detectors.metrics import PERIODS
 from monitor.analysis import disclosure
 from monitor.analysis.aggregate import (
     ResponseTable,
@@ -199,10 +200,9 @@ def recovery_period(
     end = table.last_period if until is None else min(table.last_period, until - 1)
     shortest = RECOVERY_WINDOW if end == table.last_period else RECOVERY_MIN_STEP
     recovered_from = None
-    for start in range(live, end - shortest + 2):
-        window = Window("step", start, min(start + RECOVERY_WINDOW - 1, end))
-        needed = max(min_n, RECOVERY_MIN_VOLUME * usual * (window.last - window.first + 1))
-        estimate = metric.estimate(window_totals(table, series, window), confidence=confidence)
+    starts = np.arange(live, end - shortest + 2)
+    for start, estimate in zip(starts.tolist(), _step_estimates(metric, table, series, starts, end, confidence)):
+        needed = max(min_n, RECOVERY_MIN_VOLUME * usual * (min(start + RECOVERY_WINDOW - 1, end) - start + 1))
         inside = (
             estimate.n >= needed
             and estimate.ci_high >= base.ci_low
@@ -216,6 +216,23 @@ def recovery_period(
         if recovered_from is not None and start - recovered_from + 1 >= RECOVERY_HOLD:
             break
     return None if recovered_from is None else table.period_start(recovered_from)
+
+
+def _step_estimates(
+    metric: Metric, table: ResponseTable, series: np.ndarray, starts: np.ndarray, end: int, confidence: float
+) -> list[Estimate]:
+    """``window_totals`` of each step from ``starts`` (``RECOVERY_WINDOW`` periods, cut at
+    ``end``) estimated at once: one cumulative sum, one frame, not one per step."""
+    if not len(starts):
+        return []
+    cumulative = np.vstack([np.zeros(series.shape[1]), np.nancumsum(series, axis=0)])  # as pool: NaN skipped
+    firsts = np.maximum(starts - table.first_period, 0)
+    # A step before the first period holds nothing (a go-live before the first response).
+    lasts = np.maximum(np.minimum(starts + RECOVERY_WINDOW - 1, end) - table.first_period + 1, firsts)
+    frame = pd.DataFrame(cumulative[lasts] - cumulative[firsts], columns=list(table.stat_names))
+    frame[PERIODS] = (lasts - firsts).astype(float)
+    rows = metric.estimate_frame(frame, confidence=confidence)
+    return [Estimate(float(r.value), float(r.ci_low), float(r.ci_high), int(r.n)) for r in rows.itertuples()]
 
 
 def _period_counts(table: ResponseTable, series: np.ndarray, window: Window) -> np.ndarray:
