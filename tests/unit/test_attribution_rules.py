@@ -119,13 +119,16 @@ def test_a_short_dip_in_a_pair_is_found_where_its_factor_located_it():
     and pair, Happiness alone does not clear the bar (0 of 10 worlds); the factor
     its unhappy cite does, and Happiness tested at that date and over that stretch
     does; it recovers when the factor's stretch ends."""
-    right = 0
+    right, companions = 0, []
     for seed in range(101, 111):
         w = world(seed, _short_dip_in_a_pair)
         roots, _ = roots_of(w.table)
         right += any(r.segment == w.effects[0].seg and abs(r.change.index - 24) <= 1
                      and r.change.recovered_at is not None for r in roots)
+        companions += [(r.known, f"factor:{w.effects[0].factor}") for r in roots if r.found_by is FoundBy.CORROBORATED]
     assert right >= 6
+    # Those tested at the factor's date say so, and which factor located them.
+    assert len(companions) >= 3 and all(known == planted for known, planted in companions)
 
 
 def _triple(rng, labels, weights):
