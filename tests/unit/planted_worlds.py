@@ -38,6 +38,7 @@ class Effect:
     # Per-value multipliers of ``share`` along one dimension: an uneven dip.
     uneven: dict[str, dict[str, float]] = field(default_factory=dict)
     ramp: int = 0  # periods over which ``share`` grows from nothing to its full size (a slow decline)
+    cite_only: bool = False  # ``share`` of the unhappy cite ``factor`` too; no rating changes
 
     @property
     def seg(self) -> Segment:
@@ -81,6 +82,9 @@ def world(seed: int, effects_for, *, per_period: int | None = None) -> World:
             for value, factor in factors.items():
                 share[codes[name] == labels[name].index(value)] *= factor
         hit = inside & (rng.random(rows) < share)
+        if effect.cite_only:
+            mask[hit & low] |= 1 << FACTORS[effect.factor]
+            continue
         rating[hit] = rng.choice([0.0, 2.0, 4.0, 6.0], int(hit.sum()))
         lost[hit] = rng.lognormal(4.3, 0.6, int(hit.sum()))
         mask[hit] = (mask[hit] & ~(1 << FACTORS[POSITIVE])) | (1 << FACTORS[effect.factor])
