@@ -41,6 +41,7 @@ from detectors.metrics import (
     lost_time_summary,
     metric_for,
     pool,
+    pool_ranges,
     pool_segments,
 )
 
@@ -82,6 +83,7 @@ __all__ = [
     "segment_survey_series",
     "survey_noise",
     "pool",
+    "pool_ranges",
     "pool_segments",
     "segment_costs",
     "segment_series",

@@ -31,7 +31,7 @@ from detectors.metrics import (
     Estimate,
     Metric,
     PeriodValues,
-    pool_segments,
+    pool_ranges,
     z_value,
 )
 
@@ -976,7 +976,7 @@ def describe_changes(
     if spans and spans[-1].end >= size:  # still sliding: "after" is where the metric is now
         tail = max(min(2, size - spans[-1].start), (size - spans[-1].start) // 3)
         bounds[-1] = (size - tail, size)
-    segments = pool_segments(stats, [edge for pair in bounds for edge in pair]).iloc[0::2].reset_index(drop=True)
+    segments = pool_ranges(stats, [first for first, _ in bounds], [last for _, last in bounds])
     levels = metric.estimate_frame(segments, confidence=confidence, design_effect=design_effect)["value"].to_numpy()
     changes = []
     for j, span in enumerate(spans):

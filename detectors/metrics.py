@@ -13,7 +13,7 @@ and an interval for the difference between two pooled stretches of time.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -90,15 +90,22 @@ def pool(stats: pd.DataFrame) -> pd.Series:
     return _with_periods(stats).sum()
 
 
-def pool_segments(stats: pd.DataFrame, bounds: list[int]) -> pd.DataFrame:
-    """Totals of consecutive row ranges ``bounds[i]:bounds[i + 1]``, one row each.
+def pool_ranges(stats: pd.DataFrame, firsts: Sequence[int] | np.ndarray, lasts: Sequence[int] | np.ndarray) -> pd.DataFrame:
+    """Totals of the row ranges ``firsts[i]:lasts[i]``, one row each (ranges may overlap
+    or leave gaps; an empty one pools nothing).
 
-    One cumulative sum serves every segment, so describing many candidate
-    segmentations stays cheap.
+    One cumulative sum serves every range, so describing many candidate
+    segmentations, or the sliding steps of a recovery, stays cheap.
     """
     frame = _with_periods(stats)
     cumulative = np.vstack([np.zeros(frame.shape[1]), np.cumsum(frame.to_numpy(), axis=0)])
-    return pd.DataFrame(np.diff(cumulative[bounds], axis=0), columns=frame.columns)
+    return pd.DataFrame(cumulative[np.asarray(lasts, dtype=int)] - cumulative[np.asarray(firsts, dtype=int)],
+                        columns=frame.columns)
+
+
+def pool_segments(stats: pd.DataFrame, bounds: list[int]) -> pd.DataFrame:
+    """Totals of consecutive row ranges ``bounds[i]:bounds[i + 1]``, one row each."""
+    return pool_ranges(stats, bounds[:-1], bounds[1:])
 
 
 def z_value(confidence: float) -> float:
@@ -164,9 +171,10 @@ class Metric(ABC):
 
     def estimate(self, totals: Totals, *, confidence: float = 0.95, design_effect: float = 1.0) -> Estimate:
         """Value and interval from pooled totals (a Series or mapping of sums)."""
-        return self._estimates(_as_frame(totals), confidence, design_effect)[0]
+        return self.estimates(_as_frame(totals), confidence=confidence, design_effect=design_effect)[0]
 
-    def _estimates(self, totals: pd.DataFrame, confidence: float, design_effect: float) -> list[Estimate]:
+    def estimates(self, totals: pd.DataFrame, *, confidence: float = 0.95, design_effect: float = 1.0) -> list[Estimate]:
+        """``estimate`` of each row of totals (``estimate_frame`` as Estimates)."""
         frame = self.estimate_frame(totals, confidence=confidence, design_effect=design_effect)
         return [Estimate(float(r.value), float(r.ci_low), float(r.ci_high), int(r.n)) for r in frame.itertuples()]
 
@@ -211,7 +219,7 @@ class Metric(ABC):
     ) -> Delta:
         """Difference ``after - before`` between two pooled stretches, with interval and p-value."""
         frames = pd.concat([_as_frame(before), _as_frame(after)], ignore_index=True)
-        b_est, a_est = self._estimates(frames, confidence, design_effect)
+        b_est, a_est = self.estimates(frames, confidence=confidence, design_effect=design_effect)
         deflated = frames / design_effect
         with np.errstate(divide="ignore", invalid="ignore"):  # an empty side gives NaN, not an error
             low, high, p_value = self._difference(deflated.iloc[[0]], deflated.iloc[[1]], z_value(confidence))

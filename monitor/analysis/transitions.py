@@ -23,11 +23,11 @@ from detectors import (
     lost_time_summary,
     metric_for,
     pool,
+    pool_ranges,
     test_known_date,
 )
 from detectors.attribution import diff_in_diff, worse_sign
 from detectors.it_metrics import DETECTED_IT_METRICS, is_it_metric
-from detectors.metrics import PERIODS
 from monitor.analysis import disclosure
 from monitor.analysis.aggregate import (
     ResponseTable,
@@ -222,17 +222,12 @@ def _step_estimates(
     metric: Metric, table: ResponseTable, series: np.ndarray, starts: np.ndarray, end: int, confidence: float
 ) -> list[Estimate]:
     """``window_totals`` of each step from ``starts`` (``RECOVERY_WINDOW`` periods, cut at
-    ``end``) estimated at once: one cumulative sum, one frame, not one per step."""
-    if not len(starts):
-        return []
-    cumulative = np.vstack([np.zeros(series.shape[1]), np.nancumsum(series, axis=0)])  # as pool: NaN skipped
+    ``end``) estimated at once, not one pandas estimate per step."""
     firsts = np.maximum(starts - table.first_period, 0)
     # A step before the first period holds nothing (a go-live before the first response).
     lasts = np.maximum(np.minimum(starts + RECOVERY_WINDOW - 1, end) - table.first_period + 1, firsts)
-    frame = pd.DataFrame(cumulative[lasts] - cumulative[firsts], columns=list(table.stat_names))
-    frame[PERIODS] = (lasts - firsts).astype(float)
-    rows = metric.estimate_frame(frame, confidence=confidence)
-    return [Estimate(float(r.value), float(r.ci_low), float(r.ci_high), int(r.n)) for r in rows.itertuples()]
+    frame = pool_ranges(pd.DataFrame(series, columns=list(table.stat_names)), firsts, lasts)
+    return metric.estimates(frame, confidence=confidence) if len(frame) else []
 
 
 def _period_counts(table: ResponseTable, series: np.ndarray, window: Window) -> np.ndarray:

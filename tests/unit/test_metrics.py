@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors import Direction, lost_time_summary, metric_for, pool, pool_segments
+from detectors import (
+    Direction,
+    lost_time_summary,
+    metric_for,
+    pool,
+    pool_ranges,
+    pool_segments,
+)
 
 FACTOR = "Lack of business knowledge"
 
@@ -219,6 +226,14 @@ def test_pool_segments_sums_rows() -> None:
     segments = pool_segments(stats, [0, 2, 3])
     pd.testing.assert_series_equal(segments.iloc[0], pool(stats.iloc[:2]), check_names=False)
     assert segments["periods"].tolist() == [2.0, 1.0]
+
+
+def test_pool_ranges_sums_overlapping_and_empty_ranges() -> None:
+    stats = weekly_stats()
+    ranges = pool_ranges(stats, [0, 1, 2], [3, 3, 2])
+    pd.testing.assert_series_equal(ranges.iloc[0], pool(stats.iloc[:3]), check_names=False)
+    pd.testing.assert_series_equal(ranges.iloc[1], pool(stats.iloc[1:3]), check_names=False)
+    assert ranges["periods"].tolist() == [3.0, 2.0, 0.0] and ranges.iloc[2].abs().sum() == 0.0
 
 
 def test_registry_and_polarity() -> None:
