@@ -570,10 +570,6 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
     return {"classes": per_class, "totals": totals}
 
 
-def _frac(pair: list[int]) -> float | None:
-    return pair[0] / pair[1] if pair[1] else None
-
-
 def _at_least(pair: list[int], target: float) -> bool | None:
     """None (nothing to judge) when the denominator is 0."""
     return None if not pair[1] else pair[0] / pair[1] >= target

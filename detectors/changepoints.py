@@ -872,12 +872,6 @@ def _joins(left: Segment, right: Segment) -> bool:
     return gap <= CONTINUITY_Z * se or gap <= CONTINUITY_SHARE * rise
 
 
-def _ramp(prepared: PreparedSeries, left: Segment, right: Segment, *, min_size: int) -> ChangeSpan | None:
-    """The best ramp over two neighbouring segments, if it beats the best step there by RAMP_GAIN."""
-    fit = _fit_ramps(prepared, left.first, right.last, min_size=min_size)
-    return None if fit is None or fit.step_rss - fit.ramp_rss < RAMP_GAIN else fit.span
-
-
 def _dated_trend(prepared: PreparedSeries, segment: Segment, *, min_size: int) -> ChangeSpan | None:
     """A slide inside a sloped segment: a ramp from a level beating its straight line by RAMP_GAIN.
 

@@ -155,9 +155,6 @@ class TicketTable:
     def frame(self, series: np.ndarray) -> pd.DataFrame:
         return pd.DataFrame(series, index=self.period_index, columns=list(TICKET_STATS))
 
-    def period_number(self, day: dt.date) -> int:
-        return int(period_of_day((day - dt.date(1970, 1, 1)).days, self.period))
-
 
 def load_tickets(connection: Connection, *, period: str, as_of: dt.date, history: int | None = None) -> TicketTable:
     """The tickets resolved in the complete periods up to ``as_of`` (the survey analysis's window)."""

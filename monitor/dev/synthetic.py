@@ -304,14 +304,6 @@ class Scenario:
         return DIMENSIONS
 
     @property
-    def negative_factors(self) -> tuple[str, ...]:
-        return NEGATIVE_FACTORS
-
-    @property
-    def positive_factors(self) -> tuple[str, ...]:
-        return POSITIVE_FACTORS
-
-    @property
     def factors(self) -> tuple[str, ...]:
         """Full factor vocabulary, negative factors first."""
         return FACTORS
