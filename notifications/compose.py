@@ -430,7 +430,8 @@ def _new_finding(source: DigestSource, finding: Finding, base: str, related: int
         # "service desk SD-Internal-DE x service Laptop (= DE x Laptop before go-live)":
         # the same respondents under the names readers knew before the MSP's.
         where=segment_label(finding.segment)
-        + "".join(f" ({alias.text()})" for alias in explanation.aliases[:SHOWN_ALIASES]),
+        + "".join(f" ({alias.text()})" for alias in explanation.aliases[:SHOWN_ALIASES])
+        + ("" if explanation.first_named is None else f" (first reported as {segment_label(explanation.first_named)})"),
         scope=finding.scope,
         since=finding.change_date,
         before=finding.before,

@@ -42,6 +42,8 @@ def root_summary(f: FindingView) -> list[str]:
     }.get(f.scope or "", "")
     if explanation.aliases:
         lines.append("    " + "; ".join(alias.text() for alias in explanation.aliases[:SHOWN_ALIASES]))
+    if explanation.first_named is not None:
+        lines.append(f"    first reported as {segment_filter_text(explanation.first_named)}")
     if where:
         lines.append(f"    scope: {where}")
     for named in (n for n in explanation.segments if n.segment != f.segment):

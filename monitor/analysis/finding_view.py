@@ -162,6 +162,7 @@ class Explanation:
     overall: dict[str, Any] | None = None  # everyone's change over the same windows
     generic_part: dict[str, Any] | None = None  # a mixed root's change shared by everyone
     related: tuple[RelatedChange, ...] = ()  # lost-time and factor roots of the same cause, folded here
+    first_named: dict[str, str] | None = None  # the segment this root was first reported on, if since renamed
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> Explanation:
@@ -197,6 +198,7 @@ class Explanation:
             "overall": self.overall,
             "generic_part": self.generic_part,
             "related": [dataclasses.asdict(r) for r in self.related],
+            "first_named": self.first_named,
         }
 
 
@@ -363,7 +365,8 @@ class FindingView:
             "impact": self.impact,
             **{key: explanation[key] for key in ("children", "overall_effect", "segments", "aliases", "co_roots",
                                                  "factors", "positive_factors_fell", "suggestions",
-                                                 "mix_rate", "did", "tree", "generic_part", "related")},
+                                                 "mix_rate", "did", "tree", "generic_part", "related",
+                                                 "first_named")},
             "label": None if self.label is None else {
                 "label": self.label.label, "author": self.label.author, "note": self.label.note,
                 "created_at": self.label.created_at.isoformat(),

@@ -12,6 +12,10 @@ data arrives. Three things keep a finding one finding:
   failing that whose date lies within ``MATCH_DAYS``, and keeps its id and its
   first date; otherwise it gets a new id derived from its metric, segment and date
   (so the same data gives the same ids on any machine);
+- a root that more data names differently (a pair's parent, a value's child, a
+  segment carrying what was read as everyone's) continues the stored root of the
+  same metric and date whose segment nests with its own: it keeps the id, and the
+  name it was first reported under (``first_named``);
 - a finding whose segment stops receiving responses ends (``state: "ended"``, with
   ``ended_on`` and ``ended_reason``) instead of staying open for ever.
 """
@@ -40,12 +44,14 @@ NEW_DAYS = 7  # a finding first reported within the last week is new
 ENDED_WEEKS = 4
 # Findings last reported within this many weeks are re-tested at their own date.
 ANCHOR_WEEKS = 4
+# A root renamed by more data continues a stored root dated within this many days.
+RENAMED_DAYS = 7
 OPEN_STATES = (FindingState.NEW, FindingState.ONGOING)
 
 
-def finding_id(metric: str, segment_key: str, change_date: dt.date) -> str:
-    digest = hashlib.blake2b(f"{metric}|{segment_key}|{change_date.isoformat()}".encode(), digest_size=5)
-    return "F" + digest.hexdigest()
+def finding_id(metric: str, segment_key: str, change_date: dt.date, attempt: int = 0) -> str:
+    text = f"{metric}|{segment_key}|{change_date.isoformat()}" + (f"|{attempt}" if attempt else "")
+    return "F" + hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
 
 
 def _number(value: float) -> float:
@@ -93,10 +99,13 @@ def record_findings(
     stored: dict[tuple[str, str], list[Finding]] = {}
     for finding in session.scalars(select(Finding)):
         stored.setdefault((finding.metric, finding.segment_key), []).append(finding)
-    claimed: set[str] = set()
+    renamed = _renamed_roots(stored, detected, roles or {}, as_of)
+    claimed: set[str] = {finding.id for finding in renamed.values()}
     by_key: dict[ChangeKey, Finding] = {}
     for item in sorted(detected, key=lambda d: d.found_by != "search"):  # the search's changes claim first
-        finding = _match(session, stored, claimed, item, as_of)
+        finding = renamed.get(item.key) or _match(session, stored, claimed, item, as_of)
+        if item.key in renamed:
+            _rename(finding, item.segment)
         claimed.add(finding.id)
         _describe(finding, item)
         finding.transition = transitions.get(item.key)
@@ -165,10 +174,7 @@ def _match(
     key = item.segment.key()
     pool = [f for f in stored.get((item.metric, key), []) if f.id not in claimed]
     named = next((f for f in pool if f.id == item.known), None)
-    candidates = [
-        f for f in pool
-        if _overlap_days(f, item.change, as_of) > 0 or abs((f.change_date - change_date).days) <= MATCH_DAYS
-    ]
+    candidates = _continued(pool, item, as_of)
     finding = named or min(
         candidates,
         key=lambda f: (_overlap_days(f, item.change, as_of) <= 0, abs((f.change_date - change_date).days)),
@@ -176,12 +182,68 @@ def _match(
     )
     if finding is not None:
         return finding
-    new_id = finding_id(item.metric, key, change_date)
-    finding = session.get(Finding, new_id) or Finding(
+    attempt = 0
+    while True:  # the derived id may belong to a root since renamed (see ``_renamed_roots``)
+        new_id = finding_id(item.metric, key, change_date, attempt)
+        finding = session.get(Finding, new_id)
+        if finding is None or (finding.segment_key == key and finding.id not in claimed):
+            break
+        attempt += 1
+    finding = finding or Finding(
         id=new_id, metric=item.metric, segment_key=key, segment=item.segment.as_dict(), first_reported=as_of
     )
     session.add(finding)
     return finding
+
+
+def _continued(pool: list[Finding], item: DetectedChange, as_of: dt.date) -> list[Finding]:
+    """The stored findings of the change's own segment it may continue."""
+    change_date = item.change.change_date.date()
+    return [
+        f for f in pool
+        if _overlap_days(f, item.change, as_of) > 0 or abs((f.change_date - change_date).days) <= MATCH_DAYS
+    ]
+
+
+def _renamed_roots(
+    stored: dict[tuple[str, str], list[Finding]], detected: list[DetectedChange], roles: dict[ChangeKey, Role],
+    as_of: dt.date,
+) -> dict[ChangeKey, Finding]:
+    """Roots of this run that continue a stored root under another name.
+
+    A root with no stored finding of its own segment takes the recent open root of
+    the same metric whose date is within ``RENAMED_DAYS`` and whose segment holds
+    or lies in its own, unless that segment is still a root of its own this run.
+    Each stored root goes to one root at most, the nearest in date (then in depth).
+    """
+    roots = [d for d in detected if (roles.get(d.key) or Role(root=True)).root]
+    root_keys = {(d.metric, d.segment.key()) for d in roots}
+    recent = as_of - dt.timedelta(weeks=ANCHOR_WEEKS)
+    open_roots = [
+        f for group in stored.values() for f in group
+        if f.root and f.state in OPEN_STATES and f.last_reported >= recent and f.first_reported <= as_of
+        and (f.metric, f.segment_key) not in root_keys
+    ]
+    out: dict[ChangeKey, Finding] = {}
+    for item in roots:
+        if _continued(stored.get((item.metric, item.segment.key()), []), item, as_of):
+            continue  # a finding of its own continues it
+        day, mine = item.change.change_date.date(), set(item.segment.items)
+        nested = [
+            (abs((f.change_date - day).days), abs(len(f.segment) - len(mine)), f.id, f) for f in open_roots
+            if f.metric == item.metric and f not in out.values() and abs((f.change_date - day).days) <= RENAMED_DAYS
+            and (set(f.segment.items()) <= mine or mine <= set(f.segment.items()))
+        ]
+        if nested:
+            out[item.key] = min(nested, key=lambda entry: entry[:3])[3]
+    return out
+
+
+def _rename(finding: Finding, segment: Segment) -> None:
+    """The finding's segment is now ``segment``; the first name it was reported under is kept."""
+    first = (finding.attribution or {}).get("first_named")
+    finding.attribution = {**(finding.attribution or {}), "first_named": finding.segment if first is None else first}
+    finding.segment_key, finding.segment = segment.key(), segment.as_dict()
 
 
 def _describe(finding: Finding, item: DetectedChange) -> None:
@@ -227,12 +289,17 @@ def _assign_role(finding: Finding, role: Role | None, by_key: dict[ChangeKey, Fi
     if role is None or role.root:
         details = dict(role.details) if role is not None else {}
         children = [] if role is None else [by_key[key].id for key in role.children if key in by_key]
+        first_named = (finding.attribution or {}).get("first_named")
+        if first_named == finding.segment:
+            first_named = None
         finding.root, finding.root_id = True, None
         finding.scope = details.pop("scope", None)
         finding.explains = details.pop("explains", None)
         finding.impact = details.pop("impact", None)
         # Through the typed form, so a key the readers do not know fails here, not in an email.
-        finding.attribution = Explanation.from_json({**details, "children": children}).to_json()
+        finding.attribution = Explanation.from_json(
+            {**details, "children": children, "first_named": first_named}
+        ).to_json()
         return
     root = by_key.get(role.root_key) if role.root_key else None
     finding.root, finding.root_id = False, None if root is None else root.id
