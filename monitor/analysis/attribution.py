@@ -304,7 +304,8 @@ class Incident:
     roots: list[SegmentEffect] = field(default_factory=list)
     rest: Delta | None = None
     scope: FindingScope | None = None
-    threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested)
+    threshold: float = np.inf  # z a segment needs to stand out (Bonferroni over those tested, and incidents)
+    naming_threshold: float = np.inf  # the same over those tested only: naming a root's place inside it
     floor: float = 0.0  # excess a segment needs beyond everyone's change
     adopted: set[Segment] = field(default_factory=set)  # roots taken from Happiness roots of the same weeks
     later: list[DetectedChange] = field(default_factory=list)  # the metric's changes after the incident's
@@ -339,7 +340,11 @@ def attribute(
     # Volume is a feed-health signal of everyone: nothing to break down, and its
     # window sums are counts over windows of different lengths. Happiness
     # incidents come first: their roots are the hypotheses of the other metrics'.
-    for incident in _incidents(table, [d for d in detected if d.metric != "volume"], polarity):
+    incidents = _incidents(table, [d for d in detected if d.metric != "volume"], polarity)
+    # Each incident searches every segment for one standing out: a run with K incidents
+    # makes K such searches, and a false root in any of them is a false root of the run.
+    segment_alpha = options.alpha / max(len(incidents), 1)
+    for incident in incidents:
         masks = _Masks(table, incident.before, incident.search_after or incident.after, persistent)
         measured = masks if incident.search_after is None else _Masks(table, incident.before, incident.after, persistent)
         if _praise_crowded_out(masks, incident):
@@ -356,7 +361,8 @@ def attribute(
         onset = incident.anchor.change.change_date
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
             root.segment for root in localized if _open_at(root, onset)))
-        _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched), measured)
+        _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched), measured,
+                 alpha=segment_alpha)
         # A segment's dip while a generic one is open is part of it when nothing stands
         # out; everyone's own second dip is a cause of its own.
         inhibitor = next(
@@ -878,6 +884,7 @@ def _explain(
     hypotheses: list[Segment] | None = None,
     date_bar: float = 0.0,
     measured: _Masks | None = None,
+    alpha: float | None = None,
 ) -> None:
     """Find the incident's root segments, their echoes, and its scope.
 
@@ -885,7 +892,8 @@ def _explain(
     onset (for lost time and factor shares): see ``_adopt``. ``date_bar``: the z
     a segment needs at least, when the incident's date was searched (``_date_bar``).
     ``measured``: the masks of the windows everyone's change and the rest are measured
-    on, when segments are searched on longer ones (``_windows``).
+    on, when segments are searched on longer ones (``_windows``). ``alpha``: the
+    level of this incident's search over segments (default ``options.alpha``).
     """
     metric = incident.metric
     measured = measured or masks
@@ -900,7 +908,8 @@ def _explain(
         effects, testable = _effects(table, incident, by, totals, options.min_segment)
         tested += int(testable.sum())
         found.extend(e for e, ok in zip(effects, testable, strict=True) if ok)
-    threshold = incident.threshold = max(critical_z(tested, options.alpha), date_bar)
+    threshold = incident.threshold = max(critical_z(tested, options.alpha if alpha is None else alpha), date_bar)
+    incident.naming_threshold = max(critical_z(tested, options.alpha), date_bar)
     # A generic change is not uniform in every unit: a Happiness dip that turns a
     # third of answers into detractors takes more points where more were
     # promoters. Only an excess of at least half everyone's change marks a segment,
@@ -1076,7 +1085,7 @@ def _descend(
         for child in children[:CHILDREN_TRIED]:
             kid = masks.of(child.segment)
             rest_stands_out = _still_stands_out(
-                masks, metric, node.segment, root_mask | kid, incident.threshold, level,
+                masks, metric, node.segment, root_mask | kid, incident.naming_threshold, level,
                 max(incident.floor, RIPPLE * child.excess),
             )
             if not rest_stands_out and _concentrated(
@@ -1113,7 +1122,7 @@ def _children(
         n_b, n_a = before["n"].to_numpy(), after["n"].to_numpy()
         large = (np.minimum(n_b, n_a) >= options.min_segment) & (np.minimum(own.n_before, own.n_after) >= options.min_segment)
         tested += int(large.sum())
-        ok = large & np.isfinite(z) & (z >= incident.threshold) & (extra >= incident.floor)
+        ok = large & np.isfinite(z) & (z >= incident.naming_threshold) & (extra >= incident.floor)
         for i in np.flatnonzero(ok):
             if not _big_enough(metric, float(extra[i]), level):
                 continue

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats as sps
 
-from detectors.attribution import change_z, searched_critical_z
+from detectors.attribution import change_z, critical_z, searched_critical_z
+from monitor.analysis import attribution
+from monitor.analysis.detect import AnalysisOptions, find_changes
+from tests.unit.planted_worlds import Effect, large_values, world
 
 
 def test_the_critical_value_grows_with_what_was_searched():
@@ -41,3 +44,35 @@ def test_a_two_per_week_segment_noise_dip_does_not_clear_the_searched_bar():
     assert change_z(-25.0, -25.0 - 1.96 * se_small, -25.0 + 1.96 * se_small, None) < bar
     se_large = 80.0 * np.sqrt(1 / 500 + 1 / 500)
     assert change_z(-60.0, -60.0 - 1.96 * se_large, -60.0 + 1.96 * se_large, None) > bar
+
+
+def test_k_segment_searches_held_at_alpha_over_k_keep_a_run_at_alpha():
+    # A run with K incidents searches segments K times (independent null z's: the
+    # worst case for Bonferroni). Each search at 5% alone gives most runs a false
+    # root somewhere; at 5%/K the run as a whole stays near 5%.
+    rng = np.random.default_rng(11)
+    incidents, tested, runs = 12, 60, 400
+    z = rng.standard_normal((runs, incidents, tested))
+    per_search = (z >= critical_z(tested, 0.05)).any(axis=(1, 2)).mean()
+    per_run = (z >= critical_z(tested, 0.05 / incidents)).any(axis=(1, 2)).mean()
+    assert per_search > 0.3
+    assert per_run <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / runs)
+
+
+def test_attribution_holds_each_incident_search_at_alpha_over_the_runs_incidents(monkeypatch):
+    def effects(rng, labels, weights):
+        return [Effect({"country": large_values(rng, labels, weights, ("country",))["country"]}, 0.4,
+                       "Slow response", onset=12),
+                Effect({}, 0.3, "Long waiting time", onset=30)]
+
+    table = world(3, effects).table
+    detected = find_changes(table, AnalysisOptions()).changes
+    incidents = attribution._incidents(table, [d for d in detected if d.metric != "volume"])
+    assert len(incidents) >= 2
+    levels = []
+    real = attribution.critical_z
+    monkeypatch.setattr(attribution, "critical_z", lambda tests, alpha=0.05: levels.append(alpha) or real(tests, alpha))
+    attribution.attribute(table, detected, attribution.AttributionOptions())
+    # Each incident's entry bar at 5%/K; naming a root's place (its children) at 5%.
+    assert 0.05 / len(incidents) in levels
+    assert set(levels) <= {0.05, 0.05 / len(incidents)}
