@@ -764,7 +764,8 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             continue
         fit = _fit_ramps(prepared, segments[first].first, segments[last].last, min_size=min_size)
         if fit is not None and fit.step_rss - fit.ramp_rss >= RAMP_GAIN:
-            spans.append(_segmented_slide(segments, first, last) or fit.span)
+            spans.append(_segmented_slide(segments, first, last) or _jump_then_slide(segmentation, first, last, fit)
+                         or fit.span)
         elif last == first + 1:
             spans.append(ChangeSpan(segments[last].start, segments[last].start))
         elif fit is not None:  # a merged group that no longer reads as a slide: its best step
@@ -830,6 +831,21 @@ def _segmented_slide(segments: tuple[Segment, ...], first: int, last: int) -> Ch
     if len(sloped) != 1 or not _joins(segments[sloped[0] - 1], segments[sloped[0]]):
         return None
     return ChangeSpan(segments[sloped[0]].start, segments[sloped[0]].end)
+
+
+def _jump_then_slide(segmentation: Segmentation, first: int, last: int, ramp: _RampFit) -> ChangeSpan | None:
+    """A jump onto a slope going the same way, which fits clearly better (by
+    ``RAMP_GAIN``) than the best ramp from a level, and which that ramp starts before:
+    the change starts at the jump, as the segmentation found it, and slides on to the
+    ramp's end. One ramp cannot hold a jump and a slope; its compromise started a step
+    followed by a 30-week decline 16 weeks before the step. None otherwise (a clean
+    ramp the segmentation cut with a small jump keeps the ramp's dates)."""
+    left, right = segmentation.segments[first], segmentation.segments[last]
+    if (last != first + 1 or right.shape is not SegmentShape.LINEAR or _joins(left, right)
+            or _reverses(left, right) or not ramp.span.start < right.start < ramp.span.end):
+        return None
+    jump_rss = _segment_rss(segmentation.prepared, left) + _segment_rss(segmentation.prepared, right)
+    return ChangeSpan(right.start, ramp.span.end) if ramp.ramp_rss - jump_rss >= RAMP_GAIN else None
 
 
 def _direction(segmentation: Segmentation, first: int, last: int) -> float:

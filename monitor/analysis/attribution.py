@@ -310,6 +310,7 @@ class Incident:
     adopted: set[Segment] = field(default_factory=set)  # roots taken from Happiness roots of the same weeks
     later: list[DetectedChange] = field(default_factory=list)  # the metric's changes after the incident's
     search_after: Window | None = None  # the segments' after window, when longer (see ``_windows``)
+    own_only: bool = False  # windows run over other changes: only segments nested with a sliding member are searched
 
     @property
     def anchor(self) -> DetectedChange:
@@ -737,7 +738,8 @@ def _incidents(
         date = item.change.change_date
         home = next(
             (i for i in incidents if i.metric.name == item.metric
-             and abs((i.anchor.change.change_date - date).days) <= MATCH_DAYS),
+             and (abs((i.anchor.change.change_date - date).days) <= MATCH_DAYS
+                  or any(_one_slide(member, item) for member in i.members))),
             None,
         )
         if home is not None:
@@ -747,18 +749,36 @@ def _incidents(
                 Incident(_metric(item.metric, polarity or {}), [item], Window("before", 0, -1), Window("after", 0, -1))
             )
     for incident in incidents:
-        incident.before, incident.after, incident.search_after = _windows(table, incident, detected)
+        incident.before, incident.after, incident.search_after, incident.own_only = _windows(table, incident, detected)
         onset = incident.anchor.change.change_date
         incident.later = [d for d in detected if d.metric == incident.metric.name
                           and (d.change.change_date - onset).days > MATCH_DAYS]
     return sorted(incidents, key=lambda i: (_metric_rank(i.metric.name), i.anchor.change.change_date, i.metric.name))
 
 
+def _one_slide(a: DetectedChange, b: DetectedChange) -> bool:
+    """Two segments, one inside the other by name, of which one slides while the other
+    starts: one slide, dated apart by weeks (a slope's start is fuzzy, and diluted in
+    the larger segment). Apart, each incident's windows stop at the other's onset, on
+    the slope, and neither sees the level the slide reached."""
+    if not (a.segment.items and b.segment.items) or not (set(a.segment.items) <= set(b.segment.items)
+                                                           or set(b.segment.items) <= set(a.segment.items)):
+        return False
+
+    def on_slope(slide: Change, start: pd.Timestamp) -> bool:
+        return (slide.shape is ChangeShape.GRADUAL and slide.end_date is not None
+                and slide.change_date <= start <= slide.end_date)
+
+    return on_slope(a.change, b.change.change_date) or on_slope(b.change, a.change.change_date)
+
+
 def _windows(
     table: ResponseTable, incident: Incident, detected: list[DetectedChange]
-) -> tuple[Window, Window, Window | None]:
+) -> tuple[Window, Window, Window | None, bool]:
     """The stretches before and after the incident's onset that no other event disturbs;
-    and, for an incident of everyone, the longer after window its segments are searched on.
+    for an incident of everyone, the longer after window its segments are searched on;
+    and whether other changes lie inside them (only segments holding or inside a
+    sliding member are then searched).
 
     Segments are compared on how they changed between the two windows, so no other
     dip may start, and no dip may recover, inside them: the windows stop at the
@@ -787,8 +807,15 @@ def _windows(
         for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
         if when is not None
     ]
-    if any(start < e <= after_first for e in events):
-        after_first = start  # another change on the slope: where it ended is not this change's level
+    # Another change on a slide's slope: where everyone's slide ended is not its own
+    # level, so its windows stop at the slope's start. A segment's slide is compared
+    # where it ended all the same (its first weeks show a fraction of it, and nothing
+    # stood out), and the other changes are kept out by searching only the segments
+    # holding it or inside it.
+    own_only = any(start < e <= after_first for e in events)
+    if own_only and not incident.anchor.segment.items:
+        after_first, own_only = start, False
+    events = [e for e in events if not start < e <= after_first]
     per_week = 7 if table.period == "day" else 1
     first = max(
         [start - BEFORE_WEEKS * per_week, table.first_period]
@@ -808,7 +835,7 @@ def _windows(
                           + [e - 1 for e in events if e > after_first])
         if search_last > last:
             search = Window("after", after_first, search_last)
-    return Window("before", first, start - 1), Window("after", after_first, last), search
+    return Window("before", first, start - 1), Window("after", after_first, last), search, own_only
 
 
 def _onset(table: ResponseTable, incident: Incident) -> int:
@@ -921,6 +948,10 @@ def _explain(
          and not _only_more_unhappy(masks, metric, e.segment)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
+    if incident.own_only:
+        slides = [m.segment for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
+        candidates = [e for e in candidates
+                      if any(_inside(masks, e.segment, s) or _inside(masks, s, e.segment) for s in slides)]
     root_mask = masks.nobody()
     settled: set[Segment] = set()
     pending = list(candidates)
@@ -962,10 +993,13 @@ def _explain(
     rest = metric.compare(*measured.complement(measured.of_any(root.segment for root in incident.roots)),
                           confidence=options.confidence)
     incident.rest = rest
-    rest_matters = _clearly_worse(metric, rest) and _big_enough(metric, worse_sign(metric) * rest.delta, rest.before.value)
+    # Over windows other changes run through, the rest's change is theirs.
+    rest_matters = (not incident.own_only and _clearly_worse(metric, rest)
+                    and _big_enough(metric, worse_sign(metric) * rest.delta, rest.before.value))
     if not incident.roots:
         overall = incident.overall
-        worse = _clearly_worse(metric, overall) and metric.direction(overall.delta) is Direction.WORSE
+        worse = (not incident.own_only and _clearly_worse(metric, overall)
+                 and metric.direction(overall.delta) is Direction.WORSE)
         incident.scope = FindingScope.GENERIC if worse else None
     else:
         incident.scope = FindingScope.MIXED if rest_matters else FindingScope.LOCALIZED

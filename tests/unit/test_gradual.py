@@ -114,6 +114,21 @@ def test_slide_still_going_at_the_last_week_is_ongoing() -> None:
     assert change.slope_ci_low <= -25.0 / 40 <= change.slope_ci_high
 
 
+def test_jump_onto_a_slide_the_same_way_is_dated_at_the_jump() -> None:
+    """A 15-point step at week 40 and then a 25-point slide over 50 weeks (a go-live
+    dip, then erosion): one ramp from a level cannot hold both, and its compromise
+    started weeks before the step. The change is dated at the step, in most of 20 series."""
+    t = np.arange(110)
+    truth = np.where(t < 40, 50.0, 35.0 - 25.0 * np.clip((t - 40) / 50, 0.0, 1.0))
+    at_the_step = 0
+    for seed in range(20):
+        stats = weekly_stats(np.random.default_rng(300 + seed), truth, n=250)
+        first = detect_changes(HAPPINESS, stats)[0]
+        assert first.direction is Direction.WORSE
+        at_the_step += abs(first.index - 40) <= 1
+    assert at_the_step >= 17
+
+
 @pytest.mark.parametrize("seed", range(40, 46))
 def test_step_is_still_a_step(seed: int) -> None:
     rng = np.random.default_rng(seed)
