@@ -736,12 +736,9 @@ def _incidents(
     ordered = sorted(detected, key=lambda d: (len(d.segment.items), d.change.change_date, d.segment.key()))
     for item in ordered:
         date = item.change.change_date
-        home = next(
-            (i for i in incidents if i.metric.name == item.metric
-             and (abs((i.anchor.change.change_date - date).days) <= MATCH_DAYS
-                  or any(_one_slide(member, item) for member in i.members))),
-            None,
-        )
+        same_metric = [i for i in incidents if i.metric.name == item.metric]
+        home = next((i for i in same_metric if abs((i.anchor.change.change_date - date).days) <= MATCH_DAYS), None)
+        home = home or next((i for i in same_metric if any(_one_slide(member, item) for member in i.members)), None)
         if home is not None:
             home.members.append(item)
         else:
@@ -756,20 +753,18 @@ def _incidents(
     return sorted(incidents, key=lambda i: (_metric_rank(i.metric.name), i.anchor.change.change_date, i.metric.name))
 
 
-def _one_slide(a: DetectedChange, b: DetectedChange) -> bool:
-    """Two segments, one inside the other by name, of which one slides while the other
-    starts: one slide, dated apart by weeks (a slope's start is fuzzy, and diluted in
-    the larger segment). Apart, each incident's windows stop at the other's onset, on
-    the slope, and neither sees the level the slide reached."""
-    if not (a.segment.items and b.segment.items) or not (set(a.segment.items) <= set(b.segment.items)
-                                                           or set(b.segment.items) <= set(a.segment.items)):
-        return False
-
-    def on_slope(slide: Change, start: pd.Timestamp) -> bool:
-        return (slide.shape is ChangeShape.GRADUAL and slide.end_date is not None
-                and slide.change_date <= start <= slide.end_date)
-
-    return on_slope(a.change, b.change.change_date) or on_slope(b.change, a.change.change_date)
+def _one_slide(slide: DetectedChange, item: DetectedChange) -> bool:
+    """Does ``item`` start on ``slide``'s slope, in a segment holding or inside the
+    slide's? Then both are one slide, dated weeks apart (a slope's start is fuzzy,
+    more so where it is diluted); apart, each incident's windows stop at the other's
+    onset, on the slope, and neither sees the level the slide reached. Not the other
+    way round: a change read as a slide that started weeks before an incident (two
+    steps of overlapping segments, seen together in their intersection) would move
+    the incident's onset there. (Used only for a change near no incident's date.)"""
+    a, b = set(slide.segment.items), set(item.segment.items)
+    change = slide.change
+    return bool(a and b and (a <= b or b <= a) and change.shape is ChangeShape.GRADUAL
+                and change.end_date is not None and change.change_date <= item.change.change_date <= change.end_date)
 
 
 def _windows(
@@ -800,20 +795,30 @@ def _windows(
     # of a segment incident: segments are judged against the rest of the respondents,
     # who went through it too, so it cancels out; stopping there would leave a dip that
     # starts while a generic one recovers a week or two of data, too little to show.
-    events = [
-        _period(table, when)
-        for item in detected
-        if item.metric == incident.metric.name and (id(item) in members or item.segment.items or not incident.anchor.segment.items)
-        for when in ((item.change.recovered_at,) if id(item) in members else (item.change.change_date, item.change.recovered_at))
-        if when is not None
-    ]
+    def events_of(keep: Callable[[DetectedChange], bool]) -> list[int]:
+        """Onsets and recoveries of the metric's other changes that ``keep`` accepts."""
+        return [
+            _period(table, when)
+            for item in detected
+            if item.metric == incident.metric.name and id(item) not in members and keep(item)
+            for when in (item.change.change_date, item.change.recovered_at)
+            if when is not None
+        ]
+
+    events = events_of(lambda item: bool(item.segment.items or not incident.anchor.segment.items)) + [
+        _period(table, m.change.recovered_at) for m in incident.members if m.change.recovered_at is not None]
     # Another change on a slide's slope: where everyone's slide ended is not its own
     # level, so its windows stop at the slope's start. A segment's slide is compared
     # where it ended all the same (its first weeks show a fraction of it, and nothing
     # stood out), and the other changes are kept out by searching only the segments
-    # holding it or inside it.
+    # holding it or inside it; unless a segment holding it (not everyone, whose change
+    # cancels out) changes on the slope: the slide may be that change seen in part of
+    # its respondents (two steps of overlapping segments read as one slide in their
+    # intersection).
+    slides = [set(m.segment.items) for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
+    holders = events_of(lambda item: bool(item.segment.items) and any(set(item.segment.items) < s for s in slides))
     own_only = any(start < e <= after_first for e in events)
-    if own_only and not incident.anchor.segment.items:
+    if own_only and (not incident.anchor.segment.items or any(start < e <= after_first for e in holders)):
         after_first, own_only = start, False
     events = [e for e in events if not start < e <= after_first]
     per_week = 7 if table.period == "day" else 1
