@@ -818,7 +818,8 @@ def _windows(
     slides = [set(m.segment.items) for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
     holders = events_of(lambda item: bool(item.segment.items) and any(set(item.segment.items) < s for s in slides))
     own_only = any(start < e <= after_first for e in events)
-    if own_only and (not incident.anchor.segment.items or any(start < e <= after_first for e in holders)):
+    if own_only and (not incident.anchor.segment.items or incident.metric.name != "happiness"
+                     or any(start < e <= after_first for e in holders)):
         after_first, own_only = start, False
     events = [e for e in events if not start < e <= after_first]
     per_week = 7 if table.period == "day" else 1
