@@ -740,8 +740,6 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
     segments = segmentation.segments
     prepared = segmentation.prepared
     spans: list[ChangeSpan] = []
-    if segments[0].shape is SegmentShape.LINEAR:  # sloped from the start: did it start sliding later?
-        spans += _later_slide(prepared, segments[0], min_size=min_size)
     groups: list[list[int]] = []  # first and last segment index of each change
     j = 1
     while j < len(segments):
@@ -753,6 +751,8 @@ def change_spans(segmentation: Segmentation, *, min_size: int = 2) -> list[Chang
             groups.append([j - 1, j])
             j += 1
     groups = _merge_staircases(segmentation, groups, min_size=min_size)
+    if segments[0].shape is SegmentShape.LINEAR and not _continues(segmentation, groups):
+        spans += _later_slide(prepared, segments[0], min_size=min_size)  # sloped from the start: sliding later?
     for first, last in groups:
         if last == first + 1 and _reverses(segments[first], segments[last]):
             # A jump onto a trend going the other way (joins were grouped above): the
@@ -809,6 +809,18 @@ def _later_slide(prepared: PreparedSeries, segment: Segment, *, min_size: int) -
     if dated is None or dated.start <= segment.start:
         return []
     return [ChangeSpan(dated.start, min(dated.end, segment.end))]
+
+
+def _continues(segmentation: Segmentation, groups: list[list[int]]) -> bool:
+    """Does the first change go on the way a sloped first segment slides?
+
+    Then the slide and the change are one, dated by the ramp refit over both: a ramp
+    fitted inside the first segment alone must end where the segment does and, not
+    seeing the level after, started slides 5-7 weeks early when the segmentation cut
+    a slide's last weeks off as a jump.
+    """
+    first = segmentation.segments[0]
+    return bool(groups and groups[0][0] == 0 and _direction(segmentation, *groups[0]) * first.slope > 0)
 
 
 def _reverses(left: Segment, right: Segment) -> bool:

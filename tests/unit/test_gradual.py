@@ -12,9 +12,11 @@ from detectors import (
     ChangeShape,
     Direction,
     KnownDateStatus,
+    SegmentShape,
     detect_changes,
     find_change_points,
     metric_for,
+    segment_survey_series,
     test_known_date,
 )
 from detectors.screening import window_scan
@@ -112,6 +114,31 @@ def test_slide_still_going_at_the_last_week_is_ongoing() -> None:
     assert abs(change.index - 45) <= 4
     assert change.end_index == len(stats) - 1
     assert change.slope_ci_low <= -25.0 / 40 <= change.slope_ci_high
+
+
+def test_a_slide_the_segmentation_drew_from_the_first_week_is_dated_with_the_weeks_after() -> None:
+    """At a pair's search penalty the segmentation often draws a line from the first
+    week through a slide's start, then cuts its last weeks off as a jump: dated inside
+    the line alone, the slide started weeks early (34 of 58 such series dated inside
+    [onset - 2, end]); dated with the jump and the level after, 40 of 58. The rest is
+    the onset's own uncertainty at 100-250 answers a week (see README, gradual)."""
+    lined = right = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        onset, length = int(rng.integers(30, 60)), int(rng.integers(12, 26))
+        weeks = onset + length + int(rng.integers(20, 70))
+        h = ramp(weeks, onset, length, float(rng.uniform(20, 34)), base=float(rng.uniform(20, 45)))
+        stats = weekly_stats(rng, h, rng.integers(100, 250, weeks))
+        values, variances, _ = HAPPINESS.per_period(stats)
+        variances = np.fmax(variances, HAPPINESS.pooled_variance(stats))
+        segmentation = segment_survey_series(values, 1.0 / variances, penalty=20.0)
+        if segmentation is None or segmentation.segments[0].shape is not SegmentShape.LINEAR:
+            continue
+        lined += 1
+        found = [c for c in detect_changes(HAPPINESS, stats, penalty=20.0) if c.finding]
+        nearest = min(found, key=lambda c: abs(c.index - onset), default=None)
+        right += nearest is not None and onset - 2 <= nearest.index <= onset + length
+    assert lined >= 40 and right >= 0.65 * lined
 
 
 def test_jump_onto_a_slide_the_same_way_is_dated_at_the_jump() -> None:
