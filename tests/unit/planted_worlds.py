@@ -4,7 +4,8 @@ Each world has three dimensions of random sizes (country, service, channel, each
 value's share drawn from a Dirichlet), a random weekly volume, four negative
 factors offered to 0-6 ratings and one positive factor offered to 9-10 ratings.
 An effect turns a share of its segment's respondents into detractors citing its
-factor (more lost time too) from its onset, until its end if it has one.
+factor (more lost time too) from its onset, until its end if it has one; an
+improvement turns them into promoters citing the positive factor.
 Nothing is tuned to a seed: tests draw seeds and sizes, and assert rates.
 """
 
@@ -39,6 +40,7 @@ class Effect:
     uneven: dict[str, dict[str, float]] = field(default_factory=dict)
     ramp: int = 0  # periods over which ``share`` grows from nothing to its full size (a slow decline)
     cite_only: bool = False  # ``share`` of the unhappy cite ``factor`` too; no rating changes
+    improves: bool = False  # ``share`` turned into promoters citing ``factor`` (the positive one) instead
 
     @property
     def seg(self) -> Segment:
@@ -84,6 +86,11 @@ def world(seed: int, effects_for, *, per_period: int | None = None) -> World:
         hit = inside & (rng.random(rows) < share)
         if effect.cite_only:
             mask[hit & low] |= 1 << FACTORS[effect.factor]
+            continue
+        if effect.improves:
+            rating[hit] = rng.choice([9.0, 10.0], int(hit.sum()))
+            lost[hit] = rng.lognormal(2.0, 1.0, int(hit.sum()))
+            mask[hit] = 1 << FACTORS[effect.factor]
             continue
         rating[hit] = rng.choice([0.0, 2.0, 4.0, 6.0], int(hit.sum()))
         lost[hit] = rng.lognormal(4.3, 0.6, int(hit.sum()))

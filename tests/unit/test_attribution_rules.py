@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from monitor.analysis.detect import (
     FoundBy,
     find_changes,
 )
-from tests.unit.planted_worlds import NEGATIVE, Effect, large_values, world
+from tests.unit.planted_worlds import NEGATIVE, POSITIVE, Effect, large_values, world
 
 SEEDS = range(101, 106)
 
@@ -107,6 +109,54 @@ def test_a_segment_is_not_blamed_for_the_rest_recovering():
             for c in detected
         )
     assert blamed == 0
+
+
+def _praise_in_a_channel_after_a_dip(rng, labels, weights):
+    return [Effect({}, 0.2, str(rng.choice(NEGATIVE)), 8),
+            Effect(large_values(rng, labels, weights, ("channel",)), 0.4, POSITIVE, 24, improves=True)]
+
+
+def test_segments_that_held_steady_while_another_improved_are_no_roots():
+    """Everyone dips at 8 for good; praise rises in one channel at 24, and everyone
+    with it. Against everyone each other channel then lost Happiness and praise,
+    and its own series, described back over 8, fell: but it held steady from 8 on.
+    The dip at 8 is everyone's only root; nothing got worse at 24."""
+    wrong = []
+    for seed in range(121, 127):
+        w = world(seed, _praise_in_a_channel_after_a_dip)
+        roots, _ = roots_of(w.table, metric=None)
+        wrong += [(seed, r.metric, r.segment.key(), r.change.index, round(r.change.delta, 1)) for r in roots
+                  if r.segment.items or abs(r.change.index - 8) > 2]
+    assert not wrong
+
+
+def _slide_in_a_country(rng, labels, weights):
+    return [Effect(large_values(rng, labels, weights, ("country",)), 0.35, str(rng.choice(NEGATIVE)), 14, ramp=14)]
+
+
+def test_lost_time_dating_a_slide_weeks_before_happiness_folds_under_it():
+    """A slope's start is fuzzy: lost time, noisier, dated a slide of the same
+    respondents five weeks before Happiness did. The slopes overlap: one cause, one
+    root (more than ``MATCH_DAYS`` apart, it stood alone)."""
+    tried = folded = 0
+    for seed in range(141, 147):
+        w = world(seed, _slide_in_a_country)
+        segment = w.effects[0].seg
+        segments, cube = grouping_cube(w.table, ("country",))
+        stats = as_frame(w.table, cube[segments.index(segment)])
+        slides = {name: next((c for c in detect_changes(metric_for(name), stats)
+                              if c.finding and c.shape is ChangeShape.GRADUAL), None)
+                  for name in ("happiness", "lost_time")}
+        if None in slides.values():
+            continue
+        happy, lost = slides["happiness"], slides["lost_time"]
+        early = replace(lost, index=happy.index - 5, change_date=happy.change_date - pd.Timedelta(weeks=5))
+        assert (happy.change_date - early.change_date).days > MATCH_DAYS
+        detected = [DetectedChange("happiness", segment, happy), DetectedChange("lost_time", segment, early)]
+        roles = attribute(w.table, detected, AttributionOptions()).roles
+        tried += 1
+        folded += roles[detected[1].key].root_key == detected[0].key
+    assert tried >= 4 and folded == tried
 
 
 def _short_dip_in_a_pair(rng, labels, weights):
