@@ -18,7 +18,9 @@ scored against the truth:
   segment with exactly the same respondents over the effect's window, dated within
   2 weeks of onset (inside the ramp, from onset - 2 weeks, for a gradual one). The
   headline recall counts effects of >= 2x the minimum effect (20 points) in segments
-  with >= 60 responses a week after onset; recall over all effects is shown too;
+  with >= 60 responses a week after onset; recall over all effects is shown too, and
+  among the headline dips whose clairvoyant z (``oracle_z``) clears the bar of a known
+  date (``segment_bar``) or of a searched one (``search_bar``);
 * **false roots**: any root (any metric) that is not a planted dip's own root (same
   respondents, date rule above) nor the volume root of a volume drop of everyone;
   roots on an improvement, a variance-only change or (experience metrics) a volume
@@ -273,21 +275,34 @@ def oracle_z(scenario: Any, effect: Any) -> float:
     return abs(change) / math.sqrt(variance) if variance > 0 else float("nan")
 
 
+def _segments_searched(scenario: Any) -> int:
+    """Everyone plus every single-dimension and pair segment with at least 60 responses."""
+    from itertools import combinations
+
+    frame = scenario.responses
+    names = [d for d in scenario.dimension_names if d in frame]
+    return 1 + sum(int((frame.groupby(list(by), observed=True).size() >= 60).sum())
+                   for k in (1, 2) for by in combinations(names, k))
+
+
 def segment_bar(scenario: Any) -> float:
     """The z a segment's change needs, its date given, when the segment was picked
     from every single-dimension and pair segment with at least 60 responses
     (Bonferroni over those, family-wise 5%): lenient, since the date is free and the
     other metrics are not counted, so recall among dips that clear it is a fair
     upper bound on what any method controlling false roots can reach."""
-    from itertools import combinations
-
     from detectors.attribution import critical_z
 
-    frame = scenario.responses
-    names = [d for d in scenario.dimension_names if d in frame]
-    series = 1 + sum(int((frame.groupby(list(by), observed=True).size() >= 60).sum())
-                     for k in (1, 2) for by in combinations(names, k))
-    return critical_z(series, 0.05)
+    return critical_z(_segments_searched(scenario), 0.05)
+
+
+def search_bar(scenario: Any) -> float:
+    """The same when the date is searched too (every week of the history): what a dip
+    nothing else dates (no go-live, no change of everyone at its onset) must clear.
+    Still lenient (Happiness only, single values and pairs only)."""
+    from detectors.attribution import searched_critical_z
+
+    return searched_critical_z(_segments_searched(scenario), scenario.weeks, 0.05)
 
 
 def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
@@ -295,7 +310,7 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
     from monitor.analysis.findings import ENDED_WEEKS
     from monitor.dev.scenarios import EffectClass
 
-    bar = segment_bar(scenario)
+    bar, searched = segment_bar(scenario), search_bar(scenario)
 
     roots = [f for f in findings if f["root"]]
     effects = list(scenario.effects)
@@ -337,6 +352,7 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
             entry["found"] = bool(happy)
             entry["oracle_z"] = oracle_z(scenario, effect)
             entry["detectable"] = bool(entry["oracle_z"] >= bar)
+            entry["detectable_searched"] = bool(entry["oracle_z"] >= searched)
             if happy:
                 best = min(happy, key=lambda i: _date_error(roots[i], effect))
                 entry["date_error"] = _date_error(roots[best], effect)
@@ -530,6 +546,11 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
         "recall_headline_detectable": [
             sum(e["found"] for e in effects if EffectClass(e["cls"]) in DIPS and e["headline"] and e.get("detectable")),
             sum(1 for e in effects if EffectClass(e["cls"]) in DIPS and e["headline"] and e.get("detectable"))],
+        "recall_headline_detectable_searched": [
+            sum(e["found"] for e in effects
+                if EffectClass(e["cls"]) in DIPS and e["headline"] and e.get("detectable_searched")),
+            sum(1 for e in effects
+                if EffectClass(e["cls"]) in DIPS and e["headline"] and e.get("detectable_searched"))],
         "recall_all": [sum(bool(e["found"]) for e in effects if EffectClass(e["cls"]) in DIPS),
                        sum(1 for e in effects if EffectClass(e["cls"]) in DIPS)],
         "false_roots": false_total,
@@ -604,6 +625,8 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
          all(_at_least(r["recall_headline"], 0.95) is not False for c, r in summary["classes"].items()
              if EffectClass(c) in DIPS)),
         ("  ... of those the data can show (clairvoyant bound)", _pct(*t.get("recall_headline_detectable", [0, 0])),
+         "(shown)", None),
+        ("  ... of those it shows on a searched date too", _pct(*t.get("recall_headline_detectable_searched", [0, 0])),
          "(shown)", None),
         ("recall, all dips", _pct(*t["recall_all"]), "(shown)", None),
         ("false roots per scenario", f"{t['false_roots_per_scenario'] or 0:.2f} ({t['false_roots']} in "
