@@ -311,7 +311,6 @@ class Incident:
     later: list[DetectedChange] = field(default_factory=list)  # the metric's changes after the incident's
     search_after: Window | None = None  # the segments' after window, when longer (see ``_windows``)
     own_only: bool = False  # windows run over other changes: only segments nested with a sliding member are searched
-    own_before: Window | None = None  # the before window since everyone's last change: did a segment itself worsen?
 
     @property
     def anchor(self) -> DetectedChange:
@@ -756,8 +755,7 @@ def _incidents(
                 Incident(_metric(item.metric, polarity or {}), [item], Window("before", 0, -1), Window("after", 0, -1))
             )
     for incident in incidents:
-        (incident.before, incident.after, incident.search_after, incident.own_only,
-         incident.own_before) = _windows(table, incident, detected)
+        incident.before, incident.after, incident.search_after, incident.own_only = _windows(table, incident, detected)
         onset = incident.anchor.change.change_date
         incident.later = [d for d in detected if d.metric == incident.metric.name
                           and (d.change.change_date - onset).days > MATCH_DAYS]
@@ -780,11 +778,11 @@ def _one_slide(slide: DetectedChange, item: DetectedChange) -> bool:
 
 def _windows(
     table: ResponseTable, incident: Incident, detected: list[DetectedChange]
-) -> tuple[Window, Window, Window | None, bool, Window]:
+) -> tuple[Window, Window, Window | None, bool]:
     """The stretches before and after the incident's onset that no other event disturbs;
     for an incident of everyone, the longer after window its segments are searched on;
-    whether other changes lie inside them (only segments holding or inside a sliding
-    member are then searched); and the before window since everyone's last change.
+    and whether other changes lie inside them (only segments holding or inside a
+    sliding member are then searched).
 
     Segments are compared on how they changed between the two windows, so no other
     dip may start, and no dip may recover, inside them: the windows stop at the
@@ -852,12 +850,7 @@ def _windows(
                           + [e - 1 for e in events if e > after_first])
         if search_last > last:
             search = Window("after", after_first, search_last)
-    # A segment is judged against the rest over everyone's own changes (they cancel out),
-    # but whether it worsened itself is read since the last of them.
-    since = max([first] + [e for e in events_of(lambda item: not item.segment.items) if e < start])
-    since = min(since, max(start - MIN_BEFORE_WEEKS * per_week, table.first_period))
-    before = Window("before", first, start - 1)
-    return before, Window("after", after_first, last), search, own_only, Window("before", max(first, since), start - 1)
+    return Window("before", first, start - 1), Window("after", after_first, last), search, own_only
 
 
 def _onset(table: ResponseTable, incident: Incident) -> int:
@@ -919,25 +912,20 @@ def _effects(
 
 
 def _own_windows(table: ResponseTable, incident: Incident) -> tuple[ResponseTable, ResponseTable]:
-    """The responses of the incident's own before window (since everyone's last change) and its after window."""
-    before, after = incident.own_before or incident.before, incident.search_after or incident.after
+    """The responses of the incident's before window and of the after window its segments are searched on."""
+    before, after = incident.before, incident.search_after or incident.after
     return table.between(before.first, before.last), table.between(after.first, after.last)
 
 
-def _worsened(
-    metric: Metric, own: tuple[ResponseTable, ResponseTable], segment: Segment, level: float, threshold: float,
-    confidence: float,
-) -> bool:
-    """Did the segment itself get worse since everyone's last change, by half the
-    minimum effect and as significantly as it must stand out (``threshold``)?
-    Standing out from a rest that improved is no dip: when one service's agents
-    were praised, every other service "lost" praise against the rest while its own
-    share held, and a noisy pair's chance fall cleared the bar."""
+def _worsened(metric: Metric, own: tuple[ResponseTable, ResponseTable], segment: Segment, level: float,
+              confidence: float) -> bool:
+    """Did the segment itself get clearly worse over the incident's windows, by half the
+    minimum effect? Standing out from a rest that improved is no dip: when one
+    service's agents were praised, every other service "lost" praise against the
+    rest while its own share held."""
     before, after = (pd.Series(part.stats[part.of(segment)].sum(axis=0), index=list(part.stat_names)) for part in own)
     change = metric.compare(before, after, confidence=confidence)
-    worse = worse_sign(metric) * change.delta
-    return (worse > 0 and _big_enough(metric, worse, level)
-            and change_z(change.delta, change.ci_low, change.ci_high, change.p_value, confidence) >= threshold)
+    return _clearly_worse(metric, change) and _big_enough(metric, worse_sign(metric) * change.delta, level)
 
 
 def _big_enough(metric: Metric, change: float, level: float, factor: float = 0.5) -> bool:
@@ -992,7 +980,7 @@ def _explain(
     own = _own_windows(table, incident) if candidates else None
     candidates = sorted(
         (e for e in candidates
-         if own is not None and _worsened(metric, own, e.segment, level, threshold, options.confidence)),
+         if own is not None and _worsened(metric, own, e.segment, level, options.confidence)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
     if incident.own_only:
@@ -1383,8 +1371,7 @@ def _confirmed(
     level = incident.overall.before.value if incident.overall is not None else np.nan
     return _still_stands_out(
         masks, incident.metric, member.segment, masks.nobody(), incident.threshold, level, incident.floor
-    ) and _worsened(incident.metric, _own_windows(masks.table, incident), member.segment, level, incident.threshold,
-                    options.confidence)
+    ) and _worsened(incident.metric, _own_windows(masks.table, incident), member.segment, level, options.confidence)
 
 
 def _root_changes(
