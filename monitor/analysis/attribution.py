@@ -911,20 +911,12 @@ def _effects(
     return effects, testable
 
 
-def _own_windows(table: ResponseTable, incident: Incident) -> tuple[ResponseTable, ResponseTable]:
-    """The responses of the incident's before window and of the after window its segments are searched on."""
-    before, after = incident.before, incident.search_after or incident.after
-    return table.between(before.first, before.last), table.between(after.first, after.last)
-
-
-def _worsened(metric: Metric, own: tuple[ResponseTable, ResponseTable], segment: Segment, level: float,
-              confidence: float) -> bool:
+def _worsened(masks: _Masks, metric: Metric, segment: Segment, level: float, confidence: float) -> bool:
     """Did the segment itself get clearly worse over the incident's windows, by half the
     minimum effect? Standing out from a rest that improved is no dip: when one
     service's agents were praised, every other service "lost" praise against the
     rest while its own share held."""
-    before, after = (pd.Series(part.stats[part.of(segment)].sum(axis=0), index=list(part.stat_names)) for part in own)
-    change = metric.compare(before, after, confidence=confidence)
+    change = metric.compare(*masks.segment_sums(segment), confidence=confidence)
     return _clearly_worse(metric, change) and _big_enough(metric, worse_sign(metric) * change.delta, level)
 
 
@@ -975,12 +967,10 @@ def _explain(
     # everyone's change over the windows the excess is measured on.
     spread = incident.overall if measured is masks else metric.compare(*totals, confidence=options.confidence)
     floor = incident.floor = GENERIC_SPREAD * max(worse_sign(metric) * spread.delta, 0.0)
-    candidates = [e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)
-                  and not _only_more_unhappy(masks, metric, e.segment)]
-    own = _own_windows(table, incident) if candidates else None
     candidates = sorted(
-        (e for e in candidates
-         if own is not None and _worsened(metric, own, e.segment, level, options.confidence)),
+        (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)
+         and not _only_more_unhappy(masks, metric, e.segment)
+         and _worsened(masks, metric, e.segment, level, options.confidence)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
     if incident.own_only:
@@ -1371,7 +1361,7 @@ def _confirmed(
     level = incident.overall.before.value if incident.overall is not None else np.nan
     return _still_stands_out(
         masks, incident.metric, member.segment, masks.nobody(), incident.threshold, level, incident.floor
-    ) and _worsened(incident.metric, _own_windows(masks.table, incident), member.segment, level, options.confidence)
+    ) and _worsened(masks, incident.metric, member.segment, level, options.confidence)
 
 
 def _root_changes(
