@@ -315,7 +315,7 @@ class BinnedMedian(_LogRatioMetric):
         self.min_effect = min_effect
 
     def _counts(self, frame: pd.DataFrame) -> np.ndarray:
-        return frame[self._bins].to_numpy(dtype=float)
+        return np.column_stack([_column(frame, name) for name in self._bins])
 
     def _parts(self, frame: pd.DataFrame, z: float = 1.959963984540054) -> tuple[np.ndarray, ...]:
         counts = self._counts(frame)

@@ -12,6 +12,7 @@ and an interval for the difference between two pooled stretches of time.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ import pandas as pd
 from scipy import stats as sps
 
 Totals = pd.Series | Mapping[str, float]
+# Rows of totals as the metric formulas read them: a frame, or its float columns
+# (``_columns``), which skip pandas' per-operation cost on the few-row tables
+# attribution builds thousands of times per run.
+Columns = pd.DataFrame | Mapping[str, np.ndarray]
 
 FACTOR_PREFIX = "f:"
 PERIODS = "periods"  # added by pooling: how many periods a row of totals covers
@@ -87,7 +92,10 @@ def pool(stats: pd.DataFrame) -> pd.Series:
     Adds ``periods`` (the number of rows pooled) so rates per period, such as
     volume, survive pooling.
     """
-    return _with_periods(stats).sum()
+    totals = stats.sum().astype(float)
+    if PERIODS not in totals.index:
+        totals[PERIODS] = float(len(stats))
+    return totals
 
 
 def pool_ranges(stats: pd.DataFrame, firsts: Sequence[int] | np.ndarray, lasts: Sequence[int] | np.ndarray) -> pd.DataFrame:
@@ -97,10 +105,11 @@ def pool_ranges(stats: pd.DataFrame, firsts: Sequence[int] | np.ndarray, lasts: 
     One cumulative sum serves every range, so describing many candidate
     segmentations, or the sliding steps of a recovery, stays cheap.
     """
-    frame = _with_periods(stats)
-    cumulative = np.vstack([np.zeros(frame.shape[1]), np.cumsum(frame.to_numpy(), axis=0)])
+    columns = _columns(stats)
+    table = np.column_stack(list(columns.values()))
+    cumulative = np.vstack([np.zeros(table.shape[1]), np.cumsum(table, axis=0)])
     return pd.DataFrame(cumulative[np.asarray(lasts, dtype=int)] - cumulative[np.asarray(firsts, dtype=int)],
-                        columns=frame.columns)
+                        columns=list(columns))
 
 
 def pool_segments(stats: pd.DataFrame, bounds: list[int]) -> pd.DataFrame:
@@ -108,25 +117,31 @@ def pool_segments(stats: pd.DataFrame, bounds: list[int]) -> pd.DataFrame:
     return pool_ranges(stats, bounds[:-1], bounds[1:])
 
 
+@functools.lru_cache(maxsize=64)
 def z_value(confidence: float) -> float:
     """Two-sided normal quantile for a confidence level such as 0.95."""
     return float(sps.norm.ppf(0.5 + confidence / 2.0))
 
 
-def _with_periods(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.astype(float)
-    return frame if PERIODS in frame.columns else frame.assign(**{PERIODS: 1.0})
+def _columns(totals: pd.DataFrame | Totals, design_effect: float = 1.0) -> dict[str, np.ndarray]:
+    """Float columns of rows of totals (a Series or mapping is one row), each divided
+    by ``design_effect``, with ``periods`` (1 per row) where pooling did not add it."""
+    if isinstance(totals, pd.DataFrame):
+        table = totals.to_numpy(dtype=float)
+        columns = {str(name): table[:, i] for i, name in enumerate(totals.columns)}
+    else:
+        columns = {str(name): np.array([float(value)]) for name, value in totals.items()}
+    if PERIODS not in columns:
+        columns[PERIODS] = np.ones(len(totals) if isinstance(totals, pd.DataFrame) else 1)
+    if design_effect != 1.0:
+        columns = {name: values / design_effect for name, values in columns.items()}
+    return columns
 
 
-def _as_frame(totals: Totals) -> pd.DataFrame:
-    row = totals if isinstance(totals, pd.Series) else pd.Series(dict(totals), dtype=float)
-    return _with_periods(row.to_frame().T)
-
-
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in frame.columns:
+def _column(frame: Columns, name: str) -> np.ndarray:
+    if name not in frame:
         raise KeyError(f"statistics have no column {name!r}")
-    return frame[name].to_numpy(dtype=float)
+    return np.asarray(frame[name], dtype=float)
 
 
 def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -171,28 +186,36 @@ class Metric(ABC):
 
     def estimate(self, totals: Totals, *, confidence: float = 0.95, design_effect: float = 1.0) -> Estimate:
         """Value and interval from pooled totals (a Series or mapping of sums)."""
-        return self.estimates(_as_frame(totals), confidence=confidence, design_effect=design_effect)[0]
+        return self._estimates(_columns(totals), confidence, design_effect)[0]
 
     def estimates(self, totals: pd.DataFrame, *, confidence: float = 0.95, design_effect: float = 1.0) -> list[Estimate]:
-        """``estimate`` of each row of totals (``estimate_frame`` as Estimates)."""
-        frame = self.estimate_frame(totals, confidence=confidence, design_effect=design_effect)
-        return [Estimate(float(r.value), float(r.ci_low), float(r.ci_high), int(r.n)) for r in frame.itertuples()]
+        """``estimate`` of each row of totals."""
+        return self._estimates(_columns(totals), confidence, design_effect)
 
     def estimate_frame(
         self, totals: pd.DataFrame, *, confidence: float = 0.95, design_effect: float = 1.0
     ) -> pd.DataFrame:
         """Estimates for many segments at once, one row of totals per segment."""
-        frame = _with_periods(totals)
-        low, high = self._interval(frame / design_effect, z_value(confidence))
-        return pd.DataFrame(
-            {"value": self._value(frame), "ci_low": low, "ci_high": high, "n": _column(frame, self.count_column)},
-            index=totals.index,
-        ).astype({"n": int})
+        value, low, high, n = self._estimate_arrays(_columns(totals), confidence, design_effect)
+        return pd.DataFrame({"value": value, "ci_low": low, "ci_high": high, "n": n.astype(int)}, index=totals.index)
+
+    def _estimate_arrays(
+        self, columns: Mapping[str, np.ndarray], confidence: float, design_effect: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        deflated = columns if design_effect == 1.0 else {k: v / design_effect for k, v in columns.items()}
+        low, high = self._interval(deflated, z_value(confidence))
+        return self._value(columns), low, high, _column(columns, self.count_column)
+
+    def _estimates(self, columns: Mapping[str, np.ndarray], confidence: float, design_effect: float) -> list[Estimate]:
+        return [
+            Estimate(float(value), float(low), float(high), int(n))
+            for value, low, high, n in zip(*self._estimate_arrays(columns, confidence, design_effect), strict=True)
+        ]
 
     def per_period(self, stats: pd.DataFrame) -> PeriodValues:
         """Per-period values and sampling variances; NaN for periods without responses."""
-        frame = _with_periods(stats)
-        return PeriodValues(self._value(frame), self._variance(frame), _column(frame, self.count_column))
+        columns = _columns(stats)
+        return PeriodValues(self._value(columns), self._variance(columns), _column(columns, self.count_column))
 
     def test_scale(self, stats: pd.DataFrame) -> PeriodValues:
         """Values and sampling variances on the scale where attribution tests changes.
@@ -209,34 +232,35 @@ class Metric(ABC):
         A floor for per-period variances: a week of three identical answers must
         not claim zero variance and swamp its neighbours.
         """
-        frame = _with_periods(stats)
-        total = frame.sum()
-        (pooled,) = self._variance(total.to_frame().T)
-        return pooled * _safe_divide(np.array(total[self.exposure_column]), _column(frame, self.exposure_column))
+        columns = _columns(stats)
+        total = {name: values.sum(keepdims=True) for name, values in columns.items()}
+        (pooled,) = self._variance(total)
+        return pooled * _safe_divide(total[self.exposure_column], columns[self.exposure_column])
 
     def compare(
         self, before: Totals, after: Totals, *, confidence: float = 0.95, design_effect: float = 1.0
     ) -> Delta:
         """Difference ``after - before`` between two pooled stretches, with interval and p-value."""
-        frames = pd.concat([_as_frame(before), _as_frame(after)], ignore_index=True)
-        b_est, a_est = self.estimates(frames, confidence=confidence, design_effect=design_effect)
-        deflated = frames / design_effect
+        b_cols, a_cols = _columns(before), _columns(after)
+        (b_est,), (a_est,) = (self._estimates(side, confidence, design_effect) for side in (b_cols, a_cols))
         with np.errstate(divide="ignore", invalid="ignore"):  # an empty side gives NaN, not an error
-            low, high, p_value = self._difference(deflated.iloc[[0]], deflated.iloc[[1]], z_value(confidence))
+            low, high, p_value = self._difference(
+                _columns(before, design_effect), _columns(after, design_effect), z_value(confidence)
+            )
         delta = a_est.value - b_est.value
         return Delta(b_est, a_est, delta, float(low), float(high), b_est.n, a_est.n, float(p_value))
 
     @abstractmethod
-    def _value(self, frame: pd.DataFrame) -> np.ndarray: ...
+    def _value(self, frame: Columns) -> np.ndarray: ...
 
     @abstractmethod
-    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]: ...
+    def _interval(self, frame: Columns, z: float) -> tuple[np.ndarray, np.ndarray]: ...
 
     @abstractmethod
-    def _variance(self, frame: pd.DataFrame) -> np.ndarray: ...
+    def _variance(self, frame: Columns) -> np.ndarray: ...
 
     @abstractmethod
-    def _difference(self, before: pd.DataFrame, after: pd.DataFrame, z: float) -> tuple[float, float, float]:
+    def _difference(self, before: Columns, after: Columns, z: float) -> tuple[float, float, float]:
         """Interval and two-sided p-value for ``after - before`` (one-row frames)."""
 
 
@@ -258,10 +282,10 @@ class Happiness(Metric):
     _PSEUDO_EACH = 0.75
     _PSEUDO_N = 3.0
 
-    def _value(self, frame: pd.DataFrame) -> np.ndarray:
+    def _value(self, frame: Columns) -> np.ndarray:
         return 100.0 * _safe_divide(_column(frame, "promoters") - _column(frame, "detractors"), _column(frame, "n"))
 
-    def _adjusted(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _adjusted(self, frame: Columns) -> tuple[np.ndarray, np.ndarray]:
         """Adjusted centre and its standard error, in Happiness points."""
         n = _column(frame, "n")
         n_adj = n + self._PSEUDO_N
@@ -270,16 +294,16 @@ class Happiness(Metric):
         centre = np.where(n > 0, p - d, np.nan)
         return 100.0 * centre, 100.0 * np.sqrt((p + d - centre**2) / n_adj)
 
-    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(self, frame: Columns, z: float) -> tuple[np.ndarray, np.ndarray]:
         centre, se = self._adjusted(frame)
         value = self._value(frame)  # kept inside: at n = 1 the pseudo-counts pull the centre far off
         low, high = np.fmin(centre - z * se, value), np.fmax(centre + z * se, value)
         return np.clip(low, -100.0, 100.0), np.clip(high, -100.0, 100.0)
 
-    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
+    def _variance(self, frame: Columns) -> np.ndarray:
         return self._adjusted(frame)[1] ** 2
 
-    def _difference(self, before: pd.DataFrame, after: pd.DataFrame, z: float) -> tuple[float, float, float]:
+    def _difference(self, before: Columns, after: Columns, z: float) -> tuple[float, float, float]:
         (c_b,), (se_b,) = self._adjusted(before)
         (c_a,), (se_a,) = self._adjusted(after)
         diff, se = c_a - c_b, float(np.hypot(se_a, se_b))
@@ -309,23 +333,23 @@ class FactorShare(Metric):
         self.name = f"factor:{factor}"
         self._column = FACTOR_PREFIX + factor
 
-    def _counts(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _counts(self, frame: Columns) -> tuple[np.ndarray, np.ndarray]:
         return _column(frame, self._column), _column(frame, "n")
 
-    def _value(self, frame: pd.DataFrame) -> np.ndarray:
+    def _value(self, frame: Columns) -> np.ndarray:
         return 100.0 * _safe_divide(*self._counts(frame))
 
-    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(self, frame: Columns, z: float) -> tuple[np.ndarray, np.ndarray]:
         low, high = _wilson(*self._counts(frame), z)
         return 100.0 * low, 100.0 * high
 
-    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
+    def _variance(self, frame: Columns) -> np.ndarray:
         """Agresti-Coull variance (2 pseudo-citations in 4): never 0 for 0/n weeks."""
         cited, n = self._counts(frame)
         p = (cited + 2.0) / (n + 4.0)
         return np.where(n > 0, 1e4 * p * (1.0 - p) / (n + 4.0), np.nan)
 
-    def _difference(self, before: pd.DataFrame, after: pd.DataFrame, z: float) -> tuple[float, float, float]:
+    def _difference(self, before: Columns, after: Columns, z: float) -> tuple[float, float, float]:
         (x_b,), (n_b,) = self._counts(before)
         (x_a,), (n_a,) = self._counts(after)
         p_b, p_a = x_b / n_b, x_a / n_a
@@ -359,9 +383,9 @@ class _LogRatioMetric(Metric):
     offset: float = 0.0
 
     @abstractmethod
-    def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]: ...
+    def _log_level(self, frame: Columns) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def _difference(self, before: pd.DataFrame, after: pd.DataFrame, z: float) -> tuple[float, float, float]:
+    def _difference(self, before: Columns, after: Columns, z: float) -> tuple[float, float, float]:
         (lb,), (se_b,) = self._log_level(before)
         (la,), (se_a,) = self._log_level(after)
         log_ratio, se = la - lb, float(np.hypot(se_a, se_b))
@@ -392,10 +416,10 @@ class LostTime(_LogRatioMetric):
     exposure_column = "lt_n"
     offset = 1.0
 
-    def _value(self, frame: pd.DataFrame) -> np.ndarray:
+    def _value(self, frame: Columns) -> np.ndarray:
         return _safe_divide(_column(frame, "lt_sum"), _column(frame, "lt_n"))
 
-    def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _log_level(self, frame: Columns) -> tuple[np.ndarray, np.ndarray]:
         n = _column(frame, "lt_n")
         logsum = _column(frame, "lt_logsum")
         log_var = np.clip(
@@ -419,20 +443,20 @@ class LostTime(_LogRatioMetric):
         needs about 40% fewer answers to stand out. (A rank test would need every
         segment's raw answers; a trimmed mean is not additive.)
         """
-        frame = _with_periods(stats)
+        frame = _columns(stats)
         n = _column(frame, "lt_n")
         logsum = _column(frame, "lt_logsum")
         spread = _safe_divide(_column(frame, "lt_logsumsq") - _safe_divide(logsum**2, n), n - 1.0)
         # A floor of log-sd 0.1: thirty identical answers must not claim a zero variance.
         return PeriodValues(_safe_divide(logsum, n), _safe_divide(np.fmax(spread, LOG_SPREAD_FLOOR), n), n)
 
-    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(self, frame: Columns, z: float) -> tuple[np.ndarray, np.ndarray]:
         level, se = self._log_level(frame)
         df = _column(frame, "lt_n") - 1.0
         t = np.where(df > 0, sps.t.ppf(sps.norm.cdf(z), np.where(df > 0, df, 1.0)), np.nan)
         return np.clip(np.expm1(level - t * se), 0.0, None), np.expm1(level + t * se)
 
-    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
+    def _variance(self, frame: Columns) -> np.ndarray:
         level, se = self._log_level(frame)
         return np.exp(2.0 * level) * se**2
 
@@ -451,20 +475,20 @@ class Volume(_LogRatioMetric):
     relative_effect = True
     exposure_column = PERIODS
 
-    def _value(self, frame: pd.DataFrame) -> np.ndarray:
+    def _value(self, frame: Columns) -> np.ndarray:
         return _safe_divide(_column(frame, self.count_column), _column(frame, PERIODS))
 
-    def _interval(self, frame: pd.DataFrame, z: float) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(self, frame: Columns, z: float) -> tuple[np.ndarray, np.ndarray]:
         n, periods = _column(frame, self.count_column), _column(frame, PERIODS)
         alpha = 2.0 * sps.norm.sf(z)
         low = np.where(n > 0, sps.chi2.ppf(alpha / 2.0, 2.0 * np.where(n > 0, n, 1.0)) / 2.0, 0.0)
         high = sps.chi2.ppf(1.0 - alpha / 2.0, 2.0 * n + 2.0) / 2.0
         return _safe_divide(low, periods), _safe_divide(high, periods)
 
-    def _variance(self, frame: pd.DataFrame) -> np.ndarray:
+    def _variance(self, frame: Columns) -> np.ndarray:
         return _safe_divide(_column(frame, self.count_column), _column(frame, PERIODS) ** 2)
 
-    def _log_level(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _log_level(self, frame: Columns) -> tuple[np.ndarray, np.ndarray]:
         n, periods = _column(frame, self.count_column) + 0.5, _column(frame, PERIODS)
         return np.log(n / periods), 1.0 / np.sqrt(n)
 
