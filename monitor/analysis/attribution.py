@@ -827,9 +827,13 @@ def _windows(
     slides = [set(m.segment.items) for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
     holders = events_of(lambda item: bool(item.segment.items) and any(set(item.segment.items) < s for s in slides))
     own_only = any(start < e <= after_first for e in events)
+    # Where the segments' own slides ended (everyone's may run on through later causes).
+    settled = max([_settled_from(table, m.change, start) for m in incident.members
+                   if m.segment.items and m.change.shape is ChangeShape.GRADUAL], default=after_first)
     if own_only and (not incident.anchor.segment.items or incident.metric.name != "happiness"
                      or any(start < e <= after_first for e in holders)):
         after_first, own_only = start, False
+    later = [e for e in events if e > settled]
     events = [e for e in events if not start < e <= after_first]
     per_week = 7 if table.period == "day" else 1
     first = max(
@@ -850,6 +854,16 @@ def _windows(
                           + [e - 1 for e in events if e > after_first])
         if search_last > last:
             search = Window("after", after_first, search_last)
+    if (not incident.anchor.segment.items and incident.metric.name == "happiness" and settled > after_first
+            and any(m.segment.items and m.change.shape is ChangeShape.GRADUAL for m in incident.members)
+            and not any(start < e <= settled for e in holders)):
+        # Everyone's slide is measured up to the slope's start, but its segments are
+        # searched where the slide ended, as a segment's slide is (and on the same
+        # terms: no segment holding it changes on the slope): a slide in one service
+        # showed in everyone too, everyone became the incident's anchor, and its
+        # windows, stopped on the slope, saw two weeks of the slide and nothing.
+        search_last = min([settled + AFTER_WEEKS * per_week - 1, table.last_period] + [e - 1 for e in later])
+        search, own_only = Window("after", settled, max(search_last, settled)), True
     return Window("before", first, start - 1), Window("after", after_first, last), search, own_only
 
 
@@ -974,7 +988,7 @@ def _explain(
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
     if incident.own_only:
-        slides = [m.segment for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
+        slides = [m.segment for m in incident.members if m.change.shape is ChangeShape.GRADUAL and m.segment.items]
         candidates = [e for e in candidates
                       if any(_inside(masks, e.segment, s) or _inside(masks, s, e.segment) for s in slides)]
     root_mask = masks.nobody()
@@ -1019,11 +1033,13 @@ def _explain(
                           confidence=options.confidence)
     incident.rest = rest
     # Over windows other changes run through, the rest's change is theirs.
-    rest_matters = (not incident.own_only and _clearly_worse(metric, rest)
+    # (Everyone's own windows, ``measured``, stop before other changes.)
+    judged = not incident.own_only or measured is not masks
+    rest_matters = (judged and _clearly_worse(metric, rest)
                     and _big_enough(metric, worse_sign(metric) * rest.delta, rest.before.value))
     if not incident.roots:
         overall = incident.overall
-        worse = (not incident.own_only and _clearly_worse(metric, overall)
+        worse = (judged and _clearly_worse(metric, overall)
                  and metric.direction(overall.delta) is Direction.WORSE)
         incident.scope = FindingScope.GENERIC if worse else None
     else:

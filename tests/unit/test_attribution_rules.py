@@ -414,3 +414,48 @@ def test_a_small_dip_of_one_country_the_rest_did_not_share_stays_that_countrys()
         assert all(scope != "generic" for segment, scope in scopes.items() if segment.items)
         right += scopes == {w.effects[0].seg: "localized"}
     assert right >= 2  # 2 of 5 (the others' dips are within noise of the rest); 0 when dropped
+
+
+def _slide_in_a_channel_and_a_dip_on_its_slope(rng, labels, weights):
+    largest = _largest_channel(labels, weights)
+    other = next(value for value in labels["channel"] if value != largest["channel"])
+    return [Effect(largest, 0.35, str(rng.choice(NEGATIVE)), 8, ramp=28),
+            Effect({"channel": other}, 0.3, str(rng.choice(NEGATIVE)), 11)]
+
+
+def _worse_change(table, segment: Segment, near: int, shape: ChangeShape | None = None):
+    """The detector's worse Happiness change on ``segment``'s own series nearest ``near``."""
+    segments, cube = grouping_cube(table, tuple(name for name, _ in segment.items))
+    stats = as_frame(table, cube[segments.index(segment)])
+    changes = [c for c in detect_changes(metric_for("happiness"), stats)
+               if c.finding and c.delta < 0 and (shape is None or c.shape is shape)]
+    return min(changes, key=lambda c: abs(c.index - near), default=None)
+
+
+def test_a_slide_that_shows_in_everyone_is_found_where_it_ended():
+    """The largest channel (about half of everyone) slides from period 8 to 36;
+    another channel dips at 11, on the slope. Everyone shows the slide too, dated a
+    period after the channel's (as in report world 1435), and anchors the incident;
+    its own windows stop at the other dip, where the channel had slid a tenth of
+    the way. Its segments are searched where the slide ended: the channel is the
+    slide's root (over everyone's windows it was no root at all)."""
+    tried, right = 0, []
+    for seed in range(161, 169):
+        w = world(seed, _slide_in_a_channel_and_a_dip_on_its_slope)
+        slide, dip = (e.seg for e in w.effects)
+        changes = (_worse_change(w.table, Segment(), 8), _worse_change(w.table, slide, 8, ChangeShape.GRADUAL),
+                   _worse_change(w.table, dip, 11))
+        if None in changes or not changes[1].index < changes[2].index:
+            continue
+        everyone, sliding, dipping = changes
+        lag = sliding.index + 1 - everyone.index
+        everyone = replace(everyone, index=sliding.index + 1, change_date=sliding.change_date + pd.Timedelta(weeks=1),
+                           end_index=sliding.end_index, end_date=sliding.end_date, shape=ChangeShape.GRADUAL)
+        assert abs(lag) <= 8
+        detected = [DetectedChange("happiness", segment, change)
+                    for segment, change in zip((Segment(), slide, dip), (everyone, sliding, dipping), strict=True)]
+        roles = attribute(w.table, detected, AttributionOptions()).roles
+        tried += 1
+        role = roles.get(detected[1].key)  # None: no finding at all
+        right.append(role is not None and role.root)
+    assert tried >= 5 and sum(right) >= tried - 1, right
