@@ -854,14 +854,19 @@ def _windows(
                           + [e - 1 for e in events if e > after_first])
         if search_last > last:
             search = Window("after", after_first, search_last)
-    if (not incident.anchor.segment.items and incident.metric.name == "happiness" and settled > after_first
-            and any(m.segment.items and m.change.shape is ChangeShape.GRADUAL for m in incident.members)
-            and not any(start < e <= settled for e in holders)):
+    segment_slides = [s for s in slides if s]
+    one_slide = bool(segment_slides) and all(
+        any(set(m.segment.items) <= s or s <= set(m.segment.items) for s in segment_slides)
+        for m in incident.members if m.segment.items)
+    if (not incident.anchor.segment.items and incident.metric.name == "happiness" and one_slide
+            and settled > after_first and not any(start < e <= settled for e in holders)):
         # Everyone's slide is measured up to the slope's start, but its segments are
         # searched where the slide ended, as a segment's slide is (and on the same
-        # terms: no segment holding it changes on the slope): a slide in one service
-        # showed in everyone too, everyone became the incident's anchor, and its
-        # windows, stopped on the slope, saw two weeks of the slide and nothing.
+        # terms: no segment holding it changes on the slope), when the incident is
+        # that slide (every segment member nested with a sliding one): a slide in one
+        # service showed in everyone too, everyone became the incident's anchor, and
+        # its windows, stopped on the slope, saw the slide's first weeks and no root.
+        # (Beside a step elsewhere, the step's windows are the right ones.)
         search_last = min([settled + AFTER_WEEKS * per_week - 1, table.last_period] + [e - 1 for e in later])
         search, own_only = Window("after", settled, max(search_last, settled)), True
     return Window("before", first, start - 1), Window("after", after_first, last), search, own_only
