@@ -646,7 +646,8 @@ def _recovery(
     recovery when it lasts ``RECOVERY_MIN_PERIODS``, has ``min_n`` responses and
     at least ``RECOVERY_MIN_VOLUME`` of the usual weekly volume (a holiday
     stretch with a fifth of the responses proves nothing), its interval overlaps
-    the level before the change and excludes the level after it.
+    the level before the change or its value is better than that level, and its
+    interval excludes the level after the change.
     """
     if metric.direction(change.delta) is not Direction.WORSE:
         return change.recovered_at
@@ -668,7 +669,9 @@ def _recovery(
         estimate = metric.estimate(stats.iloc[start:end].sum(), confidence=confidence)
         if estimate.n < min_n or not np.isfinite(estimate.ci_low):
             continue
-        back = estimate.ci_high >= change.before.ci_low and estimate.ci_low <= change.before.ci_high
+        back = (estimate.ci_high >= change.before.ci_low and estimate.ci_low <= change.before.ci_high) or (
+            metric.direction(estimate.value - change.before.value) is Direction.BETTER  # and then some
+        )
         if back and not estimate.ci_low <= change.after.value <= estimate.ci_high:
             return stats.index[start]
     return None

@@ -178,12 +178,13 @@ def recovery_period(
     min_n: int = 1,
     until: int | None = None,
 ) -> dt.date | None:
-    """First period from which the metric is back within the baseline's interval and stays.
+    """First period from which the metric is back to its baseline (or better) and stays.
 
     Weekly values of a segment are too noisy to compare one by one; each step
     pools ``RECOVERY_WINDOW`` periods. A step is back when it has enough
     responses to show it (``min_n``, and ``RECOVERY_MIN_VOLUME`` of the usual
-    volume), its interval overlaps the baseline's, and it excludes the dip level
+    volume), its interval overlaps the baseline's or its value is better than the
+    baseline's, and it excludes the dip level
     (the first four weeks after go-live, when they were worse than the baseline).
     The answer is the start of the first run of such steps that lasts
     ``RECOVERY_HOLD`` steps or to the end: the end of the data, or ``until``, the
@@ -203,12 +204,13 @@ def recovery_period(
     starts = np.arange(live, end - shortest + 2)
     for start, estimate in zip(starts.tolist(), _step_estimates(metric, table, series, starts, end, confidence)):
         needed = max(min_n, RECOVERY_MIN_VOLUME * usual * (min(start + RECOVERY_WINDOW - 1, end) - start + 1))
-        inside = (
-            estimate.n >= needed
-            and estimate.ci_high >= base.ci_low
-            and estimate.ci_low <= base.ci_high
-            and not (worse and estimate.ci_low <= dip.value <= estimate.ci_high)
+        # Back within the baseline's interval, or beyond it on the better side: a
+        # dip that came back and was followed, weeks later, by an improvement never
+        # "recovered" when only a return inside the interval counted.
+        back = (estimate.ci_high >= base.ci_low and estimate.ci_low <= base.ci_high) or (
+            metric.direction(estimate.value - base.value) is Direction.BETTER
         )
+        inside = estimate.n >= needed and back and not (worse and estimate.ci_low <= dip.value <= estimate.ci_high)
         if inside and recovered_from is None:
             recovered_from = start
         elif not inside:

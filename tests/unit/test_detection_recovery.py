@@ -116,3 +116,21 @@ def test_a_known_date_holds_against_a_wandering_search_date():
     )
     dates = {c.change.change_date.date() for c in result.changes if c.metric == "happiness"}
     assert dates <= {noisy.period_start(FIRST + 31)}
+
+
+def test_a_dip_that_came_back_and_then_improved_has_recovered():
+    """+30 for 20 weeks, a go-live dip to 0 for 4, back at +30, then +60 for good.
+    Back at the old level and then better is recovered: only a return inside the
+    baseline's interval counted, so the transition never recovered, nor did the
+    detector's dip where it read the return and the rise as one slide up (3 of 6
+    series); its recovery then waits for the end of that slide."""
+    weekly = [(200, 30.0)] * 20 + [(200, 0.0)] * 4 + [(200, 30.0)] * 10 + [(200, 60.0)] * 20
+    back = _table(weekly).period_start(FIRST + 24)
+    recovered = _recovered(weekly, 20)
+    assert recovered is not None and abs((recovered - back).days) <= 7
+    weekly = [(200, 30.0)] * 20 + [(200, 0.0)] * 4 + [(200, 30.0)] * 6 + [(200, 60.0)] * 20
+    rise_ends = _table(weekly).period_start(FIRST + 31)
+    for seed in range(6):
+        result = find_changes(_table(weekly, seed=seed), AnalysisOptions(workers=1, pairs=False))
+        (dip,) = [c.change for c in result.changes if c.metric == "happiness" and c.change.delta < 0]
+        assert dip.recovered_at is not None and back <= dip.recovered_at.date() <= rise_ends + dt.timedelta(weeks=1)
