@@ -493,11 +493,11 @@ def main() -> None:
         f"{verdict(figures['recall'] >= 0.95)}   "
         f"(oracle single split, told there is one change: {figures['oracle']:.0%})"
     )
+    clairvoyant, bound = clairvoyant_delay(shift, n, args.baseline), figures["oracle_delay"]
     print(
         f"  median delay, same cell <= 3 weekly runs: {figures['delay']:.0f}  {verdict(figures['delay'] <= 3)}   "
-        f"(clairvoyant test at the same threshold: {clairvoyant_delay(shift, n, args.baseline)})"
+        f"(clairvoyant test at the same threshold: {clairvoyant})"
     )
-    clairvoyant, bound = clairvoyant_delay(shift, n, args.baseline), figures["oracle_delay"]
     print(
         f"  median delay within 1.25x of the clairvoyant test's: {figures['delay'] / clairvoyant:.2f}x  "
         f"{verdict(figures['delay'] <= 1.25 * clairvoyant)}"

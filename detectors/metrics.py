@@ -24,10 +24,10 @@ import pandas as pd
 from scipy import stats as sps
 
 Totals = pd.Series | Mapping[str, float]
-# Rows of totals as the metric formulas read them: a frame, or its float columns
-# (``_columns``), which skip pandas' per-operation cost on the few-row tables
-# attribution builds thousands of times per run.
-Columns = pd.DataFrame | Mapping[str, np.ndarray]
+# Rows of totals as the metric formulas read them: float columns (``_columns``), which
+# skip pandas' per-operation cost on the few-row tables attribution builds thousands
+# of times per run.
+Columns = Mapping[str, np.ndarray]
 
 FACTOR_PREFIX = "f:"
 PERIODS = "periods"  # added by pooling: how many periods a row of totals covers
@@ -123,9 +123,9 @@ def z_value(confidence: float) -> float:
     return float(sps.norm.ppf(0.5 + confidence / 2.0))
 
 
-def _columns(totals: pd.DataFrame | Totals, design_effect: float = 1.0) -> dict[str, np.ndarray]:
-    """Float columns of rows of totals (a Series or mapping is one row), each divided
-    by ``design_effect``, with ``periods`` (1 per row) where pooling did not add it."""
+def _columns(totals: pd.DataFrame | Totals) -> dict[str, np.ndarray]:
+    """Float columns of rows of totals (a Series or mapping is one row), with
+    ``periods`` (1 per row) where pooling did not add it."""
     if isinstance(totals, pd.DataFrame):
         table = totals.to_numpy(dtype=float)
         columns = {str(name): table[:, i] for i, name in enumerate(totals.columns)}
@@ -133,9 +133,12 @@ def _columns(totals: pd.DataFrame | Totals, design_effect: float = 1.0) -> dict[
         columns = {str(name): np.array([float(value)]) for name, value in totals.items()}
     if PERIODS not in columns:
         columns[PERIODS] = np.ones(len(totals) if isinstance(totals, pd.DataFrame) else 1)
-    if design_effect != 1.0:
-        columns = {name: values / design_effect for name, values in columns.items()}
     return columns
+
+
+def _deflated(columns: Columns, design_effect: float) -> Columns:
+    """The columns as sums of ``1 / design_effect`` as many independent responses."""
+    return columns if design_effect == 1.0 else {name: values / design_effect for name, values in columns.items()}
 
 
 def _column(frame: Columns, name: str) -> np.ndarray:
@@ -184,6 +187,12 @@ class Metric(ABC):
         up_is_worse = self.polarity is Polarity.LOWER_IS_BETTER
         return Direction.WORSE if (delta > 0) == up_is_worse else Direction.BETTER
 
+    def is_back(self, estimate: Estimate, before: Estimate) -> bool:
+        """Is ``estimate`` back at the level ``before``: its interval overlaps ``before``'s,
+        or it is better? (A dip that came back and then improved has recovered.)"""
+        overlaps = estimate.ci_high >= before.ci_low and estimate.ci_low <= before.ci_high
+        return overlaps or self.direction(estimate.value - before.value) is Direction.BETTER
+
     def estimate(self, totals: Totals, *, confidence: float = 0.95, design_effect: float = 1.0) -> Estimate:
         """Value and interval from pooled totals (a Series or mapping of sums)."""
         return self._estimates(_columns(totals), confidence, design_effect)[0]
@@ -202,8 +211,7 @@ class Metric(ABC):
     def _estimate_arrays(
         self, columns: Mapping[str, np.ndarray], confidence: float, design_effect: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        deflated = columns if design_effect == 1.0 else {k: v / design_effect for k, v in columns.items()}
-        low, high = self._interval(deflated, z_value(confidence))
+        low, high = self._interval(_deflated(columns, design_effect), z_value(confidence))
         return self._value(columns), low, high, _column(columns, self.count_column)
 
     def _estimates(self, columns: Mapping[str, np.ndarray], confidence: float, design_effect: float) -> list[Estimate]:
@@ -245,7 +253,7 @@ class Metric(ABC):
         (b_est,), (a_est,) = (self._estimates(side, confidence, design_effect) for side in (b_cols, a_cols))
         with np.errstate(divide="ignore", invalid="ignore"):  # an empty side gives NaN, not an error
             low, high, p_value = self._difference(
-                _columns(before, design_effect), _columns(after, design_effect), z_value(confidence)
+                _deflated(b_cols, design_effect), _deflated(a_cols, design_effect), z_value(confidence)
             )
         delta = a_est.value - b_est.value
         return Delta(b_est, a_est, delta, float(low), float(high), b_est.n, a_est.n, float(p_value))

@@ -824,12 +824,13 @@ def _windows(
     # cancels out) changes on the slope: the slide may be that change seen in part of
     # its respondents (two steps of overlapping segments read as one slide in their
     # intersection).
-    slides = [set(m.segment.items) for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
+    sliding = [m for m in incident.members if m.change.shape is ChangeShape.GRADUAL]
+    slides = [set(m.segment.items) for m in sliding]
+    segment_slides = [s for s in slides if s]
     holders = events_of(lambda item: bool(item.segment.items) and any(set(item.segment.items) < s for s in slides))
     own_only = any(start < e <= after_first for e in events)
     # Where the segments' own slides ended (everyone's may run on through later causes).
-    settled = max([_settled_from(table, m.change, start) for m in incident.members
-                   if m.segment.items and m.change.shape is ChangeShape.GRADUAL], default=after_first)
+    settled = max([_settled_from(table, m.change, start) for m in sliding if m.segment.items], default=after_first)
     if own_only and (not incident.anchor.segment.items or incident.metric.name != "happiness"
                      or any(start < e <= after_first for e in holders)):
         after_first, own_only = start, False
@@ -854,7 +855,6 @@ def _windows(
                           + [e - 1 for e in events if e > after_first])
         if search_last > last:
             search = Window("after", after_first, search_last)
-    segment_slides = [s for s in slides if s]
     one_slide = bool(segment_slides) and all(
         any(set(m.segment.items) <= s or s <= set(m.segment.items) for s in segment_slides)
         for m in incident.members if m.segment.items)

@@ -669,10 +669,7 @@ def _recovery(
         estimate = metric.estimate(stats.iloc[start:end].sum(), confidence=confidence)
         if estimate.n < min_n or not np.isfinite(estimate.ci_low):
             continue
-        back = (estimate.ci_high >= change.before.ci_low and estimate.ci_low <= change.before.ci_high) or (
-            metric.direction(estimate.value - change.before.value) is Direction.BETTER  # and then some
-        )
-        if back and not estimate.ci_low <= change.after.value <= estimate.ci_high:
+        if metric.is_back(estimate, change.before) and not estimate.ci_low <= change.after.value <= estimate.ci_high:
             return stats.index[start]
     return None
 

@@ -204,13 +204,11 @@ def recovery_period(
     starts = np.arange(live, end - shortest + 2)
     for start, estimate in zip(starts.tolist(), _step_estimates(metric, table, series, starts, end, confidence)):
         needed = max(min_n, RECOVERY_MIN_VOLUME * usual * (min(start + RECOVERY_WINDOW - 1, end) - start + 1))
-        # Back within the baseline's interval, or beyond it on the better side: a
-        # dip that came back and was followed, weeks later, by an improvement never
-        # "recovered" when only a return inside the interval counted.
-        back = (estimate.ci_high >= base.ci_low and estimate.ci_low <= base.ci_high) or (
-            metric.direction(estimate.value - base.value) is Direction.BETTER
+        inside = (
+            estimate.n >= needed
+            and metric.is_back(estimate, base)
+            and not (worse and estimate.ci_low <= dip.value <= estimate.ci_high)
         )
-        inside = estimate.n >= needed and back and not (worse and estimate.ci_low <= dip.value <= estimate.ci_high)
         if inside and recovered_from is None:
             recovered_from = start
         elif not inside:
