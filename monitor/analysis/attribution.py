@@ -73,6 +73,8 @@ from monitor.analysis.aggregate import (
     period_of_day,
 )
 from monitor.analysis.detect import (
+    CORROBORATION_WEEKS,
+    OVERALL_ONLY_METRICS,
     TESTED_AT_A_DATE,
     DetectedChange,
     FoundBy,
@@ -311,6 +313,7 @@ class Incident:
     later: list[DetectedChange] = field(default_factory=list)  # the metric's changes after the incident's
     search_after: Window | None = None  # the segments' after window, when longer (see ``_windows``)
     own_only: bool = False  # windows run over other changes: only segments nested with a sliding member are searched
+    own_before: Window | None = None  # since everyone's last change, when shorter: did a segment itself worsen?
 
     @property
     def anchor(self) -> DetectedChange:
@@ -362,8 +365,10 @@ def attribute(
         onset = incident.anchor.change.change_date
         hypotheses = [] if incident.metric.name == "happiness" else list(dict.fromkeys(
             root.segment for root in localized if _open_at(root, onset)))
-        _explain(table, masks, incident, options, hypotheses, _date_bar(incident, searched), measured,
-                 alpha=segment_alpha)
+        own = None if incident.own_before is None else _Masks(
+            table, incident.own_before, incident.search_after or incident.after, persistent)
+        date_bar = _date_bar(incident, searched, detected, options.confidence)
+        _explain(table, masks, incident, options, hypotheses, date_bar, measured, alpha=segment_alpha, own=own)
         # A segment's dip while a generic one is open is part of it when nothing stands
         # out; everyone's own second dip is a cause of its own.
         inhibitor = next(
@@ -387,7 +392,7 @@ def attribute(
             mirror = incident.metric.name.startswith("factor:") and worse_sign(incident.metric) < 0
             unconfirmed = [m for m in incident.members
                            if not _confirmed(masks, incident, m, options, untestable=not mirror)
-                           or not _searched_enough(table, m, options, searched)]
+                           or not _searched_enough(table, m, options, searched, detected)]
             changes = [c for c in changes if c not in unconfirmed]
             incident.members = [m for m in incident.members if m not in unconfirmed]
             if not incident.members:
@@ -396,12 +401,12 @@ def attribute(
             # Everyone's change is clear on the windows but the detector found it only in
             # segments, and none stands out: the root would name a segment nobody located,
             # on a searched date. It stands only with the searched significance.
-            weak = [m for m in incident.members if not _searched_enough(table, m, options, searched)]
+            weak = [m for m in incident.members if not _searched_enough(table, m, options, searched, detected)]
             changes = [c for c in changes if c not in weak]
             incident.members = [m for m in incident.members if m not in weak]
             if not incident.members:
                 continue
-            if not _place_generic(table, masks, incident, options):
+            if not _place_generic(table, masks, incident, options, _crosses_everyone(table, incident, detected)):
                 changes = [c for c in changes if c not in incident.members]
                 continue
         roots = _root_changes(table, masks, incident, options)
@@ -464,7 +469,7 @@ class _Searched:
         return self.critical_z - (KEPT_Z_SLACK if kept else 0.0)
 
 
-def _date_bar(incident: Incident, searched: _Searched) -> float:
+def _date_bar(incident: Incident, searched: _Searched, detected: list[DetectedChange], confidence: float) -> float:
     """The z a segment of the incident needs when the incident's date was itself searched
     among segments: no member is everyone's and none sits at a known date.
 
@@ -474,13 +479,36 @@ def _date_bar(incident: Incident, searched: _Searched) -> float:
     through in most runs. The bar is ``_Searched.bar``, as for a searched change that
     stands alone (``_searched_enough``). 0: no date search to count.
     """
-    if any(not m.segment.items or m.found_by in TESTED_AT_A_DATE for m in incident.members):
+    if any(_date_given(m, detected, searched, confidence) for m in incident.members):
         return 0.0
     return searched.bar(kept=all(m.found_by is FoundBy.KEPT for m in incident.members))
 
 
+def _date_given(member: DetectedChange, detected: list[DetectedChange], searched: _Searched, confidence: float) -> bool:
+    """Was the member's date given rather than searched: everyone's series, a known
+    date, or a step of lost time or a factor of the same segment that located it?
+
+    A companion clear of the searched bar locates the cause as the detector's second
+    round does (``monitor.analysis.detect._corroborations``), which tests Happiness at
+    the companion's date when the search missed it; a Happiness change the search found
+    there too is held to the same bar, not a harsher one (a pair's 21-point dip,
+    its lost time up 88 minutes at z 11 the same week, stayed no root at z 5.0).
+    """
+    if not member.segment.items or member.found_by in TESTED_AT_A_DATE:
+        return True
+    near = pd.Timedelta(weeks=CORROBORATION_WEEKS)
+    return any(
+        item.segment == member.segment and item.metric not in (member.metric, *OVERALL_ONLY_METRICS)
+        and item.change.shape is ChangeShape.STEP and item.change.direction is Direction.WORSE
+        and abs(item.change.change_date - member.change.change_date) <= near
+        and change_z(item.change.delta, item.change.ci_low, item.change.ci_high, item.change.p_value,
+                     confidence) >= searched.critical_z
+        for item in detected
+    )
+
+
 def _searched_enough(table: ResponseTable, member: DetectedChange, options: AttributionOptions,
-                     searched: _Searched) -> bool:
+                     searched: _Searched, detected: list[DetectedChange]) -> bool:
     """Is a segment's searched change that stands alone (no root located on the
     incident's windows) significant once the search is counted?
 
@@ -491,7 +519,7 @@ def _searched_enough(table: ResponseTable, member: DetectedChange, options: Attr
     series and dates given to the test (go-lives, a companion metric's change; see
     ``monitor.analysis.detect``) keep their own.
     """
-    if not member.segment.items or member.found_by in TESTED_AT_A_DATE:
+    if _date_given(member, detected, searched, options.confidence):
         return True
     change = member.change
     z = change_z(change.delta, change.ci_low, change.ci_high, change.p_value, options.confidence)
@@ -519,8 +547,15 @@ def _clearly_worse(metric: Metric, delta: Delta) -> bool:
     return bool((delta.ci_low > 0) if worse_sign(metric) > 0 else (delta.ci_high < 0))
 
 
-def _place_generic(table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions) -> bool:
+def _place_generic(
+    table: ResponseTable, masks: _Masks, incident: Incident, options: AttributionOptions, crossed: bool
+) -> bool:
     """Where a generic incident the detector saw only in segments belongs (False: nowhere).
+
+    ``crossed``: everyone's own change of the metric starts or ends inside the
+    windows; everyone's change over them is then that change's, not this one's (a
+    slide in one department, measured where it ended, took in a later go-live dip of
+    everyone and became a generic root dated at the slide).
 
     Nothing stood out, so the segment's name would send the reader where nothing
     changed more than elsewhere: when everyone outside the segment changed clearly
@@ -528,6 +563,8 @@ def _place_generic(table: ResponseTable, masks: _Masks, incident: Incident, opti
     everyone's clear change is the segment's own: it is the place (localized), though
     the search over every segment, on top of the detector's, could not single it out.
     """
+    if crossed:
+        return False
     rest = incident.metric.compare(*masks.complement(masks.of(incident.anchor.segment)), confidence=options.confidence)
     if not _clearly_worse(incident.metric, rest):
         incident.scope = FindingScope.LOCALIZED
@@ -538,6 +575,24 @@ def _place_generic(table: ResponseTable, masks: _Masks, incident: Incident, opti
     if everyone.change.finding:
         incident.members.insert(0, everyone)
     return everyone.change.finding
+
+
+def _everyone_events(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> list[int]:
+    """Periods where everyone's own changes of the metric, other than the incident's, start or end."""
+    members = set(map(id, incident.members))
+    return [
+        _period(table, when)
+        for item in detected
+        if item.metric == incident.metric.name and not item.segment.items and id(item) not in members
+        for when in (item.change.change_date, item.change.recovered_at)
+        if when is not None
+    ]
+
+
+def _crosses_everyone(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> bool:
+    """Does another change of everyone start or end inside the incident's windows?"""
+    first, last = incident.before.first, (incident.search_after or incident.after).last
+    return any(first <= e <= last for e in _everyone_events(table, incident, detected))
 
 
 def _praise_crowded_out(masks: _Masks, incident: Incident) -> bool:
@@ -756,6 +811,7 @@ def _incidents(
             )
     for incident in incidents:
         incident.before, incident.after, incident.search_after, incident.own_only = _windows(table, incident, detected)
+        incident.own_before = _own_before(table, incident, detected)
         onset = incident.anchor.change.change_date
         incident.later = [d for d in detected if d.metric == incident.metric.name
                           and (d.change.change_date - onset).days > MATCH_DAYS]
@@ -872,6 +928,23 @@ def _windows(
     return Window("before", first, start - 1), Window("after", after_first, last), search, own_only
 
 
+def _own_before(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> Window | None:
+    """The before window since everyone's last change of the metric (its onset or
+    recovery), when that leaves ``MIN_BEFORE_WEEKS`` at least; None when no such change
+    falls inside the before window.
+
+    A segment is judged against the rest over everyone's changes (they cancel out),
+    but whether it got worse itself cannot be read across one: a generic dip in the
+    before window made a business unit that held while the other one improved look
+    13 points worse on its own."""
+    start, first = incident.before.last + 1, incident.before.first
+    since = max([e for e in _everyone_events(table, incident, detected) if first < e < start], default=None)
+    per_week = 7 if table.period == "day" else 1
+    if since is None or start - since < MIN_BEFORE_WEEKS * per_week:
+        return None
+    return Window("before", since, start - 1)
+
+
 def _onset(table: ResponseTable, incident: Incident) -> int:
     """The incident's first period: its earliest member's (a pair's own estimate of
     the onset is often sharper than its parent's, which the dip dilutes)."""
@@ -955,6 +1028,7 @@ def _explain(
     date_bar: float = 0.0,
     measured: _Masks | None = None,
     alpha: float | None = None,
+    own: _Masks | None = None,
 ) -> None:
     """Find the incident's root segments, their echoes, and its scope.
 
@@ -964,6 +1038,8 @@ def _explain(
     ``measured``: the masks of the windows everyone's change and the rest are measured
     on, when segments are searched on longer ones (``_windows``). ``alpha``: the
     level of this incident's search over segments (default ``options.alpha``).
+    ``own``: the masks of the before window since everyone's last change
+    (``_own_before``), on which a segment must have got worse itself.
     """
     metric = incident.metric
     measured = measured or masks
@@ -989,7 +1065,7 @@ def _explain(
     candidates = sorted(
         (e for e in found if e.z >= threshold and e.excess >= floor and _big_enough(metric, e.excess, level)
          and not _only_more_unhappy(masks, metric, e.segment)
-         and _worsened(masks, metric, e.segment, level, options.confidence)),
+         and _worsened(own or masks, metric, e.segment, level, options.confidence)),
         key=lambda e: (-e.carried, len(e.segment.items), e.segment.key()),
     )
     if incident.own_only:

@@ -122,6 +122,9 @@ def test_no_output_names_a_segment_below_the_anonymity_threshold(scenario_db, tm
         for path, item in _named(output, output.get("id", "report")):
             if "other" in item["segment"].values():
                 continue
+            if ".aliases[" in path:
+                # Another name of the finding's own respondents: its counts are the finding's, checked there.
+                continue
             counts = [item[k] for k in ("n_before", "n_after") if k in item]
             for metrics in (item.get("metrics") or {}).values():
                 counts += [metrics["n_before"], metrics["n_after"]]

@@ -132,6 +132,50 @@ def test_segments_that_held_steady_while_another_improved_are_no_roots():
     assert len(wrong) <= 1, wrong
 
 
+def _praise_in_a_channel_weeks_after_a_dip(rng, labels, weights):
+    return [Effect({}, 0.2, str(rng.choice(NEGATIVE)), 8),
+            Effect(large_values(rng, labels, weights, ("channel",)), 0.4, POSITIVE, int(rng.integers(13, 19)),
+                   improves=True)]
+
+
+def test_segments_that_held_while_another_improved_weeks_after_a_dip_are_no_roots():
+    """As above, with the praise 5-10 weeks after everyone's dip: the other channels'
+    before window then holds the dip, and over it their own series fell. Whether a
+    segment got worse itself is read since everyone's last change (10 worlds: 15
+    wrong roots, nearly every channel that held, when read over the whole before
+    window; 6 now: pairs' chance falls, and channels whose windows other changes cut
+    short)."""
+    wrong = []
+    for seed in range(121, 131):
+        w = world(seed, _praise_in_a_channel_weeks_after_a_dip)
+        roots, _ = roots_of(w.table)
+        wrong += [(seed, r.segment.key(), r.change.index, round(r.change.delta, 1)) for r in roots
+                  if r.segment.items or abs(r.change.index - 8) > 2]
+    assert len(wrong) <= 7, wrong
+
+
+def _faint_slide_then_a_generic_dip(dims: tuple[str, ...]):
+    def effects(rng, labels, weights):
+        return [Effect(large_values(rng, labels, weights, dims), 0.15, str(rng.choice(NEGATIVE)), 6, ramp=8),
+                Effect({}, 0.25, str(rng.choice(NEGATIVE)), 18)]
+    return effects
+
+
+def test_a_faint_slide_measured_where_it_ended_does_not_take_in_a_later_generic_dip():
+    """A slide in a country or a pair from 6 to 14, too faint to stand out, is measured
+    where it ended; everyone's dip at 18 falls in those windows. Everyone's change over
+    them is that dip's: no generic root dated at the slide (20 worlds: 3 such roots
+    when the windows' change of everyone was taken as the slide's)."""
+    wrong = []
+    for dims in (("country", "service"), ("country",)):
+        for seed in range(101, 111):
+            w = world(seed, _faint_slide_then_a_generic_dip(dims))
+            roots, _ = roots_of(w.table)
+            wrong += [(dims, seed, r.change.index, round(r.change.delta, 1)) for r in roots
+                      if not r.segment.items and abs(r.change.index - 18) > 2]
+    assert not wrong
+
+
 def _slide_in_a_country(rng, labels, weights):
     return [Effect(large_values(rng, labels, weights, ("country",)), 0.35, str(rng.choice(NEGATIVE)), 14, ramp=14)]
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import scipy.stats as sps
 
+from detectors import ChangeShape, Direction
 from detectors.attribution import change_z, critical_z, searched_critical_z
 from monitor.analysis import attribution
-from monitor.analysis.detect import AnalysisOptions, find_changes
-from tests.unit.planted_worlds import Effect, large_values, world
+from monitor.analysis.aggregate import Segment
+from monitor.analysis.detect import AnalysisOptions, FoundBy, find_changes
+from tests.unit.planted_worlds import NEGATIVE, Effect, large_values, world
 
 
 def test_the_critical_value_grows_with_what_was_searched():
@@ -76,3 +80,41 @@ def test_attribution_holds_each_incident_search_at_alpha_over_the_runs_incidents
     # Each incident's entry bar at 5%/K; naming a root's place (its children) at 5%.
     assert 0.05 / len(incidents) in levels
     assert set(levels) <= {0.05, 0.05 / len(incidents)}
+
+
+def _lasting_dip_in_a_pair(rng, labels, weights):
+    return [Effect(large_values(rng, labels, weights, ("country", "service")), 0.25, str(rng.choice(NEGATIVE)), 24)]
+
+
+def test_a_searched_dip_located_by_a_companion_is_held_to_the_bar_of_a_given_date():
+    """The detector's second round tests Happiness at the date lost time or a factor
+    located, when the search missed it; a Happiness dip the search found there too
+    is held to the same bar (the segments' Bonferroni alone), not to the harsher bar
+    of a date searched among every date. Another segment's step, or a companion that
+    does not clear the searched bar itself, gives no date."""
+    options = attribution.AttributionOptions()
+    tried = 0
+    for seed in range(101, 111):
+        w = world(seed, _lasting_dip_in_a_pair)
+        pair = w.effects[0].seg
+        detected = find_changes(w.table, AnalysisOptions(workers=1)).changes
+        happy = [c for c in detected if c.metric == "happiness" and c.segment == pair and c.found_by is FoundBy.SEARCH]
+        companions = [c for c in detected
+                      if c.metric in ("lost_time", f"factor:{w.effects[0].factor}") and c.segment == pair
+                      and c.change.shape is ChangeShape.STEP and c.change.direction is Direction.WORSE]
+        if not happy or not companions:
+            continue
+        tried += 1
+        searched = attribution._Searched(w.table, options)
+        incident = attribution._incidents(w.table, happy[:1])[0]
+        searched_bar = searched.bar(kept=False)
+        assert attribution._date_bar(incident, searched, happy, options.confidence) == searched_bar
+        assert attribution._date_bar(incident, searched, happy + companions, options.confidence) == 0.0
+        other = Segment.of({"channel": w.table.labels["channel"][0]})
+        elsewhere = [replace(companions[0], segment=other)]
+        assert attribution._date_bar(incident, searched, happy + elsewhere, options.confidence) == searched_bar
+        change = companions[0].change
+        faint = replace(change, ci_low=change.delta - 1e3, ci_high=change.delta + 1e3, p_value=None)
+        assert attribution._date_bar(incident, searched, happy + [replace(companions[0], change=faint)],
+                                     options.confidence) == searched_bar
+    assert tried >= 5
