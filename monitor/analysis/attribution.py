@@ -73,6 +73,7 @@ from monitor.analysis.aggregate import (
     period_of_day,
 )
 from monitor.analysis.detect import (
+    CORROBORATED,
     CORROBORATION_WEEKS,
     OVERALL_ONLY_METRICS,
     TESTED_AT_A_DATE,
@@ -486,7 +487,8 @@ def _date_bar(incident: Incident, searched: _Searched, detected: list[DetectedCh
 
 def _date_given(member: DetectedChange, detected: list[DetectedChange], searched: _Searched, confidence: float) -> bool:
     """Was the member's date given rather than searched: everyone's series, a known
-    date, or a step of lost time or a factor of the same segment that located it?
+    date, or (Happiness) a step of lost time or a factor of the same segment that
+    located it?
 
     A companion clear of the searched bar locates the cause as the detector's second
     round does (``monitor.analysis.detect._corroborations``), which tests Happiness at
@@ -496,6 +498,8 @@ def _date_given(member: DetectedChange, detected: list[DetectedChange], searched
     """
     if not member.segment.items or member.found_by in TESTED_AT_A_DATE:
         return True
+    if member.metric != CORROBORATED:
+        return False
     near = pd.Timedelta(weeks=CORROBORATION_WEEKS)
     return any(
         item.segment == member.segment and item.metric not in (member.metric, *OVERALL_ONLY_METRICS)
