@@ -91,7 +91,8 @@ def test_a_searched_dip_located_by_a_companion_is_held_to_the_bar_of_a_given_dat
     located, when the search missed it; a Happiness dip the search found there too
     is held to the same bar (the segments' Bonferroni alone), not to the harsher bar
     of a date searched among every date. Another segment's step, or a companion that
-    does not clear the searched bar itself, gives no date."""
+    does not clear the searched bar itself, gives no date; nor does a companion to
+    lost time or a factor share."""
     options = attribution.AttributionOptions()
     tried = 0
     for seed in range(101, 111):
@@ -117,4 +118,8 @@ def test_a_searched_dip_located_by_a_companion_is_held_to_the_bar_of_a_given_dat
         faint = replace(change, ci_low=change.delta - 1e3, ci_high=change.delta + 1e3, p_value=None)
         assert attribution._date_bar(incident, searched, happy + [replace(companions[0], change=faint)],
                                      options.confidence) == searched_bar
+        # Happiness only, as in the detector's second round: lost time gets no date from a factor.
+        lost = attribution._incidents(w.table, [replace(happy[0], metric="lost_time")])[0]
+        factors = [replace(c, metric=f"factor:{w.effects[0].factor}") for c in companions]
+        assert attribution._date_bar(lost, searched, lost.members + factors, options.confidence) == searched_bar
     assert tried >= 5
