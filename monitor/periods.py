@@ -43,6 +43,10 @@ def last_day(number: int, period: str) -> int:
     return int(number) if period == "day" else FIRST_MONDAY + 7 * int(number) + 6
 
 
+def periods_per_week(period: str) -> int:
+    return 7 if period == "day" else 1
+
+
 def period_start(number: int, period: str) -> dt.date:
     return EPOCH + dt.timedelta(days=first_day(number, period))
 

@@ -75,17 +75,17 @@ from monitor.analysis.aggregate import (
 from monitor.analysis.detect import (
     CORROBORATED,
     CORROBORATION_WEEKS,
-    OVERALL_ONLY_METRICS,
     TESTED_AT_A_DATE,
     DetectedChange,
     FoundBy,
+    companion_step,
     metric_names,
     worse_side,
 )
 from monitor.analysis.detect import polarities as table_polarities
 from monitor.analysis.suggestions import suggestions_for
 from monitor.analysis.transitions import Window, recovery_period
-from monitor.periods import EPOCH
+from monitor.periods import EPOCH, periods_per_week
 from monitor.store.models import FindingScope
 
 MATCH_DAYS = 21  # changes starting within three weeks of each other are one incident
@@ -502,11 +502,8 @@ def _date_given(member: DetectedChange, detected: list[DetectedChange], searched
         return False
     near = pd.Timedelta(weeks=CORROBORATION_WEEKS)
     return any(
-        item.segment == member.segment and item.metric not in (member.metric, *OVERALL_ONLY_METRICS)
-        and item.change.shape is ChangeShape.STEP and item.change.direction is Direction.WORSE
-        and abs(item.change.change_date - member.change.change_date) <= near
-        and change_z(item.change.delta, item.change.ci_low, item.change.ci_high, item.change.p_value,
-                     confidence) >= searched.critical_z
+        item.segment == member.segment and abs(item.change.change_date - member.change.change_date) <= near
+        and companion_step(item, confidence, searched.critical_z)
         for item in detected
     )
 
@@ -581,22 +578,28 @@ def _place_generic(
     return everyone.change.finding
 
 
-def _everyone_events(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> list[int]:
-    """Periods where everyone's own changes of the metric, other than the incident's, start or end."""
+def _events(
+    table: ResponseTable, incident: Incident, detected: list[DetectedChange], keep: Callable[[DetectedChange], bool]
+) -> list[int]:
+    """Periods where the metric's other changes that ``keep`` accepts start or recover."""
     members = set(map(id, incident.members))
     return [
         _period(table, when)
         for item in detected
-        if item.metric == incident.metric.name and not item.segment.items and id(item) not in members
+        if item.metric == incident.metric.name and id(item) not in members and keep(item)
         for when in (item.change.change_date, item.change.recovered_at)
         if when is not None
     ]
 
 
+def _of_everyone(item: DetectedChange) -> bool:
+    return not item.segment.items
+
+
 def _crosses_everyone(table: ResponseTable, incident: Incident, detected: list[DetectedChange]) -> bool:
     """Does another change of everyone start or end inside the incident's windows?"""
     first, last = incident.before.first, (incident.search_after or incident.after).last
-    return any(first <= e <= last for e in _everyone_events(table, incident, detected))
+    return any(first <= e <= last for e in _events(table, incident, detected, _of_everyone))
 
 
 def _praise_crowded_out(masks: _Masks, incident: Incident) -> bool:
@@ -859,20 +862,12 @@ def _windows(
     change = incident.anchor.change
     start = _onset(table, incident)
     after_first = max(_settled_from(table, member.change, start) for member in incident.members)
-    members = set(map(id, incident.members))
     # Everyone's own change (a go-live dip and its recovery) does not stop the windows
     # of a segment incident: segments are judged against the rest of the respondents,
     # who went through it too, so it cancels out; stopping there would leave a dip that
     # starts while a generic one recovers a week or two of data, too little to show.
     def events_of(keep: Callable[[DetectedChange], bool]) -> list[int]:
-        """Onsets and recoveries of the metric's other changes that ``keep`` accepts."""
-        return [
-            _period(table, when)
-            for item in detected
-            if item.metric == incident.metric.name and id(item) not in members and keep(item)
-            for when in (item.change.change_date, item.change.recovered_at)
-            if when is not None
-        ]
+        return _events(table, incident, detected, keep)
 
     events = events_of(lambda item: bool(item.segment.items or not incident.anchor.segment.items)) + [
         _period(table, m.change.recovered_at) for m in incident.members if m.change.recovered_at is not None]
@@ -896,7 +891,7 @@ def _windows(
         after_first, own_only = start, False
     later = [e for e in events if e > settled]
     events = [e for e in events if not start < e <= after_first]
-    per_week = 7 if table.period == "day" else 1
+    per_week = periods_per_week(table.period)
     first = max(
         [start - BEFORE_WEEKS * per_week, table.first_period]
         + ([_period(table, change.before_from)] if change.before_from is not None else [])
@@ -942,8 +937,8 @@ def _own_before(table: ResponseTable, incident: Incident, detected: list[Detecte
     before window made a business unit that held while the other one improved look
     13 points worse on its own."""
     start, first = incident.before.last + 1, incident.before.first
-    since = max([e for e in _everyone_events(table, incident, detected) if first < e < start], default=None)
-    per_week = 7 if table.period == "day" else 1
+    since = max([e for e in _events(table, incident, detected, _of_everyone) if first < e < start], default=None)
+    per_week = periods_per_week(table.period)
     if since is None or start - since < MIN_BEFORE_WEEKS * per_week:
         return None
     return Window("before", since, start - 1)

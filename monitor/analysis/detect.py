@@ -305,6 +305,19 @@ def find_changes(
     return result
 
 
+def companion_step(item: DetectedChange, confidence: float, bar: float) -> bool:
+    """Can ``item`` date a Happiness change of its segment: a step of lost time or a
+    factor share getting worse, clear of ``bar`` in a segment (everyone's: its plain
+    test)? Steps only: a step tested at the first week of a companion's slide would
+    read the slide's later weeks as a level reached at once."""
+    change = item.change
+    if (item.metric in (CORROBORATED, *OVERALL_ONLY_METRICS) or change.direction is not Direction.WORSE
+            or change.shape is not ChangeShape.STEP):
+        return False
+    return not item.segment.items or change_z(change.delta, change.ci_low, change.ci_high, change.p_value,
+                                              confidence) >= bar
+
+
 def _corroborations(
     changes: Sequence[DetectedChange], confidence: float, bar: float
 ) -> dict[Segment, tuple[_Known, ...]]:
@@ -327,13 +340,7 @@ def _corroborations(
     tests: dict[tuple[Segment, pd.Timestamp], tuple[str, pd.Timestamp | None]] = {}
     for item in changes:
         change = item.change
-        # Steps only: a step tested at the first week of a companion's slide would read
-        # the slide's later weeks as a level reached at once.
-        if (item.metric in (CORROBORATED, *OVERALL_ONLY_METRICS) or change.direction is not Direction.WORSE
-                or change.shape is not ChangeShape.STEP):
-            continue
-        if item.segment.items and not change_z(change.delta, change.ci_low, change.ci_high, change.p_value,
-                                               confidence) >= bar:
+        if not companion_step(item, confidence, bar):
             continue
         if any(set(items) <= set(item.segment.items) and first <= change.change_date <= last
                for items, first, last in found):

@@ -39,7 +39,7 @@ from monitor.analysis.aggregate import (
 from monitor.analysis.cube import CubeSet
 from monitor.analysis.detect import AnalysisOptions
 from monitor.analysis.it_detect import TicketTable
-from monitor.periods import EPOCH, period_start
+from monitor.periods import EPOCH, period_start, periods_per_week
 from monitor.store.models import Transition
 from monitor.targets import JUDGE_PERIODS, Target
 
@@ -99,7 +99,7 @@ def transition_windows(
     the last complete period.
     """
     live = period_of_day((go_live - EPOCH).days, table.period)
-    per_week = 7 if table.period == "day" else 1
+    per_week = periods_per_week(table.period)
     last = table.last_period
     first = int(table.periods.min()) if len(table) else table.first_period
     early_end = min(live + 4 * per_week - 1, last)
@@ -248,7 +248,7 @@ def baseline_history(
     history is visible instead of a silent absence of findings.
     """
     live = period_of_day((go_live - EPOCH).days, table.period)
-    per_week = 7 if table.period == "day" else 1
+    per_week = periods_per_week(table.period)
     wanted = Window("baseline", live - baseline_weeks * per_week, live - 1)
     counts = _period_counts(table, series, wanted) if len(table) else np.zeros(0)
     periods, responses = int((counts > 0).sum()), int(counts.sum())
@@ -378,7 +378,7 @@ def _judge_it_target(target: Target, tickets: TicketTable, transition: Transitio
 def it_comparisons(tickets: TicketTable, transition: Transition, options: AnalysisOptions) -> dict[str, Any]:
     """Each IT metric's baseline against since / early / settled, as ``compare_windows`` does for the survey's."""
     live = period_of_day((transition.go_live - EPOCH).days, tickets.period)
-    per_week = 7 if tickets.period == "day" else 1
+    per_week = periods_per_week(tickets.period)
     last = tickets.last_period
     windows = {
         "baseline": (max(live - transition.baseline_weeks * per_week, tickets.first_period), live - 1),
