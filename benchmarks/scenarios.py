@@ -34,6 +34,9 @@ scored against the truth:
 * **three dimensions**: triple effects found at their three dimensions (the target on
   the headline ones, as recall's; half the pairs and triples are drawn where
   respondents are, so some are large enough to judge);
+* **separable**: headline pairs and triples whose clairvoyant z against the rest of
+  their best parent clears the Bonferroni bar over that parent's children
+  (``oracle_separation``): the others cannot be told from an uneven dip of the parent;
 * **ended segments**: findings on a value that stopped ``ENDED_WEEKS`` (4) or more
   weeks before the end of the data (in-house groups, old service names, closed
   sites) still open (state new/ongoing);
@@ -275,6 +278,43 @@ def oracle_z(scenario: Any, effect: Any) -> float:
     return abs(change) / math.sqrt(variance) if variance > 0 else float("nan")
 
 
+def oracle_separation(scenario: Any, effect: Any) -> tuple[float, float]:
+    """How clearly a clairvoyant tells a pair or triple from its parents, and the bar.
+
+    For each parent (the segment less one dimension), the z of the planted segment's
+    change net of the change of the rest of that parent, on ``oracle_z``'s windows,
+    against the Bonferroni bar over that parent's children with >= 60 responses (the
+    child the data picks is one of them, as in attribution's descent). Returns the
+    best parent's (z, bar): a dip whose z is under its bar cannot be told from a dip of
+    its parent with an uneven spread, by any method that controls false roots.
+    """
+    from detectors.attribution import critical_z
+
+    rating = scenario.responses["rating"].to_numpy(dtype=float)
+    first = effect.ramp_end or effect.onset
+    last = min(effect.recovery or scenario.end, first + ORACLE_WEEKS_AFTER * WEEK, scenario.end)
+    windows = (effect.onset - ORACLE_WEEKS_BEFORE * WEEK, effect.onset), (first, last)
+    own = [scenario.mask(effect.segment, a, b) for a, b in windows]
+    (b, vb), (a, va) = (_happiness(rating, m) for m in own)
+    frame = scenario.responses
+    best = (float("nan"), float("nan"))
+    for dropped in effect.segment:
+        parent = {k: v for k, v in effect.segment.items() if k != dropped}
+        rest = [scenario.mask(parent, a_, b_) & ~m for (a_, b_), m in zip(windows, own, strict=True)]
+        (rb, rvb), (ra, rva) = (_happiness(rating, m) for m in rest)
+        variance = va + vb + rva + rvb
+        if not variance > 0:
+            continue
+        z = abs((a - b) - (ra - rb)) / math.sqrt(variance)
+        inside = frame[scenario.mask(parent)]
+        children = sum(int((inside.groupby(name, observed=True).size() >= 60).sum())
+                       for name in scenario.dimension_names if name in frame and name not in parent)
+        bar = critical_z(children, 0.05)
+        if not z - bar <= best[0] - best[1]:
+            best = (z, bar)
+    return best
+
+
 def _segments_searched(scenario: Any) -> int:
     """Everyone plus every single-dimension and pair segment with at least 60 responses."""
     from itertools import combinations
@@ -353,6 +393,9 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
             entry["oracle_z"] = oracle_z(scenario, effect)
             entry["detectable"] = bool(entry["oracle_z"] >= bar)
             entry["detectable_searched"] = bool(entry["oracle_z"] >= searched)
+            if len(effect.segment) >= 2:
+                z, child_bar = oracle_separation(scenario, effect)
+                entry["separation_z"], entry["separable"] = z, bool(z >= child_bar)
             if happy:
                 best = min(happy, key=lambda i: _date_error(roots[i], effect))
                 entry["date_error"] = _date_error(roots[best], effect)
@@ -572,6 +615,12 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
         "three_dims": [sum(e["found"] for e in triples), len(triples)],
         "three_dims_headline": [sum(e["found"] for e in triples if e["headline"]),
                                 sum(1 for e in triples if e["headline"])],
+        "separable_headline": [
+            sum(e["found"] for e in effects if e["headline"] and e.get("separable") and e.get("detectable")),
+            sum(1 for e in effects if e["headline"] and e.get("separable") and e.get("detectable"))],
+        "inseparable_headline": [
+            sum(e["found"] for e in effects if e["headline"] and e.get("separable") is False),
+            sum(1 for e in effects if e["headline"] and e.get("separable") is False)],
         "triple_at_a_pair_inside": sum(bool(e.get("inside_pair")) for e in triples),
         "open_on_ended": sum(len(r["score"]["open_on_ended"]) for r in scored),
         "open_roots_on_ended": sum(f["root"] for r in scored for f in r["score"]["open_on_ended"]),
@@ -654,6 +703,9 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
          _at_least(t.get("three_dims_headline", [0, 0]), 0.9)),
         ("  ... all three-dim effects", _pct(*t["three_dims"]), "(shown)", None),
         ("  ... of the others, a pair inside it", str(t["triple_at_a_pair_inside"]), "(shown)", None),
+        ("pairs/triples, headline: separable from their parents", _pct(*t.get("separable_headline", [0, 0])),
+         "(shown)", None),
+        ("  ... not separable (clairvoyant bound)", _pct(*t.get("inseparable_headline", [0, 0])), "(shown)", None),
         ("findings on ended segments still open", f"{t['open_on_ended']} ({t['open_roots_on_ended']} roots)", "0",
          t["open_on_ended"] == 0),
         ("churn between weekly runs (roots)", _pct(*t["churn"]) + f", {t['reappeared']} reappeared", "<= 5%",
