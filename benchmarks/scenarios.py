@@ -255,6 +255,16 @@ def _happiness(rating: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     return 100.0 * (promoters - detractors), 1e4 * (promoters + detractors - (promoters - detractors) ** 2) / n
 
 
+def _oracle_windows(scenario: Any, effect: Any) -> tuple[np.ndarray, tuple, list[np.ndarray], list[tuple]]:
+    """Ratings, the clairvoyant's windows, the effect's respondents in each and their Happiness."""
+    rating = scenario.responses["rating"].to_numpy(dtype=float)
+    first = effect.ramp_end or effect.onset
+    last = min(effect.recovery or scenario.end, first + ORACLE_WEEKS_AFTER * WEEK, scenario.end)
+    windows = (effect.onset - ORACLE_WEEKS_BEFORE * WEEK, effect.onset), (first, last)
+    own = [scenario.mask(effect.segment, a, b) for a, b in windows]
+    return rating, windows, own, [_happiness(rating, m) for m in own]
+
+
 def oracle_z(scenario: Any, effect: Any) -> float:
     """The planted dip's z for a clairvoyant that knows its segment, onset and end.
 
@@ -264,12 +274,7 @@ def oracle_z(scenario: Any, effect: Any) -> float:
     else's over the same weeks. No detector can do better on the same responses: the
     bound that says which planted dips the data can show at all.
     """
-    rating = scenario.responses["rating"].to_numpy(dtype=float)
-    first = effect.ramp_end or effect.onset
-    last = min(effect.recovery or scenario.end, first + ORACLE_WEEKS_AFTER * WEEK, scenario.end)
-    windows = (effect.onset - ORACLE_WEEKS_BEFORE * WEEK, effect.onset), (first, last)
-    own = [scenario.mask(effect.segment, a, b) for a, b in windows]
-    (b, vb), (a, va) = (_happiness(rating, m) for m in own)
+    rating, windows, own, ((b, vb), (a, va)) = _oracle_windows(scenario, effect)
     change, variance = a - b, va + vb
     if effect.segment:
         rest = [scenario.mask({}, a_, b_) & ~m for (a_, b_), m in zip(windows, own, strict=True)]
@@ -290,12 +295,7 @@ def oracle_separation(scenario: Any, effect: Any) -> tuple[float, float]:
     """
     from detectors.attribution import critical_z
 
-    rating = scenario.responses["rating"].to_numpy(dtype=float)
-    first = effect.ramp_end or effect.onset
-    last = min(effect.recovery or scenario.end, first + ORACLE_WEEKS_AFTER * WEEK, scenario.end)
-    windows = (effect.onset - ORACLE_WEEKS_BEFORE * WEEK, effect.onset), (first, last)
-    own = [scenario.mask(effect.segment, a, b) for a, b in windows]
-    (b, vb), (a, va) = (_happiness(rating, m) for m in own)
+    rating, windows, own, ((b, vb), (a, va)) = _oracle_windows(scenario, effect)
     frame = scenario.responses
     best = (float("nan"), float("nan"))
     for dropped in effect.segment:
