@@ -20,7 +20,9 @@ scored against the truth:
   headline recall counts effects of >= 2x the minimum effect (20 points) in segments
   with >= 60 responses a week after onset; recall over all effects is shown too, and
   among the headline dips whose clairvoyant z (``oracle_z``) clears the bar of a known
-  date (``segment_bar``) or of a searched one (``search_bar``);
+  date (``segment_bar``) or of a searched one (``search_bar``), or clears the searched
+  one by a standard error (``CLEAR_MARGIN``: the 95% target is judged there, where a
+  calibrated search can be expected to find a dip, not at the bar);
 * **false roots**: any root (any metric) that is not a planted dip's own root (same
   respondents, date rule above) nor the volume root of a volume drop of everyone;
   roots on an improvement, a variance-only change or (experience metrics) a volume
@@ -78,6 +80,10 @@ TOLERANCE = dt.timedelta(days=14)
 WEEK = dt.timedelta(weeks=1)
 HEADLINE_SIZE = 20.0  # 2x the Happiness minimum effect (detectors.metrics.Happiness.min_effect)
 HEADLINE_PER_WEEK = 60.0
+# A dip "clear of the search": its clairvoyant z beats the searched bar by one standard
+# error. At the bar itself a dip is found about half the time by any calibrated search
+# (its z on the weeks a detector reads scatters around the clairvoyant's by about 1).
+CLEAR_MARGIN = 1.0
 ORACLE_WEEKS_BEFORE, ORACLE_WEEKS_AFTER = 12, 8  # the windows of oracle_z, as attribution's
 REPLAY_WEEKS = range(2, 7)
 EXPERIENCE = ("happiness", "lost_time")
@@ -393,6 +399,7 @@ def score(scenario: Any, findings: list[Finding]) -> dict[str, Any]:
             entry["oracle_z"] = oracle_z(scenario, effect)
             entry["detectable"] = bool(entry["oracle_z"] >= bar)
             entry["detectable_searched"] = bool(entry["oracle_z"] >= searched)
+            entry["search_margin"] = entry["oracle_z"] - searched
             if len(effect.segment) >= 2:
                 z, child_bar = oracle_separation(scenario, effect)
                 entry["separation_z"], entry["separable"] = z, bool(z >= child_bar)
@@ -551,6 +558,8 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
             row["recall_headline"] = [sum(e["found"] for e in head), len(head)]
             shown = [e for e in head if e.get("detectable")]
             row["recall_headline_detectable"] = [sum(e["found"] for e in shown), len(shown)]
+            clear = [e for e in head if e.get("search_margin", -1.0) >= CLEAR_MARGIN]
+            row["recall_headline_clear"] = [sum(e["found"] for e in clear), len(clear)]
             row["recall_all"] = [sum(e["found"] for e in mine), len(mine)]
             row["median_date_error"] = _median([e["date_error"] for e in mine if e.get("found")])
         elif cls == "volume_drop":
@@ -594,6 +603,9 @@ def summarise(results: list[dict[str, Any]], classes: list[str]) -> dict[str, An
                 if EffectClass(e["cls"]) in DIPS and e["headline"] and e.get("detectable_searched")),
             sum(1 for e in effects
                 if EffectClass(e["cls"]) in DIPS and e["headline"] and e.get("detectable_searched"))],
+        "recall_headline_clear": [
+            sum(e["found"] for e in effects if e["headline"] and e.get("search_margin", -1.0) >= CLEAR_MARGIN),
+            sum(1 for e in effects if e["headline"] and e.get("search_margin", -1.0) >= CLEAR_MARGIN)],
         "recall_all": [sum(bool(e["found"]) for e in effects if EffectClass(e["cls"]) in DIPS),
                        sum(1 for e in effects if EffectClass(e["cls"]) in DIPS)],
         "false_roots": false_total,
@@ -653,20 +665,22 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
     from monitor.dev.scenarios import DIPS, EffectClass
 
     print("\nPer class (headline: |size| >= 20 points and >= 60 responses/week after onset; target recall >= 95%;"
-          "\n detectable: a clairvoyant's z on the planted weeks clears segment_bar, see oracle_z)")
+          "\n detectable: a clairvoyant's z on the planted weeks clears segment_bar, see oracle_z;"
+          "\n clear of search: it clears search_bar by CLEAR_MARGIN)")
     print(f"{'class':<12} {'effects':>7} {'headline':>8}  {'recall headline':<20} {'of detectable':<20} "
-          f"{'recall all':<20} {'date err wk':>11} {'false roots on/near':>19}  verdict")
+          f"{'clear of search':<20} {'recall all':<20} {'date err wk':>11} {'false roots on/near':>19}  verdict")
     for cls, row in summary["classes"].items():
         if EffectClass(cls) in DIPS:
             err = row["median_date_error"]
             print(f"{cls:<12} {row['effects']:>7} {row['headline']:>8}  {_pct(*row['recall_headline']):<20} "
                   f"{_pct(*row.get('recall_headline_detectable', [0, 0])):<20} "
+                  f"{_pct(*row.get('recall_headline_clear', [0, 0])):<20} "
                   f"{_pct(*row['recall_all']):<20} {'-' if err is None else f'{err:.1f}':>11} "
                   f"{row['false_roots_on_or_near']:>19}  {_verdict(_at_least(row['recall_headline'], 0.95))}")
         else:
             extra = (f"volume root on a drop of everyone: {_pct(*row['volume_root_everyone'])}"
                      if cls == "volume_drop" else "(no root expected)")
-            print(f"{cls:<12} {row['effects']:>7} {row['headline']:>8}  {extra:<62} {'':>11} "
+            print(f"{cls:<12} {row['effects']:>7} {row['headline']:>8}  {extra:<83} {'':>11} "
                   f"{row['false_roots_on_or_near']:>19}")
     t = summary["totals"]
     checks = [
@@ -677,6 +691,8 @@ def print_tables(summary: dict[str, Any], results: list[dict[str, Any]]) -> None
          "(shown)", None),
         ("  ... of those it shows on a searched date too", _pct(*t.get("recall_headline_detectable_searched", [0, 0])),
          "(shown)", None),
+        ("  ... of those clear of the searched bar by 1 SE", _pct(*t.get("recall_headline_clear", [0, 0])),
+         ">= 95%", _at_least(t.get("recall_headline_clear", [0, 0]), 0.95)),
         ("recall, all dips", _pct(*t["recall_all"]), "(shown)", None),
         ("false roots per scenario", f"{t['false_roots_per_scenario'] or 0:.2f} ({t['false_roots']} in "
          f"{t['scored']})", "<= 0.05", (t["false_roots_per_scenario"] or 0) <= 0.05),
