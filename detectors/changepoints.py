@@ -64,6 +64,11 @@ SLOPE_PENALTY = 4.0
 # (~3x the false alarms), while recall on real shifts did not move.
 WINSOR_SDS = 2.0
 RUNNING_WINDOW = 5
+# ...except runs of ``min_size`` consecutive points beyond this many SDs on the same
+# side: a level held for two periods is a short dip (an outage's fortnight, 26 points down at
+# a thousand answers a week), not two wild weeks. Under Gaussian noise such a pair
+# comes about once in ten million; under t(3) noise, well under once per series.
+SHORT_RUN_SDS = 3.5
 
 # segment_survey_series: rounds of re-estimating the noise on what the changes leave,
 # until it moves by less than NOISE_TOLERANCE; below MIN_POINTS_TO_WEIGH points the
@@ -175,9 +180,10 @@ def _running_median(x: np.ndarray) -> np.ndarray:
 
 
 def prepare_series(
-    values: object, weights: object = None, *, noise: float | None = None
+    values: object, weights: object = None, *, noise: float | None = None, min_size: int = 2
 ) -> PreparedSeries | None:
-    """Drop missing points, scale weights by the noise, winsorise outliers.
+    """Drop missing points, scale weights by the noise, winsorise outliers (not runs of
+    ``min_size`` points far off on one side: a segment may fit those).
 
     None when nothing can be detected: too few points or no variation at all.
     """
@@ -186,14 +192,26 @@ def prepare_series(
     if x.size < 2 or not sigma > 0:
         return None
     length = int(np.asarray(values, dtype=float).size)
-    return PreparedSeries(_winsorise(x, w, sigma), w / sigma**2, positions, sigma, length)
+    return PreparedSeries(_winsorise(x, w, sigma, keep_runs=min_size), w / sigma**2, positions, sigma, length)
 
 
-def _winsorise(x: np.ndarray, w: np.ndarray, sigma: float) -> np.ndarray:
-    """Pull points beyond WINSOR_SDS noise SDs from the running median back to that bound."""
+def _winsorise(x: np.ndarray, w: np.ndarray, sigma: float, keep_runs: int | None = None) -> np.ndarray:
+    """Pull points beyond WINSOR_SDS noise SDs from the running median back to that bound.
+
+    ``keep_runs``: runs of that many consecutive points or more, each beyond
+    ``SHORT_RUN_SDS`` on the same side, keep their values (a short dip the segments
+    may fit: pass the shortest segment allowed).
+    """
     centre = _running_median(x)
     reach = WINSOR_SDS * sigma / np.sqrt(w)
-    return np.clip(x, centre - reach, centre + reach)
+    clipped = np.clip(x, centre - reach, centre + reach)
+    if keep_runs is None or x.size == 0:
+        return clipped
+    side = np.sign(x - centre) * (np.abs(x - centre) > SHORT_RUN_SDS * sigma / np.sqrt(w))
+    edges = np.flatnonzero(np.diff(side) != 0) + 1
+    starts, ends = np.r_[0, edges], np.r_[edges, x.size]
+    kept = np.repeat((ends - starts >= keep_runs) & (side[starts] != 0), ends - starts)
+    return np.where(kept, x, clipped)
 
 
 class SegmentShape(StrEnum):
@@ -263,7 +281,7 @@ def segment_series(
     without a Python call per candidate segment (about 1 ms for a 160-week
     series, where ruptures' Pelt with a Python cost took tens of ms).
     """
-    prepared = prepare_series(values, weights, noise=noise)
+    prepared = prepare_series(values, weights, noise=noise, min_size=min_size)
     if prepared is None:
         return None
     size = prepared.values.size

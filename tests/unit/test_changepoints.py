@@ -170,6 +170,22 @@ def test_detect_changes_describes_a_dip_and_its_recovery() -> None:
     assert recovery.recovered_at is None
 
 
+def test_a_two_week_dip_is_found_and_a_pair_of_wild_weeks_is_not() -> None:
+    """A fortnight 26 points down at a thousand answers a week (10 sampling SDs each
+    week) is a dip and a rise back: the winsorising that keeps one or two wild weeks
+    from buying a change point had clipped both weeks to its bound. Two consecutive
+    weeks 3 SDs off on the same side are still clipped."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        stats = happiness_stats(rng, [(40, 33.0), (2, 7.0), (30, 33.0)], n=1000)
+        dip, recovery = detect_changes(HAPPINESS, stats)
+        assert (dip.index, recovery.index) == (40, 42) and dip.finding
+        assert dip.direction is Direction.WORSE and recovery.direction is Direction.BETTER
+    x = np.random.default_rng(9).normal(size=70)
+    x[[30, 31]] = [3.0, 3.0]
+    assert find_change_points(x) == []
+
+
 def test_a_dip_on_tiny_samples_is_not_a_finding() -> None:
     rng = np.random.default_rng(11)
     sizes = np.full(40, 200)
