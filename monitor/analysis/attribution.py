@@ -906,15 +906,8 @@ def _windows(
     last = max(last, min(after_first + MIN_AFTER_WEEKS * per_week - 1, table.last_period))
     search = None
     if not incident.anchor.segment.items and change.after_to is not None:
-        # Everyone's own recovery does not stop the search either: a generic part gone
-        # after a fortnight left a lasting co-starting dip in one priority two weeks
-        # to show in, and it stayed an echo of everyone's.
-        # (Happiness only: lost time and factor shares searched past it took in the
-        # in-house groups' last weeks and named them, 5 more false roots in 40 worlds.)
-        own_recovery = (_period(table, change.recovered_at)
-                        if change.recovered_at is not None and incident.metric.name == "happiness" else None)
         search_last = min([after_first + AFTER_WEEKS * per_week - 1, table.last_period]
-                          + [e - 1 for e in events if e > after_first and e != own_recovery])
+                          + [e - 1 for e in events if e > after_first])
         if search_last > last:
             search = Window("after", after_first, search_last)
     one_slide = bool(segment_slides) and all(
